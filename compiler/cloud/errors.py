@@ -1,0 +1,28 @@
+"""The one error type of ``compiler.cloud``: a message for the user, never a traceback."""
+
+from __future__ import annotations
+
+from compiler.errors import RecforgeError
+
+
+class SubmitError(RecforgeError):
+    """Submitting, waiting for or reading back a Vertex AI job failed in a way the user can fix.
+
+    ``exit_code`` is 2 for bad input (config, credentials, source data) caught before anything
+    was created, 1 for a job that ran and failed, 3 for a wait that timed out and 130 for an
+    interrupted wait. ``job_id`` is set once a job exists.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        exit_code: int = 2,
+        key: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+        self.key = key
+        self.job_id = job_id

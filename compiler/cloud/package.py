@@ -1,0 +1,112 @@
+"""Source distributions a Vertex AI ``pythonPackageSpec`` installs before running the job.
+
+Two archives:
+- ``recforge-<version>.tar.gz``: this distribution (``compiler`` and ``plugins``), so the job can
+  run ``python -m compiler.runner.job``;
+- ``recforge_job_requirements-1.0.tar.gz``: no code, only ``dependencies`` = the configured pip
+  requirements (``submit.packages``). Vertex installs package URIs with pip, which also
+  installs their dependencies from PyPI; ``packageUris`` itself can only name archives.
+
+Both are built by setuptools' PEP 517 backend in a subprocess, from a copy of the source tree,
+so building never writes into the checkout (no ``*.egg-info`` there) and two builds at once do
+not collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from compiler.cloud.errors import SubmitError
+
+DISTRIBUTION = "recforge"
+REQUIREMENTS_DISTRIBUTION = "recforge_job_requirements"
+#: What of the checkout goes into the sdist: the packages pyproject's find config includes,
+#: plus the files setuptools reads while building.
+_TREE = ("pyproject.toml", "README.md", "LICENSE", "compiler", "plugins")
+_BUILD = (
+    "import sys\n"
+    "from setuptools import build_meta\n"
+    "print(build_meta.build_sdist(sys.argv[1]))\n"
+)
+
+
+def source_root() -> Path:
+    """The checkout holding recforge's ``pyproject.toml`` (``compiler`` is imported from it)."""
+    import compiler
+
+    root = Path(compiler.__file__).resolve().parent.parent
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file() or f'name = "{DISTRIBUTION}"' not in pyproject.read_text():
+        raise SubmitError(
+            f"cannot package recforge: no recforge pyproject.toml next to {root / 'compiler'}",
+            hint="submit from a source checkout of recforge",
+        )
+    return root
+
+
+def requirements_hash(requirements: Sequence[str]) -> str:
+    """Short content hash of a requirement list (names the staging folder of its archive)."""
+    return hashlib.sha256(json.dumps(list(requirements)).encode()).hexdigest()[:12]
+
+
+def sdist_name(version: str) -> str:
+    return f"{DISTRIBUTION}-{version}.tar.gz"
+
+
+REQUIREMENTS_SDIST = f"{REQUIREMENTS_DISTRIBUTION}-1.0.tar.gz"
+
+
+def build_recforge_sdist(out_dir: Path, root: Path | None = None) -> Path:
+    """Build recforge's sdist into ``out_dir`` and return its path."""
+    root = root or source_root()
+    with tempfile.TemporaryDirectory(prefix="recforge-sdist-") as tmp:
+        tree = Path(tmp) / "src"
+        tree.mkdir()
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+        for name in _TREE:
+            path = root / name
+            if path.is_dir():
+                shutil.copytree(path, tree / name, ignore=ignore)
+            elif path.is_file():
+                shutil.copy2(path, tree / name)
+        return _build(tree, out_dir)
+
+
+def build_requirements_sdist(requirements: Sequence[str], out_dir: Path) -> Path:
+    """Build a code-free sdist whose only content is ``dependencies = requirements``."""
+    with tempfile.TemporaryDirectory(prefix="recforge-reqs-") as tmp:
+        tree = Path(tmp)
+        deps = ",\n".join(f"    {json.dumps(r)}" for r in requirements)
+        (tree / "pyproject.toml").write_text(
+            "[build-system]\n"
+            'requires = ["setuptools>=61"]\n'
+            'build-backend = "setuptools.build_meta"\n\n'
+            "[project]\n"
+            f'name = "{REQUIREMENTS_DISTRIBUTION}"\n'
+            'version = "1.0"\n'
+            'description = "pip requirements of a recforge Vertex AI job"\n'
+            f"dependencies = [\n{deps}\n]\n\n"
+            "[tool.setuptools]\n"
+            "packages = []\n"
+        )
+        return _build(tree, out_dir)
+
+
+def _build(tree: Path, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _BUILD, str(out_dir)],
+        cwd=tree, capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise SubmitError(f"building a source distribution in {tree} failed:\n{tail}",
+                          exit_code=1)
+    return out_dir / proc.stdout.strip().splitlines()[-1]

@@ -1,0 +1,743 @@
+"""``load_data``: read a configured source into cleaned, typed train / eval / test frames.
+
+Pipeline (each step deterministic, so the same input and config give identical splits):
+
+1. open the source: the embedded synthetic dataset, a local CSV/Parquet file, or ``gs://``
+   (downloaded with google-cloud-storage to a temp file; honours ``STORAGE_EMULATOR_HOST``);
+2. check every configured column against the file's header *before* reading the data;
+3. read only the needed columns (id columns as text, so ``00123`` keeps its zeros);
+4. compute derived columns, apply ``filters``, convert each feature column to its kind, and
+   apply the dirty-row rules; every dropped row is counted once, under the first rule it breaks,
+   in this order: filters (config order), then feature columns (``required`` order), then the
+   target's positivity;
+5. optionally sample, then split.
+
+Output columns are the feature-config names in ``required`` order (plus the target), typed as the
+shared conventions say: ``string`` -> Python ``str`` (pandas string dtype), ``timestamp`` ->
+``int64`` Unix seconds (UTC), ``float`` -> ``float32``, ``int`` -> ``int64``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pandas.api import types as ptypes
+
+from compiler.data import synthetic
+from compiler.data.config import (
+    DEFAULT_SOURCE,
+    DataConfig,
+    DeriveOp,
+    DirtyAction,
+    FilterOp,
+    RowFilter,
+    SourceFormat,
+    SplitKind,
+    as_data_config,
+)
+from compiler.data.errors import DataError, did_you_mean, suggestion
+from compiler.data.paths import base_dirs
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("string", "timestamp", "float", "int")
+SPLITS = ("train", "eval", "test")
+
+_CSV_SUFFIXES = (".csv",)
+_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
+_NUMERIC_OPS = {FilterOp.gt, FilterOp.ge, FilterOp.lt, FilterOp.le}
+_TEXT_OPS = {FilterOp.startswith, FilterOp.not_startswith}
+
+
+@dataclass
+class LoadedData:
+    """Cleaned, typed, split raw features.
+
+    ``splits``: ``train`` / ``eval`` / ``test`` frames (never empty), rows in file order.
+    ``dropped``: rows dropped per reason (only reasons that dropped something); reasons are the
+    filter names and ``missing_id:<col>``, ``bad_timestamp:<col>``, ``bad_number:<col>``,
+    ``non_positive_target:<col>``. ``total_rows``: rows in the source, before anything was
+    dropped or sampled.
+    """
+
+    splits: dict[str, pd.DataFrame]
+    dropped: dict[str, int]
+    total_rows: int
+    source_description: str
+    sampled_out: int = 0
+    kinds: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kept_rows(self) -> int:
+        return sum(len(f) for f in self.splits.values())
+
+    def summary(self) -> str:
+        sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
+        dropped = ", ".join(f"{k}={v}" for k, v in self.dropped.items()) or "none"
+        sampled = f", {self.sampled_out} sampled out" if self.sampled_out else ""
+        return (
+            f"{self.source_description}: {self.total_rows} rows, kept {self.kept_rows} "
+            f"({sizes}); dropped: {dropped}{sampled}"
+        )
+
+
+def load_data(
+    cfg: DataConfig | Any,
+    required: Mapping[str, str],
+    target: str | None = None,
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> LoadedData:
+    """Load ``cfg``'s source as train/eval/test frames of the ``required`` feature columns.
+
+    ``required`` maps feature-config column names to kinds (``string``, ``timestamp``, ``float``,
+    ``int``); ``target`` (a feature-config name, added as ``float`` if absent) must be > 0.
+    ``cfg`` is a ``DataConfig`` or a composed Hydra/OmegaConf node of that schema.
+    ``base_dir`` anchors a relative ``source``; by default the original working directory, then
+    the repository root, are tried. Raises ``DataError`` with one explanatory message.
+    """
+    cfg = as_data_config(cfg)
+    kinds = _check_required(required, target)
+    _check_config(cfg, kinds)
+
+    with _local_copy(cfg, base_dir) as (path, fmt, label, description):
+        header = _read_header(path, fmt, label)
+        plan = _plan_columns(cfg, kinds, header, label)
+        raw = _read_frame(path, fmt, label, plan)
+
+    total = len(raw)
+    alive = np.ones(total, dtype=bool)
+    dropped: dict[str, int] = {}
+
+    def drop(reason: str, bad: np.ndarray, action: DirtyAction, what: str, key: str) -> None:
+        nonlocal alive
+        newly = bad & alive
+        count = int(newly.sum())
+        if count == 0:
+            return
+        if action is DirtyAction.fail:
+            first = int(np.flatnonzero(newly)[0])
+            raise DataError(
+                f"{label}: {count} row(s) {what} (first at data row {first + 1}); {key} is "
+                f"'fail' - set it to 'drop' to drop and count such rows instead."
+            )
+        dropped[reason] = count
+        alive &= ~bad
+
+    for name, spec in cfg.derived.items():
+        raw[name] = _derive(raw, spec.inputs, spec.op)
+
+    for name, flt in cfg.filters.items():
+        keep = _filter_mask(raw[flt.column], flt)
+        drop(
+            name,
+            ~keep,
+            flt.on_violation,
+            f"fail filter data.filters.{name} ({_describe_filter(flt)})",
+            f"data.filters.{name}.on_violation",
+        )
+
+    out: dict[str, np.ndarray] = {}
+    for col, kind in kinds.items():
+        src = plan.sources[col]
+        series = raw[src]
+        where = f"column {src!r}" + (f" (feature {col!r})" if src != col else "")
+        if kind == "string":
+            values, bad = _to_text(series)
+            drop(
+                f"missing_id:{col}",
+                bad,
+                cfg.dirty.missing_id,
+                f"have a missing {where}",
+                "data.dirty.missing_id",
+            )
+        elif kind == "timestamp":
+            values, bad = _to_unix_seconds(series, cfg.timestamp_format)
+            fmt_hint = cfg.timestamp_format or "ISO 8601"
+            drop(
+                f"bad_timestamp:{col}",
+                bad,
+                cfg.dirty.bad_timestamp,
+                f"have a missing or unparseable ({fmt_hint}) timestamp in {where}",
+                "data.dirty.bad_timestamp",
+            )
+        else:
+            values, bad = _to_number(series, integral=kind == "int")
+            drop(
+                f"bad_number:{col}",
+                bad,
+                cfg.dirty.bad_number,
+                f"have a missing or non-numeric {where}",
+                "data.dirty.bad_number",
+            )
+        out[col] = values
+    if target is not None:
+        positive = np.zeros(total, dtype=bool)
+        np.greater(out[target], 0, out=positive, where=~np.isnan(out[target]))
+        drop(
+            f"non_positive_target:{target}",
+            ~positive,
+            cfg.dirty.non_positive_target,
+            f"have a target {target!r} <= 0",
+            "data.dirty.non_positive_target",
+        )
+
+    keep_idx = np.flatnonzero(alive)
+    if keep_idx.size == 0:
+        raise DataError(
+            f"{label}: no rows left after cleaning {total} rows (dropped: {dropped}); check "
+            "data.columns, data.filters and data.dirty."
+        )
+
+    split_seq, sample_seq = np.random.SeedSequence(cfg.split.seed).spawn(2)
+    sampled_out = 0
+    if cfg.sample is not None and keep_idx.size > cfg.sample:
+        chosen = np.random.Generator(np.random.PCG64(sample_seq)).choice(
+            keep_idx.size, size=cfg.sample, replace=False
+        )
+        sampled_out = keep_idx.size - cfg.sample
+        keep_idx = keep_idx[np.sort(chosen)]
+
+    frame = pd.DataFrame({col: _finish(out[col][keep_idx], kinds[col]) for col in kinds})
+    labels = _split_labels(frame, cfg, kinds, split_seq)
+    splits: dict[str, pd.DataFrame] = {}
+    for i, name in enumerate(SPLITS):
+        part = frame[labels == i].reset_index(drop=True)
+        if part.empty:
+            raise DataError(
+                f"split {name!r} is empty after loading {label} ({len(frame)} rows kept); "
+                f"split settings: {_describe_split(cfg, frame, kinds)}."
+            )
+        splits[name] = part
+
+    result = LoadedData(
+        splits=splits,
+        dropped=dropped,
+        total_rows=total,
+        source_description=description,
+        sampled_out=sampled_out,
+        kinds=dict(kinds),
+    )
+    logger.info("%s", result.summary())
+    return result
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_required(required: Mapping[str, str], target: str | None) -> dict[str, str]:
+    if not required:
+        raise DataError("load_data needs at least one required feature column; got none.")
+    kinds: dict[str, str] = {}
+    for col, kind in required.items():
+        if kind not in KINDS:
+            raise DataError(
+                f"feature column {col!r} has kind {kind!r}; expected one of "
+                f"{', '.join(KINDS)}.{suggestion(str(kind), KINDS)}"
+            )
+        kinds[str(col)] = kind
+    if target is not None:
+        kind = kinds.setdefault(target, "float")
+        if kind not in ("float", "int"):
+            raise DataError(f"target {target!r} has kind {kind!r}; a target must be float or int.")
+        # The target is compared with 0 in float space, so it is converted as a float first.
+    return kinds
+
+
+def _check_config(cfg: DataConfig, kinds: Mapping[str, str]) -> None:
+    for name, spec in cfg.derived.items():
+        if len(spec.inputs) < 2:
+            raise DataError(
+                f"data.derived.{name}.inputs needs at least 2 columns to {spec.op.value}; "
+                f"got {list(spec.inputs)}."
+            )
+    for name, flt in cfg.filters.items():
+        key = f"data.filters.{name}"
+        if not flt.column:
+            raise DataError(f"{key}.column is not set; name the column the filter tests.")
+        if flt.op in _NUMERIC_OPS and flt.value is None:
+            raise DataError(f"{key}: op {flt.op.value!r} compares numbers; set {key}.value.")
+        if flt.op in _TEXT_OPS and flt.text is None:
+            raise DataError(f"{key}: op {flt.op.value!r} compares text; set {key}.text.")
+        if flt.op in (FilterOp.eq, FilterOp.ne) and (flt.value is None) == (flt.text is None):
+            raise DataError(f"{key}: op {flt.op.value!r} needs exactly one of value or text.")
+    if cfg.sample is not None and cfg.sample < 1:
+        raise DataError(f"data.sample must be a positive row count or null; got {cfg.sample}.")
+    split = cfg.split
+    if split.kind is SplitKind.random:
+        ratios = {n: getattr(split.ratios, n) for n in SPLITS}
+        if any(r <= 0 for r in ratios.values()) or abs(sum(ratios.values()) - 1.0) > 1e-6:
+            shown = ", ".join(f"{n}={r}" for n, r in ratios.items())
+            raise DataError(
+                f"data.split.ratios must be positive and sum to 1; got {shown} "
+                f"(sum {sum(ratios.values()):g})."
+            )
+    else:
+        for key in ("eval_start", "test_start"):
+            if getattr(split, key) is None:
+                raise DataError(
+                    f"data.split.kind is 'date' but data.split.{key} is not set; give an ISO "
+                    "date such as 2011-10-01."
+                )
+        if _date_cut(split.eval_start, "eval_start") > _date_cut(split.test_start, "test_start"):
+            raise DataError(
+                f"data.split.eval_start ({split.eval_start}) is after data.split.test_start "
+                f"({split.test_start}); eval must come before test."
+            )
+        _split_date_column(cfg, kinds)
+
+
+def _date_cut(value: str | None, key: str) -> int:
+    try:
+        ts = pd.Timestamp(str(value))
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"data.split.{key}: cannot parse {value!r} as a date; expected ISO, e.g. 2011-10-01."
+        ) from exc
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.timestamp())
+
+
+def _split_date_column(cfg: DataConfig, kinds: Mapping[str, str]) -> str:
+    stamps = [c for c, k in kinds.items() if k == "timestamp"]
+    chosen = cfg.split.date_column
+    if chosen is not None:
+        if kinds.get(chosen) != "timestamp":
+            raise DataError(
+                f"data.split.date_column {chosen!r} is not a timestamp feature column; timestamp "
+                f"columns: {stamps}.{suggestion(chosen, stamps)}"
+            )
+        return chosen
+    if len(stamps) != 1:
+        raise DataError(
+            f"data.split.kind is 'date' and there are {len(stamps)} timestamp feature columns "
+            f"({stamps}); set data.split.date_column to the one to split on."
+        )
+    return stamps[0]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@contextlib.contextmanager
+def _local_copy(
+    cfg: DataConfig, base_dir: str | os.PathLike[str] | None
+) -> Iterator[tuple[Path, SourceFormat, str, str]]:
+    """Yield (local path, format, label for messages, description) for ``cfg.source``."""
+    source = str(cfg.source).strip()
+    if source == DEFAULT_SOURCE:
+        path = synthetic.ensure_cached(cfg.cache_dir)
+        yield (
+            path,
+            SourceFormat.parquet,
+            f"embedded dataset ({path})",
+            (f"{synthetic.describe()} from {path}"),
+        )
+        return
+    if source.startswith("gs://"):
+        fmt = _detect_format(source, cfg.format)
+        with tempfile.TemporaryDirectory(prefix="recforge-data-") as tmp:
+            path = _download_gcs(source, Path(tmp))
+            yield path, fmt, source, f"{source} ({fmt.value})"
+        return
+    path = _resolve_local(source, base_dir)
+    fmt = _detect_format(path.name, cfg.format)
+    yield path, fmt, str(path), f"{path} ({fmt.value})"
+
+
+def _resolve_local(source: str, base_dir: str | os.PathLike[str] | None) -> Path:
+    given = Path(source).expanduser()
+    if given.is_absolute():
+        candidates = [given]
+    else:
+        bases = [Path(base_dir).resolve()] if base_dir is not None else base_dirs()
+        candidates = [b / given for b in bases]
+    for cand in candidates:
+        if cand.is_dir():
+            raise DataError(
+                f"data.source {source!r} is a directory ({cand}); point it at one CSV or "
+                "Parquet file."
+            )
+        if cand.is_file():
+            return cand.resolve()
+    tried = ", ".join(str(c) for c in candidates)
+    hint = ""
+    for cand in candidates:
+        if cand.parent.is_dir():
+            siblings = sorted(p.name for p in cand.parent.iterdir() if p.is_file())
+            best = did_you_mean(cand.name, siblings)
+            if best is not None:
+                hint = f" Did you mean {str(cand.parent / best)!r}?"
+                break
+    raise DataError(f"data file not found: data.source is {source!r}; looked for {tried}.{hint}")
+
+
+def _download_gcs(uri: str, tmp: Path) -> Path:
+    bucket_name, _, blob_name = uri[len("gs://") :].partition("/")
+    if not bucket_name or not blob_name or blob_name.endswith("/"):
+        raise DataError(f"data.source {uri!r} must name one object: gs://BUCKET/PATH/FILE.csv")
+    try:
+        from google.api_core import exceptions as gexc
+        from google.auth import exceptions as auth_exc
+        from google.cloud import storage
+    except ImportError as exc:
+        raise DataError(
+            f"data.source {uri!r} is on GCS, which needs google-cloud-storage "
+            "(pip install 'recforge[cloud]')."
+        ) from exc
+    try:
+        client = storage.Client()
+    except (auth_exc.GoogleAuthError, OSError) as exc:
+        raise DataError(
+            f"cannot open {uri}: no Google Cloud credentials ({exc}); run "
+            "`gcloud auth application-default login` or set STORAGE_EMULATOR_HOST."
+        ) from exc
+    dest = tmp / Path(blob_name).name
+    try:
+        client.bucket(bucket_name).blob(blob_name).download_to_filename(str(dest))
+    except gexc.NotFound as exc:
+        raise DataError(
+            f"data file not found: {uri} (data.source){_gcs_hint(client, bucket_name, blob_name)}"
+        ) from exc
+    except gexc.GoogleAPIError as exc:
+        raise DataError(f"cannot download {uri} (data.source): {exc}") from exc
+    return dest
+
+
+def _gcs_hint(client: Any, bucket_name: str, blob_name: str) -> str:
+    """A did-you-mean among the objects next to the missing one, or a missing-bucket note."""
+    from google.api_core import exceptions as gexc
+
+    parent = blob_name.rsplit("/", 1)[0] + "/" if "/" in blob_name else ""
+    try:
+        names = [b.name for b in client.list_blobs(bucket_name, prefix=parent, max_results=1000)]
+    except gexc.NotFound:
+        return f"; bucket {bucket_name!r} does not exist."
+    except gexc.GoogleAPIError:
+        return "."
+    best = did_you_mean(blob_name, names)
+    return f". Did you mean gs://{bucket_name}/{best}?" if best else "."
+
+
+def _detect_format(name: str, fmt: SourceFormat) -> SourceFormat:
+    if fmt is not SourceFormat.auto:
+        return fmt
+    lower = name.lower()
+    stem = lower
+    for comp in _COMPRESSION_SUFFIXES:
+        if stem.endswith(comp):
+            stem = stem[: -len(comp)]
+            break
+    if stem.endswith(_CSV_SUFFIXES):
+        return SourceFormat.csv
+    if lower.endswith(_PARQUET_SUFFIXES):
+        return SourceFormat.parquet
+    raise DataError(
+        f"cannot tell the format of {name!r} from its name (expected .csv, .csv.gz or .parquet); "
+        "set data.format to csv or parquet."
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class _Plan:
+    sources: dict[str, str]  # feature column -> file or derived column
+    file_columns: list[str]  # file columns to read, in header order
+    text_columns: set[str]  # file columns read as text
+
+
+def _read_header(path: Path, fmt: SourceFormat, label: str) -> list[str]:
+    if fmt is SourceFormat.csv:
+        with open(path, "rb") as fh:
+            if fh.read(4) == b"PAR1":
+                raise DataError(
+                    f"{label} is a Parquet file but is being read as CSV; set data.format: parquet."
+                )
+    try:
+        if fmt is SourceFormat.csv:
+            return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        names = pq.read_schema(path).names
+        return [n for n in names if not n.startswith("__index_level_")]
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {label} as CSV (data.format={fmt.value}): {exc}") from exc
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        kind = "CSV" if fmt is SourceFormat.csv else "Parquet"
+        raise DataError(f"cannot read {label} as {kind} (data.format={fmt.value}): {exc}") from exc
+
+
+def _missing_column(label: str, key: str, column: str, header: list[str], extra: str = "") -> str:
+    return (
+        f"{key} refers to column {column!r}, which {label} does not have.{extra} Available "
+        f"columns: {', '.join(header)}.{suggestion(column, header)}"
+    )
+
+
+def _plan_columns(
+    cfg: DataConfig, kinds: Mapping[str, str], header: list[str], label: str
+) -> _Plan:
+    have = set(header)
+    available = set(header)
+    for name, spec in cfg.derived.items():
+        for i, col in enumerate(spec.inputs):
+            if col not in available:
+                raise DataError(
+                    _missing_column(label, f"data.derived.{name}.inputs[{i}]", col, header)
+                )
+        available.add(name)
+    for name, flt in cfg.filters.items():
+        if flt.column not in available:
+            raise DataError(
+                _missing_column(label, f"data.filters.{name}.column", flt.column, header)
+            )
+
+    sources: dict[str, str] = {}
+    unused_keys = [k for k in cfg.columns if k not in kinds]
+    for col in kinds:
+        if col in cfg.derived:
+            sources[col] = col
+        elif col in cfg.columns:
+            mapped = str(cfg.columns[col])
+            if mapped not in available:
+                raise DataError(_missing_column(label, f"data.columns.{col}", mapped, header))
+            sources[col] = mapped
+        elif col in available:
+            sources[col] = col
+        else:
+            typo = did_you_mean(col, unused_keys)
+            extra = (
+                f" data.columns has an entry {typo!r}: did you mean to name it {col!r}?"
+                if typo
+                else f" Map it with data.columns.{col}: <file column>."
+            )
+            raise DataError(
+                f"feature column {col!r} is not a column of {label} and data.columns has no "
+                f"entry for it.{extra} Available columns: {', '.join(header)}."
+                f"{suggestion(col, header)}"
+            )
+
+    needed: set[str] = {s for s in sources.values() if s in have}
+    for spec in cfg.derived.values():
+        needed.update(c for c in spec.inputs if c in have)
+    needed.update(f.column for f in cfg.filters.values() if f.column in have)
+    text = {s for c, s in sources.items() if kinds[c] == "string" and s in have}
+    text.update(
+        f.column
+        for f in cfg.filters.values()
+        if f.column in have and (f.op in _TEXT_OPS or f.text is not None)
+    )
+    return _Plan(sources, [c for c in header if c in needed], text)
+
+
+def _read_frame(path: Path, fmt: SourceFormat, label: str, plan: _Plan) -> pd.DataFrame:
+    try:
+        if fmt is SourceFormat.csv:
+            return pd.read_csv(
+                path,
+                usecols=plan.file_columns,
+                dtype={c: str for c in plan.text_columns},
+                low_memory=False,  # whole-column type inference, no mixed-type chunks
+            )
+        return pd.read_parquet(path, columns=plan.file_columns)
+    except (
+        pd.errors.ParserError,
+        UnicodeDecodeError,
+        pa.ArrowException,
+        OSError,
+        ValueError,
+    ) as exc:
+        raise DataError(f"cannot read {label} as {fmt.value}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def _numeric(series: pd.Series) -> np.ndarray:
+    """float64 values; anything missing or non-numeric becomes NaN (and +-inf too)."""
+    if ptypes.is_bool_dtype(series.dtype):
+        values = series.astype("float64").to_numpy()
+    elif ptypes.is_numeric_dtype(series.dtype):
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    values = values.copy()
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def _derive(frame: pd.DataFrame, inputs: list[str], op: DeriveOp) -> np.ndarray:
+    result = _numeric(frame[inputs[0]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for col in inputs[1:]:
+            other = _numeric(frame[col])
+            if op is DeriveOp.multiply:
+                result = result * other
+            elif op is DeriveOp.add:
+                result = result + other
+            elif op is DeriveOp.subtract:
+                result = result - other
+            else:
+                result = result / other
+    result[~np.isfinite(result)] = np.nan  # x/0 is a bad number, not infinity
+    return result
+
+
+def _to_text(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Ids as text (object array of str, None where missing) and the missing mask.
+
+    Float-typed ids (``17850.0``, as CSV readers and spreadsheets produce) become ``17850``;
+    surrounding whitespace is stripped and an empty id counts as missing.
+    """
+    n = len(series)
+    out = np.full(n, None, dtype=object)
+    if ptypes.is_bool_dtype(series.dtype):
+        present = series.notna().to_numpy()
+        out[present] = series[present].astype(str).str.lower().to_numpy()
+    elif ptypes.is_integer_dtype(series.dtype):
+        present = series.notna().to_numpy()
+        out[present] = series[present].astype("int64").astype(str).to_numpy()
+    elif ptypes.is_float_dtype(series.dtype):
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        finite = np.isfinite(values)
+        integral = finite & (np.floor(values) == values) & (np.abs(values) < 2**53)
+        out[integral] = values[integral].astype(np.int64).astype(str).astype(object)
+        other = finite & ~integral
+        out[other] = [repr(float(v)) for v in values[other]]
+    else:
+        present = series.notna().to_numpy()
+        text = series[present].astype(str).str.strip()
+        dotted = text.str.contains(".", regex=False)
+        if dotted.any():
+            text[dotted] = text[dotted].str.replace(r"^([+-]?\d+)\.0+$", r"\1", regex=True)
+        out[present] = text.to_numpy(dtype=object)
+        out[out == ""] = None
+    return out, pd.isna(out)
+
+
+def _to_unix_seconds(series: pd.Series, fmt: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """int64 Unix seconds (UTC) and the bad mask. Naive times are taken as UTC; numbers are
+    taken as Unix seconds already."""
+    if ptypes.is_datetime64_any_dtype(series.dtype):
+        stamps = pd.to_datetime(series, utc=True)
+    elif ptypes.is_numeric_dtype(series.dtype) and not ptypes.is_bool_dtype(series.dtype):
+        values = _numeric(series)
+        bad = np.isnan(values)
+        seconds = np.zeros(len(values), dtype=np.int64)
+        seconds[~bad] = np.floor(values[~bad]).astype(np.int64)
+        return seconds, bad
+    else:
+        text = series.where(series.notna(), None).astype(object)
+        stamps = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce", utc=True)
+    bad = stamps.isna().to_numpy()
+    naive = stamps.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    seconds = np.zeros(len(naive), dtype=np.int64)
+    # Floor division so times before 1970 with sub-second parts round down, like a clock would.
+    seconds[~bad] = naive[~bad].astype(np.int64) // 1_000_000_000
+    return seconds, bad
+
+
+def _to_number(series: pd.Series, *, integral: bool) -> tuple[np.ndarray, np.ndarray]:
+    values = _numeric(series)
+    bad = np.isnan(values)
+    if integral:
+        bad |= ~bad & (np.floor(np.nan_to_num(values)) != np.nan_to_num(values))
+    return values, bad
+
+
+def _finish(values: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "string":
+        # An object array of str; pandas stores it with its default string dtype.
+        return values.astype(object)
+    if kind == "timestamp":
+        return values.astype(np.int64)
+    if kind == "int":
+        return values.astype(np.int64)
+    return values.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- filters & splits
+
+
+def _filter_mask(series: pd.Series, flt: RowFilter) -> np.ndarray:
+    """True where the row passes (is kept by) the filter."""
+    present = series.notna().to_numpy()
+    if flt.op is FilterOp.not_null:
+        return present
+    if flt.op in _TEXT_OPS or flt.text is not None:
+        text, missing = _to_text(series)
+        want = str(flt.text)
+        hit = np.zeros(len(text), dtype=bool)
+        if flt.op in _TEXT_OPS:
+            hit[~missing] = [t.startswith(want) for t in text[~missing]]
+        else:
+            hit[~missing] = text[~missing] == want
+        if flt.op in (FilterOp.startswith, FilterOp.eq):
+            return hit
+        return ~hit  # not_startswith / ne: a missing cell passes
+    values = _numeric(series)
+    ok = ~np.isnan(values)
+    ref = float(flt.value)  # type: ignore[arg-type]  # checked in _check_config
+    compare = {
+        FilterOp.gt: np.greater,
+        FilterOp.ge: np.greater_equal,
+        FilterOp.lt: np.less,
+        FilterOp.le: np.less_equal,
+        FilterOp.eq: np.equal,
+        FilterOp.ne: np.not_equal,
+    }[flt.op]
+    result = np.zeros(len(values), dtype=bool)
+    result[ok] = compare(values[ok], ref)
+    return result
+
+
+def _describe_filter(flt: RowFilter) -> str:
+    ref = flt.text if flt.op in _TEXT_OPS or flt.text is not None else flt.value
+    return f"{flt.column} {flt.op.value}" + ("" if flt.op is FilterOp.not_null else f" {ref!r}")
+
+
+def _split_labels(
+    frame: pd.DataFrame, cfg: DataConfig, kinds: Mapping[str, str], seq: np.random.SeedSequence
+) -> np.ndarray:
+    """0/1/2 (train/eval/test) per row."""
+    n = len(frame)
+    split = cfg.split
+    if split.kind is SplitKind.date:
+        stamps = frame[_split_date_column(cfg, kinds)].to_numpy()
+        eval_cut = _date_cut(split.eval_start, "eval_start")
+        test_cut = _date_cut(split.test_start, "test_start")
+        return (stamps >= eval_cut).astype(np.int8) + (stamps >= test_cut).astype(np.int8)
+    n_train = min(n, int(np.floor(n * split.ratios.train + 0.5)))
+    n_eval = min(n - n_train, int(np.floor(n * split.ratios.eval + 0.5)))
+    position = np.empty(n, dtype=np.int64)
+    position[np.random.Generator(np.random.PCG64(seq)).permutation(n)] = np.arange(n)
+    return (position >= n_train).astype(np.int8) + (position >= n_train + n_eval).astype(np.int8)
+
+
+def _describe_split(cfg: DataConfig, frame: pd.DataFrame, kinds: Mapping[str, str]) -> str:
+    split = cfg.split
+    if split.kind is SplitKind.random:
+        r = split.ratios
+        return (
+            f"data.split.kind=random, seed={split.seed}, ratios train={r.train} eval={r.eval} "
+            f"test={r.test}"
+        )
+    col = _split_date_column(cfg, kinds)
+    stamps = pd.to_datetime(frame[col], unit="s", utc=True)
+    return (
+        f"data.split.kind=date on {col!r}, eval_start={split.eval_start}, "
+        f"test_start={split.test_start}; the kept rows' dates run from "
+        f"{stamps.min():%Y-%m-%d %H:%M:%S} to {stamps.max():%Y-%m-%d %H:%M:%S} UTC"
+    )

@@ -1,0 +1,49 @@
+"""Stage 6 — emit: write the modules and the manifest atomically, byte-for-byte reproducibly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class EmitResult:
+    output_dir: Path
+    files: tuple[Path, ...]
+
+
+def manifest_json(manifest: Mapping[str, Any]) -> str:
+    return json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def emit(files: Mapping[str, str], manifest: Mapping[str, Any], output_dir: Path | str
+         ) -> EmitResult:
+    """Write every file into ``output_dir`` so readers see all old or all new files.
+
+    Files are written into a sibling temporary directory first; each is then moved into place
+    with ``os.replace`` (atomic per file). Nothing is left behind if writing fails.
+    """
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    contents = {**files, MANIFEST_FILE: manifest_json(manifest)}
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        for name, text in contents.items():
+            with open(staging / name, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        output_dir.mkdir(exist_ok=True)
+        for name in contents:
+            os.replace(staging / name, output_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return EmitResult(output_dir, tuple(output_dir / name for name in contents))

@@ -1,0 +1,54 @@
+"""The run ledger: a database of every compile, local run and Vertex AI submission.
+
+    from compiler.ledger import Ledger
+
+    ledger = Ledger()                       # sqlite:///<cwd>/.recforge/ledger.db by default
+    n = ledger.record_compile(config_hash, "hybrid_v1", "cherng_v3", overrides, resolved, arts)
+    ledger.start(n, kind="local")           # or "vertex", then ledger.set_job(n, job_id)
+    ledger.complete(n, json.load(open("training_metrics.json")))   # or ledger.fail(n, error)
+
+The URL is the argument, else ``$RECFORGE_LEDGER_URL``, else the project's SQLite file; any
+SQLAlchemy URL works, e.g. ``postgresql://user@host/db`` for a team ledger (psycopg 3).
+Never imports TensorFlow.
+"""
+
+from compiler.ledger.records import (
+    HIGHER_IS_BETTER,
+    KINDS,
+    METRIC_KEYS,
+    RUN_KINDS,
+    SORTABLE_COLUMNS,
+    STATUSES,
+    DuplicateSubmission,
+    Experiment,
+    ExperimentNotFound,
+    LedgerError,
+    LedgerNotFound,
+    check_metric_name,
+    check_sort_column,
+    split_metrics,
+)
+from compiler.ledger.schema import LATEST_VERSION
+from compiler.ledger.store import ENV_URL, Ledger, default_url, resolve_url
+
+__all__ = [
+    "ENV_URL",
+    "HIGHER_IS_BETTER",
+    "KINDS",
+    "LATEST_VERSION",
+    "METRIC_KEYS",
+    "RUN_KINDS",
+    "SORTABLE_COLUMNS",
+    "STATUSES",
+    "DuplicateSubmission",
+    "Experiment",
+    "ExperimentNotFound",
+    "Ledger",
+    "LedgerError",
+    "LedgerNotFound",
+    "check_metric_name",
+    "check_sort_column",
+    "default_url",
+    "resolve_url",
+    "split_metrics",
+]

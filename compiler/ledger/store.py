@@ -1,0 +1,486 @@
+"""``Ledger``: the database of every compile, local run and Vertex AI submission."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, select, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+
+from compiler.ledger import schema
+from compiler.ledger.records import (
+    HIGHER_IS_BETTER,
+    KINDS,
+    METRIC_KEYS,
+    RUN_KINDS,
+    STATUSES,
+    DuplicateSubmission,
+    Experiment,
+    ExperimentNotFound,
+    LedgerError,
+    LedgerNotFound,
+    check_sort_column,
+    split_metrics,
+)
+from compiler.ledger.schema import experiments as T
+from compiler.ledger.schema import sweeps as S
+
+ENV_URL = "RECFORGE_LEDGER_URL"
+#: How long one SQLite connection waits for the write lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_S = 30.0
+#: Total time a write keeps retrying transient lock/serialisation errors.
+WRITE_RETRY_S = 120.0
+
+_R = TypeVar("_R")
+# Execution option the SQLite "begin" hook reads to emit BEGIN IMMEDIATE for writes.
+_WRITE = "recforge_write"
+
+
+def default_url(cwd: str | os.PathLike[str] | None = None) -> str:
+    """``sqlite:///<cwd>/.recforge/ledger.db``: the per-project embedded ledger."""
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    return f"sqlite:///{(base / '.recforge' / 'ledger.db').resolve()}"
+
+
+def resolve_url(url: str | os.PathLike[str] | None = None) -> str:
+    """The ledger URL: the explicit argument, else ``$RECFORGE_LEDGER_URL``, else the default.
+
+    A bare path (no ``scheme://``) means a SQLite file at that path.
+    """
+    chosen = os.fspath(url) if url is not None else os.environ.get(ENV_URL) or default_url()
+    if "://" not in chosen:
+        chosen = f"sqlite:///{Path(chosen).expanduser().resolve()}"
+    return chosen
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes (everything the ledger writes is UTC); PostgreSQL hands
+    # back the session's time zone, which on a team server may be anything.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def _json_data(value: Any, what: str) -> Any:
+    """A JSON-normalised copy of ``value`` (tuples become lists ...), or a clear error."""
+    if type(value).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf  # a Hydra config object: store its resolved plain form
+
+        value = OmegaConf.to_container(value, resolve=True)
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise LedgerError(f"{what} must be plain JSON data: {exc}") from None
+
+
+class Ledger:
+    """The run ledger. Open it with a SQLAlchemy URL; the default is the project's SQLite file.
+
+    ``url``: explicit URL (or SQLite file path) > ``$RECFORGE_LEDGER_URL`` > ``default_url()``.
+    ``postgresql://...`` URLs use the psycopg (v3) driver. ``create=False`` raises
+    ``LedgerNotFound`` instead of creating a missing ledger (read-only tools use it).
+
+    Every method is one short transaction; instances are cheap, thread-compatible through the
+    engine's pool, and safe across ``fork`` (a child re-opens its own connections).
+    """
+
+    def __init__(self, url: str | os.PathLike[str] | None = None, *, create: bool = True) -> None:
+        self.url = resolve_url(url)
+        try:
+            sa_url = make_url(self.url)
+        except ArgumentError as exc:
+            raise LedgerError(f"not a database URL: {self.url!r} ({exc})") from None
+        if sa_url.drivername in ("postgresql", "postgres"):
+            # SQLAlchemy's default PostgreSQL driver is psycopg2; recforge ships psycopg 3.
+            sa_url = sa_url.set(drivername="postgresql+psycopg")
+        self.display_url = sa_url.render_as_string(hide_password=True)
+        self._engine = self._make_engine(sa_url, create)
+        self._write_engine = self._engine.execution_options(**{_WRITE: True})
+        self._pid = os.getpid()
+        try:
+            self._open(create)
+        except BaseException:
+            self.close()
+            raise
+
+    # ---------------------------------------------------------------- connection management
+    def _make_engine(self, sa_url: URL, create: bool) -> Engine:
+        if sa_url.get_backend_name() != "sqlite":
+            try:
+                # pre_ping: a team server drops idle connections; check before handing one out.
+                return create_engine(sa_url, pool_pre_ping=True)
+            except ImportError as exc:
+                hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
+                raise LedgerError(f"{self.display_url}: driver missing: {exc}{hint}") from None
+        database = sa_url.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            raise LedgerError(
+                f"{self.display_url}: the ledger needs a SQLite file (an in-memory database "
+                "would vanish with the process)"
+            )
+        path = Path(database)
+        if not path.exists():
+            if not create:
+                raise LedgerNotFound(f"no ledger at {path} (nothing has been recorded yet)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(sa_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+
+    def _open(self, create: bool) -> None:
+        version = self._read(schema.schema_version)
+        if version > schema.LATEST_VERSION:
+            raise LedgerError(
+                schema.newer_schema_message(version, schema.LATEST_VERSION, self.display_url)
+            )
+        if version == 0 and not create:
+            raise LedgerNotFound(f"no recforge ledger in {self.display_url}")
+        if version < schema.LATEST_VERSION:
+            self._write(lambda c: schema.migrate(c, where=self.display_url))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.display_url!r})"
+
+    def _after_fork(self) -> None:
+        # Pooled connections inherited from the parent must not be used (or closed) here.
+        if os.getpid() != self._pid:
+            self._engine.dispose(close=False)
+            self._pid = os.getpid()
+
+    def _read(self, fn: Callable[[Connection], _R]) -> _R:
+        return self._run(fn, self._engine)
+
+    def _write(self, fn: Callable[[Connection], _R]) -> _R:
+        return self._run(fn, self._write_engine)
+
+    def _run(self, fn: Callable[[Connection], _R], engine: Engine) -> _R:
+        """Run ``fn`` in one transaction, retrying transient lock / serialisation failures.
+
+        Retrying is safe: those errors mean the transaction did not commit.
+        """
+        self._after_fork()
+        deadline = time.monotonic() + WRITE_RETRY_S
+        delay = 0.02
+        while True:
+            try:
+                with engine.begin() as conn:
+                    return fn(conn)
+            except DBAPIError as exc:
+                if _is_transient(exc) and time.monotonic() < deadline:
+                    time.sleep(delay * random.uniform(0.5, 1.5))
+                    delay = min(delay * 2, 1.0)
+                    continue
+                if isinstance(exc, OperationalError):  # unreachable server, locked too long ...
+                    reason = exc.orig if exc.orig is not None else exc
+                    raise LedgerError(f"ledger {self.display_url}: {reason}") from exc
+                raise  # integrity errors are handled by the caller; anything else is a bug
+
+    # ---------------------------------------------------------------- recording
+    def record_compile(
+        self,
+        config_hash: str,
+        model: str,
+        features: str,
+        overrides: Iterable[str],
+        resolved_config: Mapping[str, Any],
+        artifacts: Mapping[str, str] | None = None,
+        sweep_id: int | None = None,
+    ) -> int:
+        """Record a compile; return its experiment number (assigned by the database)."""
+        if not isinstance(config_hash, str) or not config_hash:
+            raise LedgerError("config_hash must be a non-empty string")
+        if isinstance(overrides, str):
+            # A bare string would be stored as a list of characters.
+            raise LedgerError("overrides must be a list of strings, not one string")
+        override_list = list(overrides)
+        if not all(isinstance(o, str) for o in override_list):
+            raise LedgerError(f"overrides must be strings, got {override_list!r}")
+        config = _json_data(resolved_config, "resolved_config")
+        if not isinstance(config, dict):
+            raise LedgerError("resolved_config must be a mapping")
+        artifact_map = _artifacts(artifacts)
+
+        def insert(conn: Connection) -> int:
+            if (
+                sweep_id is not None
+                and conn.execute(select(S.c.id).where(S.c.id == sweep_id)).first() is None
+            ):
+                raise LedgerError(f"sweep {sweep_id} does not exist (use next_sweep_id())")
+            result = conn.execute(
+                T.insert().values(
+                    config_hash=config_hash,
+                    model=str(model),
+                    features=str(features),
+                    overrides=override_list,
+                    resolved_config=config,
+                    kind="compile",
+                    status="compiled",
+                    created_at=_now(),
+                    sweep_id=sweep_id,
+                    artifacts=artifact_map,
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+        return self._write(insert)
+
+    def next_sweep_id(self, label: str | None = None) -> int:
+        """Allocate a new sweep id (database-assigned, never reused) for a group of runs."""
+        return self._write(
+            lambda c: int(
+                c.execute(S.insert().values(label=label, created_at=_now())).inserted_primary_key[0]
+            )
+        )
+
+    def start(self, number: int, kind: str = "local") -> None:
+        """Mark a compiled experiment as running locally (``kind="local"``) or on Vertex AI.
+
+        A second active Vertex AI run of the same config hash is refused with
+        ``DuplicateSubmission`` -- by a unique index, so racing submitters cannot both pass.
+        """
+        if kind not in RUN_KINDS:
+            raise LedgerError(f"kind must be one of {', '.join(RUN_KINDS)}, got {kind!r}")
+        try:
+            self._transition(
+                number,
+                "start",
+                ("compiled",),
+                {"status": "running", "kind": kind, "started_at": _now()},
+            )
+        except IntegrityError:
+            exp = self.get(number)
+            active = self.find_active(exp.config_hash, kind)
+            which = f"experiment {active.number}" if active else "another experiment"
+            raise DuplicateSubmission(
+                f"{which} with config hash {exp.config_hash} is already running on Vertex AI"
+                + (f" (job {active.job_id})" if active and active.job_id else "")
+                + "; wait for it, or mark it failed, before submitting the same config again",
+                active,
+            ) from None
+
+    def complete(
+        self,
+        number: int,
+        metrics: Mapping[str, Any],
+        artifacts: Mapping[str, str] | None = None,
+    ) -> None:
+        """Mark a running experiment completed with its ``training_metrics.json`` content.
+
+        ``artifacts`` (name -> path) are merged into those recorded at compile time.
+        """
+        columns, extra = split_metrics(metrics)
+        self._transition(
+            number,
+            "complete",
+            ("running",),
+            {"status": "completed", "finished_at": _now(), **columns, "metrics_extra": extra},
+            artifacts,
+        )
+
+    def fail(self, number: int, error: str) -> None:
+        """Mark an experiment failed (from compiled: it failed before any run started)."""
+        self._transition(
+            number,
+            "fail",
+            ("compiled", "running"),
+            {"status": "failed", "finished_at": _now(), "error": str(error)},
+        )
+
+    def set_job(self, number: int, job_id: str) -> None:
+        """Record the Vertex AI job id of a running submission."""
+        self._transition(number, "set the job of", ("running",), {"job_id": str(job_id)})
+
+    def add_artifacts(self, number: int, artifacts: Mapping[str, str]) -> None:
+        """Merge artifact paths (name -> path) into an experiment's record."""
+        self._transition(number, "add artifacts to", STATUSES, {}, artifacts)
+
+    def _transition(
+        self,
+        number: int,
+        verb: str,
+        allowed: tuple[str, ...],
+        values: dict[str, Any],
+        artifacts: Mapping[str, str] | None = None,
+    ) -> None:
+        new_artifacts = _artifacts(artifacts)
+
+        def apply(conn: Connection) -> None:
+            # FOR UPDATE: on PostgreSQL, concurrent artifact merges must not lose each other
+            # (SQLite ignores it; BEGIN IMMEDIATE already serialises writers there).
+            row = conn.execute(
+                select(T.c.status, T.c.artifacts).where(T.c.number == number).with_for_update()
+            ).first()
+            if row is None:
+                raise ExperimentNotFound(self._missing_message(conn, number))
+            if row.status not in allowed:
+                raise LedgerError(
+                    f"cannot {verb} experiment {number}: it is {row.status} "
+                    f"(allowed from: {', '.join(allowed)})"
+                )
+            update_values = dict(values)
+            if new_artifacts:
+                update_values["artifacts"] = {**(row.artifacts or {}), **new_artifacts}
+            if update_values:
+                conn.execute(update(T).where(T.c.number == number).values(**update_values))
+
+        self._write(apply)
+
+    # ---------------------------------------------------------------- reading
+    def get(self, number: int) -> Experiment:
+        def fetch(conn: Connection) -> Experiment:
+            row = conn.execute(select(T).where(T.c.number == number)).first()
+            if row is None:
+                raise ExperimentNotFound(self._missing_message(conn, number))
+            return _experiment(row)
+
+        return self._read(fetch)
+
+    def list(
+        self,
+        sort_by: str = "number",
+        descending: bool | None = None,
+        sweep_id: int | None = None,
+        limit: int | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+    ) -> builtins.list[Experiment]:
+        """Experiments, sorted by any column of ``SORTABLE_COLUMNS``; missing values last.
+
+        ``descending=None`` means best first for a metric (recalls high to low, losses and
+        errors low to high) and ascending for every other column.
+        """
+        column = check_sort_column(sort_by)
+        if descending is None:
+            descending = HIGHER_IS_BETTER.get(column, False)
+        if status is not None and status not in STATUSES:
+            raise LedgerError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        if kind is not None and kind not in KINDS:
+            raise LedgerError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        order = T.c[column].desc() if descending else T.c[column].asc()
+        query = select(T).order_by(order.nulls_last(), T.c.number.asc())
+        if sweep_id is not None:
+            query = query.where(T.c.sweep_id == sweep_id)
+        if status is not None:
+            query = query.where(T.c.status == status)
+        if kind is not None:
+            query = query.where(T.c.kind == kind)
+        if limit is not None:
+            query = query.limit(limit)
+        return self._read(lambda c: [_experiment(r) for r in c.execute(query)])
+
+    def find_active(self, config_hash: str, source: str) -> Experiment | None:
+        """The newest running experiment of ``config_hash`` of kind ``source`` (e.g. vertex)."""
+        query = (
+            select(T)
+            .where(T.c.config_hash == config_hash, T.c.kind == source, T.c.status == "running")
+            .order_by(T.c.number.desc())
+            .limit(1)
+        )
+
+        def fetch(conn: Connection) -> Experiment | None:
+            row = conn.execute(query).first()
+            return None if row is None else _experiment(row)
+
+        return self._read(fetch)
+
+    def sweeps(self) -> builtins.list[tuple[int, str | None, datetime]]:
+        """All sweeps: (id, label, created_at), oldest first."""
+        query = select(S.c.id, S.c.label, S.c.created_at).order_by(S.c.id)
+        return self._read(lambda c: [(r.id, r.label, _utc(r.created_at)) for r in c.execute(query)])
+
+    def _missing_message(self, conn: Connection, number: int) -> str:
+        from sqlalchemy import func
+
+        low, high, count = conn.execute(
+            select(func.min(T.c.number), func.max(T.c.number), func.count())
+        ).one()
+        plural = "experiment" if count == 1 else "experiments"
+        known = f"it has {count} {plural}, #{low}..#{high}" if count else "it is empty"
+        return f"experiment {number} not found in ledger {self.display_url} ({known})"
+
+
+def _artifacts(artifacts: Mapping[str, str] | None) -> dict[str, str]:
+    if artifacts is None:
+        return {}
+    if not isinstance(artifacts, Mapping):
+        raise LedgerError("artifacts must be a mapping of name -> path")
+    return {str(k): os.fspath(v) for k, v in artifacts.items()}
+
+
+def _experiment(row: Any) -> Experiment:
+    return Experiment(
+        number=row.number,
+        config_hash=row.config_hash,
+        model=row.model,
+        features=row.features,
+        kind=row.kind,
+        status=row.status,
+        overrides=tuple(row.overrides or ()),
+        resolved_config=row.resolved_config or {},
+        created_at=_utc(row.created_at),  # type: ignore[arg-type]
+        started_at=_utc(row.started_at),
+        finished_at=_utc(row.finished_at),
+        error=row.error,
+        job_id=row.job_id,
+        sweep_id=row.sweep_id,
+        metrics={key: getattr(row, key) for key in METRIC_KEYS},
+        extra=row.metrics_extra or {},
+        artifacts=row.artifacts or {},
+    )
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        message = str(orig).lower()
+        return "locked" in message or "busy" in message
+    # PostgreSQL: serialization_failure, deadlock_detected (the transaction was rolled back).
+    return getattr(orig, "sqlstate", None) in ("40001", "40P01")
+
+
+# ------------------------------------------------------------------------------ SQLite hooks
+def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    # Let SQLAlchemy's "begin" hook emit BEGIN: the sqlite3 module's own implicit transaction
+    # handling would skip it for DDL and SELECT (see SQLAlchemy's SQLite docs).
+    dbapi_conn.isolation_level = None
+    dbapi_conn.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    # WAL: readers never block the writer and vice versa, so parallel sweep points can record
+    # while someone runs `python -m compiler.runs list`. The mode is persistent in the file;
+    # switching needs a brief exclusive lock, which busy_timeout waits for.
+    mode = dbapi_conn.execute("PRAGMA journal_mode").fetchone()
+    if mode is None or str(mode[0]).lower() != "wal":
+        dbapi_conn.execute("PRAGMA journal_mode = WAL")
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # Writers take the write lock up front (BEGIN IMMEDIATE). A deferred transaction that reads
+    # first and then writes can fail with "database is locked" at once, without waiting for
+    # busy_timeout, when another writer got in between.
+    immediate = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,116 @@
+"""The whole compiler in one place: compose -> validate -> plan -> build -> passes -> emit.
+
+Each stage is its own module and can be called alone; ``compile_config`` only chains them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from compiler import __version__
+from compiler.build import build
+from compiler.emit import EmitResult, emit
+from compiler.errors import PassFailure
+from compiler.plan import Plan, plan
+from compiler.registry import Registry, get_registry
+from compiler.validate import ResolvedConfig, validate
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    config: ResolvedConfig
+    plan: Plan
+    sources: dict[str, str]
+    findings: tuple[Any, ...]
+    manifest: dict[str, Any]
+    emitted: EmitResult | None
+
+    @property
+    def errors(self) -> list[Any]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Any]:
+        return [f for f in self.findings if f.severity != "error"]
+
+
+def run_passes(sources: dict[str, str], registry: Registry) -> list[Any]:
+    """Stage 5 — every registered static pass over every built file."""
+    from compiler.passes import run_passes as run_all
+
+    return run_all(sources, [r.cls for _, r in sorted(registry.passes.items())])
+
+
+def compile_config(
+    cfg: DictConfig,
+    *,
+    output_dir: Path | str | None = None,
+    write: bool = True,
+    overrides: Sequence[str] = (),
+    registry: Registry | None = None,
+) -> CompileResult:
+    """Validate, plan, build, check and (unless ``write=False``) emit one composed config.
+
+    Raises ``ConfigError``/``PluginError`` for bad input and ``PassFailure`` when a pass finds
+    an error; in every failure case nothing is written.
+    """
+    registry = registry or get_registry()
+    config = validate(cfg, registry)
+    the_plan = plan(config, registry)
+    modules = build(the_plan, registry)
+    sources = {name: module.code for name, module in modules.items()}
+    findings = tuple(run_passes(sources, registry))
+    manifest = make_manifest(the_plan, registry, sources, findings, overrides)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise PassFailure(
+            f"{len(errors)} static pass error(s) in the built modules; nothing was written",
+            errors,
+        )
+    emitted = emit(sources, manifest, output_dir or config.output_dir) if write else None
+    return CompileResult(config, the_plan, sources, findings, manifest, emitted)
+
+
+def compile_overrides(overrides: Sequence[str] = (), **kwargs: Any) -> CompileResult:
+    """Compose from ``conf/`` with Hydra overrides, then ``compile_config``."""
+    from compiler.compose import compose
+
+    return compile_config(compose(overrides), overrides=overrides, **kwargs)
+
+
+def make_manifest(the_plan: Plan, registry: Registry, sources: dict[str, str],
+                  findings: Sequence[Any], overrides: Sequence[str]) -> dict[str, Any]:
+    config = the_plan.config
+    fragments = []
+    for use in the_plan.uses:
+        provider = registry.fragments[(use.kind, use.name)].provider
+        fragments.append({**use.to_dict(), "plugin": provider.plugin,
+                          "distribution": provider.distribution, "version": provider.version})
+    passes = {name: {"distribution": r.provider.distribution, "version": r.provider.version}
+              for name, r in sorted(registry.passes.items())}
+    return {
+        "compiler_version": __version__,
+        "config_hash": config.config_hash,
+        "model": config.model.name,
+        "features": config.features.name,
+        "resolved_config": config.data,
+        "fragments": fragments,
+        "transformed_features": [
+            {"name": f.name, "dtype": f.dtype, "side": f.side, "source": f.source}
+            for f in the_plan.transformed_features
+        ],
+        "files": {name: hashlib.sha256(text.encode()).hexdigest()
+                  for name, text in sorted(sources.items())},
+        "passes": {
+            "run": passes,
+            "errors": sum(1 for f in findings if f.severity == "error"),
+            "warnings": sum(1 for f in findings if f.severity != "error"),
+            "findings": [f.to_dict() for f in findings],
+        },
+    }

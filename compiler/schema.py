@@ -1,0 +1,206 @@
+"""Typed schemas of every config group, registered in Hydra's ConfigStore.
+
+Each YAML file in ``conf/<group>/`` starts with ``defaults: [<group>_schema, _self_]``, so Hydra
+merges it into the dataclass below and rejects unknown keys and wrong types at compose time.
+Checks that need more than one field (a cross naming a missing feature, the last tower width)
+live in ``compiler.validate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+# Optional[...] rather than "X | None": OmegaConf inspects these annotations at runtime, and
+# keeps working on Python 3.10 only with typing's spelling.
+
+
+class FeatureDtype(str, Enum):
+    """Raw dtype of a column, as the data loader produces it and serving examples carry it."""
+
+    string = "string"
+    int = "int"
+    float = "float"
+    timestamp = "timestamp"  # int64 Unix seconds
+
+
+class Cycle(str, Enum):
+    weekly = "weekly"
+    monthly = "monthly"
+    yearly = "yearly"
+
+
+class ConfigType(str, Enum):
+    retrieval = "retrieval"
+    ranking = "ranking"
+
+
+@dataclass
+class EmbeddingSpec:
+    dim: int = MISSING
+    oov_buckets: int = 1
+
+
+@dataclass
+class BucketizeSpec:
+    buckets: int = 100
+    embedding_dim: int = 8
+
+
+@dataclass
+class FeatureSpec:
+    name: str = MISSING
+    dtype: FeatureDtype = FeatureDtype.string
+    embedding: Optional[EmbeddingSpec] = None
+    cyclical: list[Cycle] = field(default_factory=list)
+    bucketize: Optional[BucketizeSpec] = None
+    normalize: bool = False
+
+
+@dataclass
+class CrossSpec:
+    features: list[str] = MISSING
+    hash_buckets: int = 1000
+    embedding_dim: int = 16
+
+
+@dataclass
+class CrossGroups:
+    buyer: list[CrossSpec] = field(default_factory=list)
+    product: list[CrossSpec] = field(default_factory=list)
+
+
+@dataclass
+class ClipSpec:
+    lower_percentile: float = 1.0
+    upper_percentile: float = 99.0
+
+
+@dataclass
+class TargetSpec:
+    column: str = MISSING
+    clip: Optional[ClipSpec] = None
+    log: bool = True
+
+
+@dataclass
+class FeaturesConfig:
+    name: str = MISSING
+    display_name: str = ""
+    config_type: ConfigType = ConfigType.ranking
+    target: Optional[TargetSpec] = None
+    buyer: list[FeatureSpec] = field(default_factory=list)
+    product: list[FeatureSpec] = field(default_factory=list)
+    crosses: CrossGroups = field(default_factory=CrossGroups)
+    #: The product feature whose vocabulary identifies a candidate (retrieval ids).
+    product_id: str = "product_id"
+
+
+@dataclass
+class TowerConfig:
+    #: Registered name of a ``tower`` fragment.
+    type: str = "mlp"
+    layers: list[int] = field(default_factory=list)
+    activation: str = "relu"
+    l2: float = 0.0
+    dropout: float = 0.0
+    #: Fragment-specific parameters, validated against the fragment's own schema.
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HeadConfig:
+    #: Registered name of a ``head`` fragment.
+    type: str = "mlp"
+    layers: list[int] = field(default_factory=lambda: [64, 32, 1])
+    activation: str = "relu"
+    l2: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    display_name: str = ""
+    #: Registered name of a ``task`` fragment: retrieval, ranking or multitask.
+    model_type: str = "multitask"
+    buyer_tower: TowerConfig = field(default_factory=TowerConfig)
+    product_tower: TowerConfig = field(default_factory=TowerConfig)
+    rating_head: HeadConfig = field(default_factory=HeadConfig)
+    output_embedding_dim: int = 32
+    retrieval_weight: float = 1.0
+    ranking_weight: float = 1.0
+    #: Registered name of a ``retrieval_index`` fragment.
+    retrieval_algorithm: str = "brute_force"
+    #: Registered name of a ``loss`` fragment (the ranking loss).
+    loss: str = "mse"
+    #: Registered name of a ``retrieval_loss`` fragment.
+    retrieval_loss: str = "softmax"
+    #: Registered name of an ``optimizer`` fragment.
+    optimizer: str = "adam"
+    learning_rate: float = 0.001
+    batch_size: int = 1024
+    epochs: int = 3
+    top_k: list[int] = field(default_factory=lambda: [5, 10, 50, 100])
+    #: Registered name of the ``input`` fragment.
+    input: str = "tfrecord"
+    seed: int = 42
+
+
+@dataclass
+class LocalRunConfig:
+    """``run=local``: run the compiled modules on this machine (see ``compiler.local``)."""
+
+    target: str = "local"
+    #: Run directories go under this root.
+    runs_root: str = "runs"
+    #: A fixed run directory name (default: timestamp, model, features, config hash).
+    name: Optional[str] = None
+    #: A finished run directory or Transform output (local or gs://): skip the Transform.
+    transform_from: Optional[str] = None
+    #: Reuse Transform outputs keyed by the content hash of the data and the Transform module.
+    transform_cache: bool = True
+    cache_dir: Optional[str] = None
+    #: Override the model config's epochs / batch size for this run only.
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    #: Compute most-popular and train-mean baselines beside the model's metrics.
+    baselines: bool = True
+
+
+@dataclass
+class RecforgeConfig:
+    """The root config: ``conf/config.yaml`` composes the groups into this."""
+
+    features: FeaturesConfig = MISSING
+    model: ModelConfig = MISSING
+    #: Where the emitted modules go; ``${model.name}__${features.name}`` under ``generated/``.
+    output_dir: str = MISSING
+    data: Any = None
+    run: Any = None
+    submit: Any = None
+
+
+def register_configs() -> None:
+    """Store every group schema in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(group="features", name="features_schema", node=FeaturesConfig)
+    store.store(group="model", name="model_schema", node=ModelConfig)
+    store.store(group="run", name="run_schema", node=LocalRunConfig)
+    try:  # optional groups whose schemas live beside their code
+        from compiler.data.config import DataConfig
+
+        store.store(group="data", name="data_schema", node=DataConfig)
+    except ImportError:  # pragma: no cover - data layer not installed
+        pass
+    try:
+        from compiler.cloud.config import VertexSubmitConfig
+
+        store.store(group="submit", name="submit_schema", node=VertexSubmitConfig)
+    except ImportError:  # pragma: no cover
+        pass

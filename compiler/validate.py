@@ -1,0 +1,291 @@
+"""Stage 2 — validate: a composed ``DictConfig`` -> a typed, checked ``ResolvedConfig``.
+
+Types and unknown keys were already checked by Hydra against ``compiler.schema``. This stage
+checks what a schema cannot express: cross-field rules, identifier safety, positive sizes, and
+that every fragment name is registered (with the fragment's own parameter schema).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import keyword
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from compiler.compose import translate_error
+from compiler.errors import ConfigError, did_you_mean
+from compiler.registry import Registry, get_registry
+from compiler.schema import FeaturesConfig, FeatureSpec, ModelConfig, TowerConfig
+
+SAFE_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+MODEL_TYPES_NEEDING_TARGET = ("ranking", "multitask")
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """The validated config. ``data`` is the plain resolved dict that the hash covers."""
+
+    features: FeaturesConfig
+    model: ModelConfig
+    output_dir: str
+    data: dict[str, Any]
+    config_hash: str
+
+    @property
+    def has_retrieval(self) -> bool:
+        return self.model.model_type in ("retrieval", "multitask")
+
+    @property
+    def has_ranking(self) -> bool:
+        return self.model.model_type in ("ranking", "multitask")
+
+
+def config_hash(data: dict[str, Any]) -> str:
+    """Content hash of the resolved features + model config (what the emitted code depends on)."""
+    canonical = json.dumps(
+        {"features": data["features"], "model": data["model"]},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def validate(cfg: DictConfig, registry: Registry | None = None) -> ResolvedConfig:
+    """Check a composed config; raise ``ConfigError`` naming the first bad key."""
+    registry = registry or get_registry()
+    try:
+        features = OmegaConf.to_object(cfg.features)
+        model = OmegaConf.to_object(cfg.model)
+        output_dir = str(cfg.output_dir)
+        data = {
+            "features": OmegaConf.to_container(cfg.features, resolve=True, enum_to_str=True),
+            "model": OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True),
+        }
+    except MissingMandatoryValue as error:
+        raise ConfigError(str(error.full_key), "a value is required here but none was set") from None
+    except OmegaConfBaseException as error:
+        raise translate_error(error, (), _conf_dir()) from None
+    if not isinstance(features, FeaturesConfig) or not isinstance(model, ModelConfig):
+        raise ConfigError("features", "features and model must be selected config groups")
+
+    _check_features(features)
+    _check_model(model, features, registry)
+    return ResolvedConfig(features, model, output_dir, data, config_hash(data))
+
+
+def _conf_dir():  # late import keeps compose's Hydra import out of this module's import cost
+    from compiler.compose import CONF_DIR
+
+    return CONF_DIR
+
+
+# --------------------------------------------------------------------------- features
+
+
+def _check_identifier(value: str, key: str) -> None:
+    if not SAFE_IDENTIFIER.match(value) or keyword.iskeyword(value):
+        raise ConfigError(
+            key,
+            f"'{value}' is not a safe feature name (expected lower-case letters, digits and "
+            "underscores, starting with a letter, at most 63 characters)",
+        )
+
+
+def _check_positive(value: int | float, key: str, what: str = "a positive integer") -> None:
+    if isinstance(value, bool) or value <= 0:
+        raise ConfigError(key, f"expected {what}, got {value!r}")
+
+
+def _check_features(features: FeaturesConfig) -> None:
+    _check_identifier(features.name, "features.name")
+    seen: dict[str, str] = {}
+    for side in ("buyer", "product"):
+        specs: list[FeatureSpec] = getattr(features, side)
+        if not specs:
+            raise ConfigError(f"features.{side}", f"expected at least one {side} feature")
+        for index, spec in enumerate(specs):
+            key = f"features.{side}[{index}]"
+            _check_identifier(spec.name, f"{key}.name")
+            if spec.name in seen:
+                raise ConfigError(
+                    f"{key}.name", f"feature '{spec.name}' is already defined at {seen[spec.name]}"
+                )
+            seen[spec.name] = f"{key}.name"
+            _check_feature(spec, key)
+
+    if features.target is not None:
+        _check_identifier(features.target.column, "features.target.column")
+        if features.target.column in seen:
+            raise ConfigError(
+                "features.target.column",
+                f"'{features.target.column}' is also a feature ({seen[features.target.column]})",
+            )
+        clip = features.target.clip
+        if clip is not None and not 0 <= clip.lower_percentile < clip.upper_percentile <= 100:
+            raise ConfigError(
+                "features.target.clip",
+                "expected 0 <= lower_percentile < upper_percentile <= 100, got "
+                f"{clip.lower_percentile} and {clip.upper_percentile}",
+            )
+
+    product_names = [s.name for s in features.product]
+    id_spec = next((s for s in features.product if s.name == features.product_id), None)
+    if id_spec is None:
+        raise ConfigError(
+            "features.product_id",
+            f"'{features.product_id}' is not a product feature "
+            f"(product features: {', '.join(product_names)})",
+            suggestion=did_you_mean(features.product_id, product_names),
+        )
+    if id_spec.embedding is None:
+        raise ConfigError(
+            f"features.product[{product_names.index(id_spec.name)}].embedding",
+            f"the product id feature '{id_spec.name}' needs an embedding (its vocabulary "
+            "identifies retrieval candidates)",
+        )
+
+    for side in ("buyer", "product"):
+        side_specs = {s.name: s for s in getattr(features, side)}
+        for index, cross in enumerate(getattr(features.crosses, side)):
+            key = f"features.crosses.{side}[{index}]"
+            if len(cross.features) < 2:
+                raise ConfigError(f"{key}.features", "a cross needs at least two features")
+            for member_index, member in enumerate(cross.features):
+                spec = side_specs.get(member)
+                if spec is None:
+                    raise ConfigError(
+                        f"{key}.features[{member_index}]",
+                        f"no {side} feature named '{member}' "
+                        f"({side} features: {', '.join(side_specs)})",
+                        suggestion=did_you_mean(member, side_specs),
+                    )
+                if spec.embedding is None and spec.bucketize is None:
+                    raise ConfigError(
+                        f"{key}.features[{member_index}]",
+                        f"'{member}' can only be crossed if it has an embedding or bucketize",
+                    )
+            _check_positive(cross.hash_buckets, f"{key}.hash_buckets")
+            _check_positive(cross.embedding_dim, f"{key}.embedding_dim")
+
+
+def _check_feature(spec: FeatureSpec, key: str) -> None:
+    dtype = spec.dtype.value
+    if spec.embedding is not None:
+        _check_positive(spec.embedding.dim, f"{key}.embedding.dim")
+        if spec.embedding.oov_buckets < 1:
+            raise ConfigError(f"{key}.embedding.oov_buckets", "expected at least 1")
+    if spec.cyclical and dtype != "timestamp":
+        raise ConfigError(f"{key}.cyclical", f"cyclical encodings need dtype timestamp, not {dtype}")
+    if spec.bucketize is not None:
+        if dtype == "string":
+            raise ConfigError(f"{key}.bucketize", "bucketize needs a numeric or timestamp feature")
+        _check_positive(spec.bucketize.buckets, f"{key}.bucketize.buckets")
+        _check_positive(spec.bucketize.embedding_dim, f"{key}.bucketize.embedding_dim")
+    if spec.normalize and dtype == "string":
+        raise ConfigError(f"{key}.normalize", "normalize needs a numeric or timestamp feature")
+    if not (spec.embedding or spec.cyclical or spec.bucketize or spec.normalize):
+        raise ConfigError(
+            key,
+            f"feature '{spec.name}' has no encoding (expected at least one of embedding, "
+            "cyclical, bucketize, normalize)",
+        )
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registry) -> None:
+    _check_identifier(model.name, "model.name")
+    registry.fragment("task", model.model_type, key="model.model_type")
+    if model.model_type in MODEL_TYPES_NEEDING_TARGET and features.target is None:
+        raise ConfigError(
+            "features.target",
+            f"model_type {model.model_type} needs a target column in the feature config",
+        )
+    _check_positive(model.output_embedding_dim, "model.output_embedding_dim")
+    for side in ("buyer", "product"):
+        _check_tower(getattr(model, f"{side}_tower"), f"model.{side}_tower", model, registry)
+
+    needs_ranking = model.model_type in MODEL_TYPES_NEEDING_TARGET
+    if needs_ranking:
+        head = model.rating_head
+        registry.fragment("head", head.type, key="model.rating_head.type")
+        for index, width in enumerate(head.layers):
+            _check_positive(width, f"model.rating_head.layers[{index}]")
+        if not head.layers or head.layers[-1] != 1:
+            raise ConfigError(
+                "model.rating_head.layers",
+                f"expected the last rating head layer to be 1 (one predicted value), got "
+                f"{head.layers}",
+            )
+        _check_params("head", head.type, head.params, "model.rating_head.params", registry)
+        registry.fragment("loss", model.loss, key="model.loss")
+    if model.model_type in ("retrieval", "multitask"):
+        registry.fragment("retrieval_index", model.retrieval_algorithm,
+                          key="model.retrieval_algorithm")
+        registry.fragment("retrieval_loss", model.retrieval_loss, key="model.retrieval_loss")
+    registry.fragment("optimizer", model.optimizer, key="model.optimizer")
+    registry.fragment("input", model.input, key="model.input")
+
+    _check_positive(model.learning_rate, "model.learning_rate", "a positive number")
+    _check_positive(model.batch_size, "model.batch_size")
+    _check_positive(model.epochs, "model.epochs")
+    for name in ("retrieval_weight", "ranking_weight"):
+        if getattr(model, name) < 0:
+            raise ConfigError(f"model.{name}", f"expected a weight >= 0, got {getattr(model, name)}")
+    if not model.top_k:
+        raise ConfigError("model.top_k", "expected at least one K")
+    for index, k in enumerate(model.top_k):
+        _check_positive(k, f"model.top_k[{index}]")
+
+
+def _check_tower(tower: TowerConfig, key: str, model: ModelConfig, registry: Registry) -> None:
+    registry.fragment("tower", tower.type, key=f"{key}.type")
+    for index, width in enumerate(tower.layers):
+        _check_positive(width, f"{key}.layers[{index}]")
+    if tower.layers and tower.layers[-1] != model.output_embedding_dim:
+        raise ConfigError(
+            "model.output_embedding_dim",
+            f"expected it to equal the last {key} width ({tower.layers[-1]}), "
+            f"got {model.output_embedding_dim}",
+        )
+    if tower.l2 < 0:
+        raise ConfigError(f"{key}.l2", f"expected a value >= 0, got {tower.l2}")
+    if not 0 <= tower.dropout < 1:
+        raise ConfigError(f"{key}.dropout", f"expected 0 <= dropout < 1, got {tower.dropout}")
+    _check_params("tower", tower.type, tower.params, f"{key}.params", registry)
+
+
+def _check_params(kind: str, name: str, params: dict[str, Any], key: str,
+                  registry: Registry) -> dict[str, Any]:
+    """Validate a fragment's own parameters against its ``Params`` dataclass."""
+    cls = registry.fragment(kind, name, key=key.rsplit(".", 1)[0] + ".type").cls
+    schema = getattr(cls, "Params", None)
+    if schema is None:
+        if params:
+            first = next(iter(params))
+            raise ConfigError(f"{key}.{first}", f"{kind} '{name}' takes no parameters")
+        return {}
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), params)
+        return OmegaConf.to_container(merged, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+    except MissingMandatoryValue as error:
+        raise ConfigError(f"{key}.{error.key}", "a value is required here but none was set") \
+            from None
+    except OmegaConfBaseException as error:
+        translated = translate_error(error, (), _conf_dir())
+        leaf = translated.key.split(".", 1)[-1] if "." in translated.key else translated.key
+        raise ConfigError(f"{key}.{leaf}", translated.problem,
+                          suggestion=translated.suggestion) from None
+
+
+def fragment_params(kind: str, name: str, params: dict[str, Any], key: str,
+                    registry: Registry) -> dict[str, Any]:
+    """Public for the plan stage: a fragment's validated parameters with defaults."""
+    return _check_params(kind, name, params, key, registry)

@@ -1,0 +1,105 @@
+"""Export: a SavedModel whose signatures take serialized tf.Examples of RAW features.
+
+Raw examples are parsed with the raw feature spec and passed through the tf.Transform layer, as
+TFX serving does, so clients never re-implement the preprocessing.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from compiler import hookimpl
+from compiler.fragments import BuildContext, Contributions, Fragment, Section, statements
+from compiler.plan import FragmentUse
+
+RAW_FEATURES = '''
+BUYER_RAW_FEATURES = {buyer}
+PRODUCT_RAW_FEATURES = {product}
+'''
+
+EXPORT_HEAD = '''
+def _export_serving_model(model, tf_transform_output, serving_model_dir, index):
+    """Save ``model`` with signatures over serialized raw tf.Examples."""
+    serving = tf.Module()
+    serving.model = model
+    serving.index = index
+    serving.tft_layer = tf_transform_output.transform_features_layer()
+    raw_spec = tf_transform_output.raw_feature_spec()
+    signatures = {}
+'''
+
+RETRIEVAL_SIGNATURE = '''
+buyer_spec = {name: raw_spec[name] for name in BUYER_RAW_FEATURES}
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+def recommend(examples):
+    """Buyer features -> the top-K product ids and their scores."""
+    transformed = serving.tft_layer(tf.io.parse_example(examples, buyer_spec))
+    scores, product_ids = serving.index(transformed)
+    return {"product_ids": product_ids, "scores": scores}
+
+signatures["serving_default"] = recommend
+'''
+
+RANKING_SIGNATURE = '''
+pair_spec = {name: raw_spec[name] for name in BUYER_RAW_FEATURES + PRODUCT_RAW_FEATURES}
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+def rank(examples):
+    """Buyer + product features -> the predicted target, in the target's own units."""
+    transformed = serving.tft_layer(tf.io.parse_example(examples, pair_spec))
+    predictions = serving.model.predict_rating(transformed, training=False)
+    return {"predictions": {untransform}}
+
+signatures[{signature}] = rank
+'''
+
+EXPORT_TAIL = '''
+tf.saved_model.save(serving, serving_model_dir, signatures=signatures, options={options})
+'''
+
+EXPORT_STEP = '''
+_export_serving_model(model, tf_transform_output, fn_args.serving_model_dir, index)
+'''
+
+
+class ServingExport(Fragment):
+    kind: ClassVar[str] = "export"
+    name: ClassVar[str] = "serving"
+    description: ClassVar[str] = "SavedModel: serving_default (top-K) and serve_ranking"
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        from compiler.fragments import expression
+
+        out.require_import("tensorflow", alias="tf")
+        config = ctx.config
+        features = config.features
+        out.add(Section.CONSTANTS, statements(
+            RAW_FEATURES,
+            buyer=tuple(f.name for f in features.buyer),
+            product=tuple(f.name for f in features.product),
+        ))
+        function = statements(EXPORT_HEAD)
+        body: list = []
+        if config.has_retrieval:
+            body += statements(RETRIEVAL_SIGNATURE).body
+        if config.has_ranking:
+            log = features.target is not None and features.target.log
+            untransform = expression("tf.math.expm1(predictions)" if log else "predictions")
+            signature = "serve_ranking" if config.has_retrieval else "serving_default"
+            body += statements(RANKING_SIGNATURE, untransform=untransform,
+                               signature=signature).body
+        options = expression("_save_options()" if config.has_retrieval
+                             else "tf.saved_model.SaveOptions()")
+        body += statements(EXPORT_TAIL, options=options).body
+        definition = function.body[0]
+        definition = definition.with_changes(
+            body=definition.body.with_changes(body=[*definition.body.body, *body])
+        )
+        out.add(Section.EXPORT, [definition])
+        out.add_to_function("run_fn", statements(EXPORT_STEP))
+
+
+@hookimpl
+def register_fragments() -> list[type[Fragment]]:
+    return [ServingExport]

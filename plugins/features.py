@@ -1,0 +1,234 @@
+"""Feature transforms: each writes its part of ``preprocessing_fn`` and declares its outputs.
+
+``outputs(use)`` is the contract with the trainer: the transformed feature names, dtypes and
+how the trainer encodes them. The trainer's feature tables are built from these declarations,
+so the two modules cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import libcst as cst
+
+from compiler import hookimpl
+from compiler.fragments import (
+    TRANSFORM_FILE,
+    BuildContext,
+    Contributions,
+    Fragment,
+    expression,
+    name,
+    statements,
+)
+from compiler.plan import FragmentUse, TransformedFeature
+from plugins.transform import add_date_helpers
+
+PREPROCESSING_FN = "preprocessing_fn"
+#: Periods of the cyclical encodings, in the unit each position is counted in.
+CYCLE_PERIODS = {"weekly": 7, "monthly": 31, "yearly": 366}
+
+
+class FeatureTransform(Fragment):
+    kind: ClassVar[str] = "feature_transform"
+    target: ClassVar[str] = TRANSFORM_FILE
+
+    @classmethod
+    def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
+        return []
+
+
+def _numeric_value(use: FragmentUse, out: Contributions) -> str:
+    """Template for a float32 value of a numeric or timestamp feature (timestamps in days)."""
+    if use.params["dtype"] == "timestamp":
+        add_date_helpers(out)
+        return "tf.cast(_days_since_epoch({raw}), tf.float32)"
+    return "tf.cast({raw}, tf.float32)"
+
+
+def _raw(use: FragmentUse) -> cst.BaseExpression:
+    return expression("inputs[{key}]", key=use.params["feature"])
+
+
+class Embedding(FeatureTransform):
+    name: ClassVar[str] = "embedding"
+    description: ClassVar[str] = "string/int id -> vocabulary id (+ OOV buckets), embedded"
+
+    @classmethod
+    def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
+        feature = use.params["feature"]
+        return [TransformedFeature(
+            name=f"{feature}_id", dtype="int64", side=use.params["side"], encoding="embedding",
+            source=feature, vocab=f"{feature}_vocab", extra_ids=use.params["oov_buckets"],
+            dim=use.params["dim"],
+        )]
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        (output,) = self.outputs(use)
+        value = _raw(use)
+        if use.params["dtype"] != "string":
+            value = expression("tf.strings.as_string({raw})", raw=value)
+        out.add_to_function(PREPROCESSING_FN, statements(
+            "outputs[{name}] = tft.compute_and_apply_vocabulary(\n"
+            "    {value}, num_oov_buckets={oov}, vocab_filename={vocab}\n"
+            ")\n",
+            name=output.name, value=value, oov=use.params["oov_buckets"], vocab=output.vocab,
+        ))
+
+
+class Cyclical(FeatureTransform):
+    name: ClassVar[str] = "cyclical"
+    description: ClassVar[str] = "timestamp -> sin/cos of day of week / month / year"
+
+    @classmethod
+    def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
+        feature = use.params["feature"]
+        return [
+            TransformedFeature(name=f"{feature}_{period}_{fn}", dtype="float32",
+                               side=use.params["side"], encoding="dense", source=feature)
+            for period in use.params["periods"] for fn in ("sin", "cos")
+        ]
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        add_date_helpers(out)
+        feature = use.params["feature"]
+        days = f"{feature}_days"
+        code = [*statements("{days} = _days_since_epoch({raw})\n",
+                            days=name(days), raw=_raw(use)).body]
+        periods = use.params["periods"]
+        if "monthly" in periods or "yearly" in periods:
+            year = name(f"{feature}_year") if "yearly" in periods else name("_")
+            dom = name(f"{feature}_dom") if "monthly" in periods else name("_")
+            code += statements("{year}, _, {dom} = _civil_from_days({days})\n",
+                               year=year, dom=dom, days=name(days)).body
+        for period in periods:
+            position = {
+                "weekly": "tf.math.floormod({days} + 3, 7)",  # 1970-01-01 was a Thursday
+                "monthly": "{dom} - 1",
+                "yearly": "{days} - _days_from_civil({year}, 1, 1)",
+            }[period]
+            code += statements(
+                "outputs[{sin}], outputs[{cos}] = _cycle(" + position + ", {period})\n",
+                sin=f"{feature}_{period}_sin", cos=f"{feature}_{period}_cos",
+                days=name(days), dom=name(f"{feature}_dom"), year=name(f"{feature}_year"),
+                period=CYCLE_PERIODS[period],
+            ).body
+        out.add_to_function(PREPROCESSING_FN, code)
+
+
+class Bucketize(FeatureTransform):
+    name: ClassVar[str] = "bucketize"
+    description: ClassVar[str] = "numeric/timestamp -> quantile bucket index, embedded"
+
+    @classmethod
+    def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
+        feature = use.params["feature"]
+        return [TransformedFeature(
+            name=f"{feature}_bucket", dtype="int64", side=use.params["side"], encoding="bucket",
+            source=feature, size=use.params["buckets"], dim=use.params["embedding_dim"],
+        )]
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        (output,) = self.outputs(use)
+        value = _numeric_value(use, out)
+        out.add_to_function(PREPROCESSING_FN, statements(
+            "outputs[{name}] = tft.bucketize(" + value + ", num_buckets={buckets})\n",
+            name=output.name, raw=_raw(use), buckets=use.params["buckets"],
+        ))
+
+
+class Normalize(FeatureTransform):
+    name: ClassVar[str] = "normalize"
+    description: ClassVar[str] = "numeric/timestamp -> z-score"
+
+    @classmethod
+    def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
+        feature = use.params["feature"]
+        return [TransformedFeature(name=f"{feature}_norm", dtype="float32",
+                                   side=use.params["side"], encoding="dense", source=feature)]
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        (output,) = self.outputs(use)
+        value = _numeric_value(use, out)
+        out.add_to_function(PREPROCESSING_FN, statements(
+            "outputs[{name}] = tft.scale_to_z_score(" + value + ")\n",
+            name=output.name, raw=_raw(use),
+        ))
+
+
+class Cross(FeatureTransform):
+    name: ClassVar[str] = "cross"
+    description: ClassVar[str] = "hashed cross of member ids / bucket indexes, embedded"
+
+    @classmethod
+    def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
+        members = [m["feature"] for m in use.params["members"]]
+        return [TransformedFeature(
+            name="_x_".join(members), dtype="int64", side=use.params["side"], encoding="hashed",
+            source="_x_".join(members), size=use.params["hash_buckets"],
+            dim=use.params["embedding_dim"],
+        )]
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        (output,) = self.outputs(use)
+        parts = [
+            expression("tf.strings.as_string(outputs[{column}])", column=m["column"])
+            for m in use.params["members"]
+        ]
+        out.add_to_function(PREPROCESSING_FN, statements(
+            "outputs[{name}] = tf.strings.to_hash_bucket_fast(\n"
+            "    tf.strings.join({parts}, separator='_x_'), num_buckets={buckets}\n"
+            ")\n",
+            name=output.name, parts=cst.List([cst.Element(p) for p in parts]),
+            buckets=use.params["hash_buckets"],
+        ))
+
+
+class Target(FeatureTransform):
+    name: ClassVar[str] = "target"
+    description: ClassVar[str] = "target -> clipped to percentiles, then log1p"
+
+    @classmethod
+    def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
+        column = use.params["column"]
+        return [TransformedFeature(name=f"{column}_target", dtype="float32", side="target",
+                                   encoding="target", source=column)]
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        (output,) = self.outputs(use)
+        column = use.params["column"]
+        value = name(f"{column}_value")
+        code = list(statements("{value} = tf.cast(inputs[{column}], tf.float32)\n",
+                               value=value, column=column).body)
+        clip = use.params["clip"]
+        if clip is not None:
+            # 1000 quantile buckets resolve percentiles to 0.1; p0 / p100 are the min / max.
+            code += statements(
+                "{bounds} = tft.quantiles({value}, num_buckets=1000, epsilon=0.0001)\n",
+                bounds=name(f"{column}_quantiles"), value=value,
+            ).body
+            low = _percentile_expr(clip["lower_percentile"], "{low_index}")
+            high = _percentile_expr(clip["upper_percentile"], "{high_index}")
+            code += statements(
+                "{value} = tf.clip_by_value({value}, " + low + ", " + high + ")\n",
+                value=value, bounds=name(f"{column}_quantiles"),
+                low_index=round(clip["lower_percentile"] * 10) - 1,
+                high_index=round(clip["upper_percentile"] * 10) - 1,
+            ).body
+        if use.params["log"]:
+            code += statements("{value} = tf.math.log1p({value})\n", value=value).body
+        code += statements("outputs[{name}] = {value}\n", name=output.name, value=value).body
+        out.add_to_function(PREPROCESSING_FN, code)
+
+
+def _percentile_expr(percentile: float, index_placeholder: str) -> str:
+    if percentile <= 0:
+        return "tft.min({value})"
+    if percentile >= 100:
+        return "tft.max({value})"
+    return "{bounds}[0, " + index_placeholder + "]"
+
+
+@hookimpl
+def register_fragments() -> list[type[Fragment]]:
+    return [Embedding, Cyclical, Bucketize, Normalize, Cross, Target]

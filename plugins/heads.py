@@ -1,0 +1,37 @@
+"""Head fragments: the rating head of ranking and multitask models."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from compiler import hookimpl
+from compiler.fragments import BuildContext, Contributions, Fragment, Section, statements
+from compiler.plan import FragmentUse
+from plugins.towers import MLP_HELPERS
+
+MLP_HEAD = '''
+def _build_rating_head():
+    """Rating head over the concatenated buyer and product embeddings."""
+    return tf.keras.Sequential(
+        _mlp_layers({widths}, activation={activation}, l2={l2}), name="rating_head"
+    )
+'''
+
+
+class MLPHead(Fragment):
+    kind: ClassVar[str] = "head"
+    name: ClassVar[str] = "mlp"
+    description: ClassVar[str] = "dense layers down to one predicted value"
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        out.require_import("tensorflow", alias="tf")
+        out.add_once("mlp-helpers", Section.TOWERS, statements(MLP_HELPERS))
+        out.add(Section.HEADS, statements(
+            MLP_HEAD, widths=tuple(use.params["layers"]), activation=use.params["activation"],
+            l2=float(use.params["l2"]),
+        ))
+
+
+@hookimpl
+def register_fragments() -> list[type[Fragment]]:
+    return [MLPHead]

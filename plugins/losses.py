@@ -1,0 +1,68 @@
+"""Loss fragments: the ranking loss (``_ranking_loss``) and the retrieval loss
+(``_retrieval_loss``)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from compiler import hookimpl
+from compiler.fragments import BuildContext, Contributions, Fragment, Section, statements
+from compiler.plan import FragmentUse
+
+RANKING_LOSS = '''
+def _ranking_loss():
+    return {loss}
+'''
+
+
+class _KerasRankingLoss(Fragment):
+    kind: ClassVar[str] = "loss"
+    expression: ClassVar[str]
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        out.require_import("tensorflow", alias="tf")
+        from compiler.fragments import expression
+
+        out.add(Section.LOSSES, statements(RANKING_LOSS, loss=expression(self.expression)))
+
+
+class MSE(_KerasRankingLoss):
+    name: ClassVar[str] = "mse"
+    description: ClassVar[str] = "mean squared error"
+    expression: ClassVar[str] = "tf.keras.losses.MeanSquaredError()"
+
+
+class MAE(_KerasRankingLoss):
+    name: ClassVar[str] = "mae"
+    description: ClassVar[str] = "mean absolute error"
+    expression: ClassVar[str] = "tf.keras.losses.MeanAbsoluteError()"
+
+
+class Huber(_KerasRankingLoss):
+    name: ClassVar[str] = "huber"
+    description: ClassVar[str] = "Huber loss (MSE near zero, MAE for outliers)"
+    expression: ClassVar[str] = "tf.keras.losses.Huber()"
+
+
+SOFTMAX_RETRIEVAL_LOSS = '''
+def _retrieval_loss():
+    """Softmax cross-entropy over in-batch negatives (the TFRS Retrieval default)."""
+    return tf.keras.losses.CategoricalCrossentropy(
+        from_logits=True, reduction=tf.keras.losses.Reduction.SUM
+    )
+'''
+
+
+class SoftmaxRetrievalLoss(Fragment):
+    kind: ClassVar[str] = "retrieval_loss"
+    name: ClassVar[str] = "softmax"
+    description: ClassVar[str] = "in-batch softmax cross-entropy"
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        out.require_import("tensorflow", alias="tf")
+        out.add(Section.LOSSES, statements(SOFTMAX_RETRIEVAL_LOSS))
+
+
+@hookimpl
+def register_fragments() -> list[type[Fragment]]:
+    return [MSE, MAE, Huber, SoftmaxRetrievalLoss]

@@ -1,0 +1,575 @@
+"""gcs-local-io: a local-filesystem call on a value that may be a gs:// URI."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+import libcst as cst
+
+from compiler.passes import Fix, Severity, SourceFile, TextEdit
+from compiler.passes.core import dotted_name, string_value
+from compiler.passes.dataflow import UNKNOWN, CallInfo, DataflowPass, Fact, SeqV, TupleV
+
+#: fn_args fields that hold artifact URIs (gs:// when the trainer runs on Vertex AI).
+PATH_FIELDS = frozenset(
+    {
+        "train_files", "eval_files", "transform_output", "transform_graph_path",
+        "serving_model_dir", "model_run_dir", "schema_path", "schema_file", "working_dir",
+        "base_model",
+    }
+)
+#: Entry points whose first parameter is TFX's FnArgs.
+_ENTRY_POINTS = frozenset({"run_fn", "trainer_fn", "tuner_fn", "_run_fn"})
+
+#: Local-filesystem calls -> how the autofix rewrites them (None: reported, not fixed).
+_SINKS: dict[str, str | None] = {
+    "os.path.exists": "exists", "os.path.lexists": "exists", "os.path.isdir": "isdir",
+    "os.path.isfile": "isfile", "os.path.getsize": "getsize", "os.path.getmtime": "getmtime",
+    "os.listdir": "listdir", "os.makedirs": "makedirs", "os.mkdir": "mkdir",
+    "os.remove": "remove", "os.unlink": "remove", "os.rename": "rename",
+    "os.replace": "replace", "os.walk": "walk", "os.scandir": None, "os.stat": "stat",
+    "glob.glob": "glob", "glob.iglob": "glob", "builtins.open": "open", "io.open": "open",
+    "shutil.copyfile": "copyfile", "shutil.move": "replace", "shutil.rmtree": "rmtree",
+    # Not I/O, but POSIX normalisation turns gs://b/x into gs:/b/x.
+    "os.path.normpath": "unwrap", "os.path.abspath": "unwrap", "os.path.realpath": "unwrap",
+}
+_NORMALISING = frozenset({"os.path.normpath", "os.path.abspath", "os.path.realpath"})
+_PATH_TYPES = frozenset(
+    {"pathlib.Path", "pathlib.PurePath", "pathlib.PosixPath", "pathlib.PurePosixPath"}
+)
+# pathlib methods that touch the filesystem -> gfile rewrite when the receiver is Path(x).
+_PATH_IO: dict[str, str | None] = {
+    "exists": "exists", "is_dir": "isdir", "is_file": "isfile", "mkdir": "makedirs",
+    "unlink": "remove", "read_text": "read_text", "read_bytes": "read_bytes",
+    "write_text": "write_text", "write_bytes": "write_bytes", "open": "open", "stat": "stat",
+    "iterdir": None, "glob": None, "rglob": None, "rmdir": None, "touch": None,
+    "rename": None, "replace": None, "resolve": None, "samefile": None, "chmod": None,
+}
+_STR_KEEP = frozenset(
+    {
+        "strip", "rstrip", "lstrip", "replace", "lower", "upper", "format", "removesuffix",
+        "removeprefix", "expandtabs", "casefold",
+    }
+)
+_TEMPFILE_PATHS = frozenset(
+    {
+        "tempfile.mkdtemp", "tempfile.gettempdir", "tempfile.mktemp",
+        "tempfile.TemporaryDirectory", "tempfile.NamedTemporaryFile",
+    }
+)
+_URI_KINDS = ("uri", "path", "parts", "walk")
+#: How to spell ``tensorflow`` at a call, and the import edit to add when it is not bound.
+_TfAlias = tuple[str, TextEdit | None]
+_ATOMS = (
+    cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.SimpleString, cst.FormattedString,
+    cst.ConcatenatedString,
+)
+_UTF8 = re.compile(r"^utf-?8$", re.IGNORECASE)
+
+
+def _kind(value: Any) -> str | None:
+    return value.kind if isinstance(value, Fact) else None
+
+
+class GcsLocalIo(DataflowPass):
+    """A local-filesystem call gets a value that may be a ``gs://`` URI.
+
+    ``os.path.exists``, ``glob.glob``, ``open`` and friends only see the local disk: on a
+    ``gs://`` path they quietly answer "no such file". The platform's trainer looked for the
+    test split with ``os.path.exists`` + ``glob.glob`` and, on Vertex AI, silently skipped the
+    test evaluation; the official TFRS+TFX tutorial's ``run_fn`` globs artifact URIs the same
+    way. ``os.path.normpath``/``abspath``/``realpath`` are reported too: they turn
+    ``gs://b/x`` into ``gs:/b/x``.
+
+    "May be a GCS URI" covers a ``gs://`` literal, every FnArgs path field (``train_files``,
+    ``eval_files``, ``transform_output``, ``transform_graph_path``, ``serving_model_dir``,
+    ``model_run_dir``, ``schema_path``, ``working_dir``, ``base_model``) and anything derived
+    from them through ``os.path.join``/``dirname``, f-strings, ``+``, ``%``, ``.format``,
+    ``split``/``rsplit`` and indexing, variables, parameters and return values. ``basename``
+    gives a name, not a URI. Pure string helpers are fine, and so is a local temp path from
+    ``tempfile``. The autofix rewrites the call to its ``tf.io.gfile`` equivalent (``exists``,
+    ``isdir``, ``glob``, ``GFile``, ``makedirs``, ``listdir``, ``remove``, ``rename``, ``copy``,
+    ``walk``, ``stat``, ``rmtree``) and adds ``import tensorflow as tf`` where ``tf`` is not
+    bound: at the top of the enclosing function, after any ``TF_USE_LEGACY_KERAS`` set-up, so
+    the module keeps importing TensorFlow lazily.
+    """
+
+    name: ClassVar[str] = "gcs-local-io"
+    severity: ClassVar[Severity] = Severity.ERROR
+    MESSAGE: ClassVar[str] = "local-filesystem call on a value that may be a gs:// URI"
+    HAZARD: ClassVar[str] = (
+        "os.path.exists/... on a value that may be a gs:// URI; "
+        "os.path.normpath/abspath/realpath on a gs:// URI"
+    )
+
+    VALID: ClassVar[tuple[str, ...]] = (
+        '''\
+import os
+import tempfile
+
+
+def run_fn(fn_args):
+    import tensorflow as tf
+
+    train_dir = fn_args.train_files[0].rsplit("/", 1)[0]
+    test_dir = f"{train_dir.rsplit('/', 1)[0]}/Split-test"
+    if tf.io.gfile.exists(test_dir):
+        test_files = tf.io.gfile.glob(f"{test_dir}/*.gz")
+        print(len(test_files), os.path.basename(test_dir))
+    scratch = tempfile.mkdtemp()
+    local = os.path.join(scratch, os.path.basename(fn_args.serving_model_dir))
+    if not os.path.exists(local):
+        os.makedirs(local)
+''',
+    )
+    INVALID: ClassVar[tuple[str, ...]] = (
+        '''\
+import glob
+import os
+
+
+def _test_split(train_files):
+    return os.path.join(os.path.dirname(os.path.dirname(train_files[0])), "Split-test")
+
+
+def run_fn(fn_args):
+    test_split_dir = _test_split(fn_args.train_files)
+    if os.path.exists(test_split_dir):  # <-
+        test_files = glob.glob(os.path.join(test_split_dir, "*.gz"))  # <-
+        print(test_files)
+    with open(fn_args.model_run_dir + "/metrics.json", "w") as f:  # <-
+        f.write("{}")
+''',
+        '''\
+import os
+
+BUCKET = "gs://my-bucket/runs"
+
+
+def export_dir(run):
+    return os.path.normpath(f"{BUCKET}/{run}/model")  # <-
+''',
+    )
+
+    def wants(self, sf: SourceFile) -> bool:
+        src = sf.source
+        return "gs://" in src or "fn_args" in src or any(e in src for e in _ENTRY_POINTS)
+
+    # -- transfer functions -------------------------------------------------------------------
+    def df_entry_param(self, fn: cst.FunctionDef, name: str, index: int) -> Any:
+        if name == "fn_args" or (index == 0 and fn.name.value in _ENTRY_POINTS):
+            return Fact("fn_args")
+        return UNKNOWN
+
+    def df_literal(self, node: cst.BaseExpression) -> Any:
+        value = string_value(node)
+        if value is not None and value.startswith("gs://"):
+            return Fact("uri", node, f'"{_short(value)}"')
+        return UNKNOWN
+
+    def df_fstring(self, node: cst.FormattedString, parts: list[Any]) -> Any:
+        if parts and isinstance(parts[0], str) and parts[0].startswith("gs://"):
+            return Fact("uri", node, f'"{_short(parts[0])}..."')
+        for part in parts:
+            if _kind(part) in ("uri", "path"):
+                return Fact("uri", part.origin, part.note)
+        if parts and _kind(parts[0]) == "local":
+            return parts[0]
+        return UNKNOWN
+
+    def df_binop(self, node: cst.CSTNode, op: str, left: Any, right: Any) -> Any:
+        if op == "+":
+            for side in (left, right):
+                if _kind(side) == "uri":
+                    return side
+            if _kind(left) == "local":
+                return left
+        if op == "%":
+            items = right.items if isinstance(right, TupleV) else (right,)
+            for side in (left, *items):
+                if _kind(side) == "uri":
+                    return side
+        if op == "/" and _kind(left) in ("path", "local"):
+            return left
+        return UNKNOWN
+
+    def df_attribute(self, node: cst.Attribute, base: Any, attr: str) -> Any:
+        if attr in PATH_FIELDS:
+            owner = dotted_name(node.value) or ""
+            if _kind(base) == "fn_args" or owner.rsplit(".", 1)[-1] == "fn_args":
+                return Fact("uri", node, f"fn_args.{attr}")
+        if _kind(base) == "path":
+            return base if attr == "parent" else Fact("fragment")
+        if _kind(base) == "local" and attr == "name":
+            return base
+        return UNKNOWN
+
+    def df_subscript(
+        self, node: cst.Subscript, base: Any, index: Any, index_node: cst.CSTNode | None
+    ) -> Any:
+        kind = _kind(base)
+        if kind == "uri":
+            return base
+        if kind == "parts":
+            if index_node is None:
+                return base  # a slice of the parts: still joins back to a URI
+            if isinstance(index_node, cst.Integer) and int(index_node.value) == 0:
+                return Fact("uri", base.origin, base.note)
+            return Fact("fragment")
+        return UNKNOWN
+
+    def df_join(self, a: Any, b: Any) -> Any:
+        for kind in _URI_KINDS:  # may-analysis: a URI on any path is a URI
+            if _kind(a) == kind:
+                return a
+            if _kind(b) == kind:
+                return b
+        if _kind(a) is not None and _kind(a) == _kind(b):
+            return a
+        return UNKNOWN
+
+    def df_iter(self, value: Any) -> Any:
+        kind = _kind(value)
+        if kind == "uri":
+            return value
+        if kind == "parts":
+            return Fact("fragment")
+        if kind == "walk":
+            return TupleV((Fact("uri", value.origin, value.note), Fact("fragment"),
+                           Fact("fragment")))
+        return UNKNOWN
+
+    def df_unpack(self, value: Any, index: int) -> Any:
+        return value if _kind(value) == "uri" else UNKNOWN
+
+    def df_with(self, value: Any) -> Any:
+        return value if _kind(value) == "local" else UNKNOWN
+
+    def df_call(self, call: CallInfo) -> Any:
+        q = call.qname
+        if q is not None:
+            return self._function(call, q)
+        if call.method is not None:
+            return self._method(call, call.method)
+        return UNKNOWN
+
+    def _function(self, call: CallInfo, q: str) -> Any:
+        if q in _SINKS or q.startswith("shutil."):
+            tainted = self._tainted_arg(call)
+            if tainted is not None:
+                self._report_sink(call, q, tainted)
+            if q == "glob.glob" or q == "glob.iglob":
+                return tainted if tainted is not None else UNKNOWN
+            if q in _NORMALISING:
+                return call.value(0, "path")
+            if q == "os.walk" and tainted is not None:
+                return Fact("walk", tainted.origin, tainted.note)
+            return UNKNOWN
+        first = call.value(0)
+        if q == "os.path.join":
+            values = [a.value for a in call.args if not a.star]
+            for value in values:
+                if _kind(value) == "uri":
+                    return value
+            return values[0] if values and _kind(values[0]) == "local" else UNKNOWN
+        if q in ("os.path.dirname", "os.path.normcase", "os.path.expanduser",
+                 "os.path.expandvars", "builtins.str", "os.fspath", "os.fsdecode"):
+            if _kind(first) == "path":
+                return Fact("uri", first.origin, first.note)
+            return first if _kind(first) in ("uri", "local") else UNKNOWN
+        if q == "os.path.basename":
+            return Fact("fragment") if _kind(first) == "uri" else UNKNOWN
+        if q == "os.path.splitext":
+            return TupleV((first, Fact("fragment"))) if _kind(first) else UNKNOWN
+        if q in _TEMPFILE_PATHS:
+            return Fact("local")
+        if q == "tempfile.mkstemp":
+            return TupleV((UNKNOWN, Fact("local")))
+        if q in _PATH_TYPES:
+            for arg in call.args:
+                if _kind(arg.value) == "uri":
+                    return Fact("path", arg.value.origin, arg.value.note)
+            return Fact("local") if any(_kind(a.value) == "local" for a in call.args) else UNKNOWN
+        if q.startswith("tensorflow.io.gfile.") or q.startswith("tensorflow.gfile."):
+            last = q.rsplit(".", 1)[-1]
+            if last == "glob" and _kind(first) == "uri":
+                return first
+            if last == "walk" and _kind(first) == "uri":
+                return Fact("walk", first.origin, first.note)
+            if last == "listdir":
+                return SeqV(Fact("fragment"))
+        return UNKNOWN
+
+    def _method(self, call: CallInfo, method: str) -> Any:
+        recv = call.receiver
+        kind = _kind(recv)
+        if kind == "path":
+            if method in _PATH_IO:
+                self._report_path(call, method, recv)
+                return UNKNOWN
+            if method in ("joinpath", "with_name", "with_suffix", "absolute", "expanduser"):
+                return recv
+            if method == "as_posix":
+                return Fact("uri", recv.origin, recv.note)
+            return UNKNOWN
+        if kind == "uri":
+            if method in ("split", "rsplit"):
+                return Fact("parts", recv.origin, recv.note)
+            if method in _STR_KEEP:
+                return recv
+            return UNKNOWN
+        if method in ("join", "format"):
+            for arg in call.args:
+                if _kind(arg.value) in ("uri", "parts"):
+                    return Fact("uri", arg.value.origin, arg.value.note)
+        return UNKNOWN
+
+    # -- findings -----------------------------------------------------------------------------
+    def _tainted_arg(self, call: CallInfo) -> Fact | None:
+        for arg in call.args:
+            if not arg.star and _kind(arg.value) in ("uri", "path"):
+                return arg.value
+        return None
+
+    def _where(self, value: Fact) -> str:
+        assert self.file is not None
+        if value.origin is None:
+            return value.note
+        return f"{value.note}, line {self.file.pos(value.origin)[0]}"
+
+    def _report_sink(self, call: CallInfo, q: str, tainted: Fact) -> None:
+        assert self.file is not None
+        short = q.removeprefix("builtins.")
+        kind = _SINKS.get(q)
+        related = []
+        if tainted.origin is not None:
+            related.append(self.file.location(tainted.origin, f"may be a gs:// URI: {tainted.note}"))
+        if q in _NORMALISING:
+            message = (
+                f"`{short}` on a value that may be a gs:// URI ({self._where(tainted)}): "
+                "it turns gs://bucket/x into gs:/bucket/x"
+            )
+        else:
+            message = (
+                f"`{short}` on a value that may be a gs:// URI ({self._where(tainted)}): "
+                "local file APIs do not see GCS"
+            )
+            target = _GFILE_NAMES.get(kind or "")
+            if target:
+                message += f"; use {target}"
+        fix = self._fix_call(call, kind) if kind else None
+        self.report(call.node, message, fix=fix, related=related)
+
+    def _report_path(self, call: CallInfo, method: str, recv: Fact) -> None:
+        assert self.file is not None
+        related = []
+        if recv.origin is not None:
+            related.append(self.file.location(recv.origin, f"may be a gs:// URI: {recv.note}"))
+        message = (
+            f"pathlib `.{method}()` on a path built from a value that may be a gs:// URI "
+            f"({self._where(recv)}): pathlib turns gs://bucket/x into gs:/bucket/x"
+        )
+        fix = None
+        kind = _PATH_IO.get(method)
+        func = call.node.func
+        if kind and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call):
+            ctor = func.value
+            if self.file.qualname(ctor.func) in _PATH_TYPES and len(ctor.args) == 1:
+                fix = self._fix_path(call, kind, ctor.args[0].value)
+        self.report(func.attr if isinstance(func, cst.Attribute) else call.node, message,
+                    fix=fix, related=related)
+
+    # -- autofix ------------------------------------------------------------------------------
+    def _fix_call(self, call: CallInfo, kind: str) -> Fix | None:
+        sf = self.file
+        assert sf is not None
+        positional = [a for a in call.args if a.keyword is None]
+        if any(a.star for a in call.args):
+            return None
+        keywords = {a.keyword: a.node.value for a in call.args if a.keyword}
+        code = [sf.code(a.node.value) for a in positional]
+        if kind == "unwrap":
+            if len(positional) != 1 or keywords:
+                return None
+            inner = positional[0].node.value
+            text = code[0] if isinstance(inner, _ATOMS) else f"({code[0]})"
+            return self._make_fix(call.node, text, "drop the POSIX normalisation", tf=None)
+        tf = self._tf_alias(call.node)
+        if tf is None:
+            return None
+        gfile = f"{tf[0]}.io.gfile"
+        text: str | None = None
+        if kind in ("exists", "isdir", "listdir", "mkdir", "remove", "stat", "rmtree"):
+            if len(code) == 1 and not keywords:
+                text = f"{gfile}.{kind}({code[0]})"
+        elif kind == "makedirs":
+            if len(code) == 1 and set(keywords) <= {"exist_ok", "mode"}:
+                text = f"{gfile}.makedirs({code[0]})"
+        elif kind == "isfile":
+            if len(code) == 1 and not keywords and _duplicable(positional[0].node.value):
+                text = f"({gfile}.exists({code[0]}) and not {gfile}.isdir({code[0]}))"
+        elif kind == "getsize":
+            if len(code) == 1 and not keywords:
+                text = f"{gfile}.stat({code[0]}).length"
+        elif kind == "getmtime":
+            if len(code) == 1 and not keywords:
+                text = f"({gfile}.stat({code[0]}).mtime_nsec / 1e9)"
+        elif kind in ("rename", "replace", "copyfile"):
+            if len(code) == 2 and not keywords:
+                target = "copy" if kind == "copyfile" else "rename"
+                overwrite = "" if kind == "rename" else ", overwrite=True"
+                text = f"{gfile}.{target}({code[0]}, {code[1]}{overwrite})"
+        elif kind == "walk":
+            if len(code) == 1 and set(keywords) <= {"topdown", "onerror"}:
+                extra = "".join(f", {k}={sf.code(v)}" for k, v in keywords.items())
+                text = f"{gfile}.walk({code[0]}{extra})"
+        elif kind == "glob":
+            if len(code) == 1 and not keywords:
+                text = f"{gfile}.glob({code[0]})"
+        elif kind == "open":
+            extra_kw = {k: v for k, v in keywords.items() if k not in ("mode", "file")}
+            encoding = extra_kw.pop("encoding", None)
+            if encoding is not None and not _UTF8.match(string_value(encoding) or ""):
+                return None  # GFile reads UTF-8 only
+            if extra_kw or len(code) > 2 or (not code and "file" not in keywords):
+                return None
+            path = code[0] if code else sf.code(keywords["file"])
+            mode = code[1] if len(code) == 2 else (
+                sf.code(keywords["mode"]) if "mode" in keywords else None
+            )
+            text = f"{gfile}.GFile({path}, {mode})" if mode else f"{gfile}.GFile({path})"
+        if text is None:
+            return None
+        return self._make_fix(call.node, text, f"use {text.split('(')[0].lstrip('(')}", tf=tf)
+
+    def _fix_path(self, call: CallInfo, kind: str, arg: cst.BaseExpression) -> Fix | None:
+        sf = self.file
+        assert sf is not None
+        tf = self._tf_alias(call.node)
+        if tf is None:
+            return None
+        gfile = f"{tf[0]}.io.gfile"
+        path = sf.code(arg)
+        args = [sf.code(a.value) for a in call.node.args if a.keyword is None]
+        keywords = [a for a in call.node.args if a.keyword is not None]
+        text: str | None = None
+        if kind in ("exists", "isdir", "remove", "stat") and not call.node.args:
+            text = f"{gfile}.{kind}({path})"
+        elif kind == "isfile" and not call.node.args and _duplicable(arg):
+            text = f"({gfile}.exists({path}) and not {gfile}.isdir({path}))"
+        elif kind == "makedirs" and all(
+            a.keyword is not None and a.keyword.value in ("parents", "exist_ok", "mode")
+            for a in call.node.args
+        ):
+            text = f"{gfile}.makedirs({path})"
+        elif kind in ("read_text", "read_bytes") and not call.node.args:
+            mode = '"rb"' if kind == "read_bytes" else '"r"'
+            text = f"{gfile}.GFile({path}, {mode}).read()"
+        elif kind in ("write_text", "write_bytes") and len(args) == 1 and not keywords:
+            mode = '"wb"' if kind == "write_bytes" else '"w"'
+            text = f"{gfile}.GFile({path}, {mode}).write({args[0]})"
+        elif kind == "open" and len(args) <= 1 and not keywords:
+            text = f"{gfile}.GFile({path}, {args[0]})" if args else f"{gfile}.GFile({path})"
+        if text is None:
+            return None
+        return self._make_fix(call.node, text, "use tf.io.gfile", tf=tf)
+
+    def _make_fix(
+        self, node: cst.CSTNode, text: str, description: str, *, tf: _TfAlias | None
+    ) -> Fix:
+        assert self.file is not None
+        span = self.file.range(node)
+        edits = [
+            TextEdit(span.start.line, span.start.column + 1, span.end.line, span.end.column + 1,
+                     text)
+        ]
+        if tf is not None and tf[1] is not None:
+            edits.append(tf[1])
+        return Fix(description, tuple(edits))
+
+    def _tf_alias(self, node: cst.CSTNode) -> _TfAlias | None:
+        """How to spell ``tensorflow`` at ``node``, and the import to add when it is unbound."""
+        sf = self.file
+        assert sf is not None
+        line = sf.pos(node)[0]
+        scopes: list[cst.FunctionDef | cst.Module] = [
+            a for a in sf.ancestors(node) if isinstance(a, cst.FunctionDef)
+        ]
+        for imp in sf.nodes(cst.Import):
+            owner = sf.enclosing_function(imp)
+            if owner is not None and (owner not in scopes or sf.pos(imp)[0] > line):
+                continue  # imported in another function, or later in this one
+            for alias in imp.names:
+                if dotted_name(alias.name) == "tensorflow":
+                    asname = alias.asname
+                    local = (
+                        asname.name.value
+                        if asname is not None and isinstance(asname.name, cst.Name)
+                        else "tensorflow"
+                    )
+                    return local, None
+        if "tf" in sf.imports:
+            return None  # `tf` means something else here: leave the call for a human
+        # Insert at the top of the outermost enclosing function (lazy-import convention), or
+        # at module level after the leading imports.
+        block: cst.FunctionDef | cst.Module = scopes[-1] if scopes else sf.module
+        body = block.body.body if isinstance(block, cst.FunctionDef) else block.body
+        if isinstance(block, cst.FunctionDef) and not isinstance(block.body, cst.IndentedBlock):
+            return None
+        first = None
+        for stmt in body:
+            if not _is_preamble(stmt):
+                first = stmt
+                break
+        if first is not None:
+            start = sf.range(first).start
+            indent = sf.lines[start.line - 1][: start.column]
+            at = start.line
+        else:
+            last = body[-1]
+            start = sf.range(last).start
+            indent = sf.lines[start.line - 1][: start.column]
+            at = sf.range(last).end.line + 1
+        insert = TextEdit(at, 1, at, 1, f"{indent}import tensorflow as tf\n")
+        return "tf", insert
+
+
+_GFILE_NAMES = {
+    "exists": "tf.io.gfile.exists", "isdir": "tf.io.gfile.isdir",
+    "isfile": "tf.io.gfile.exists/isdir", "getsize": "tf.io.gfile.stat(...).length",
+    "getmtime": "tf.io.gfile.stat(...).mtime_nsec", "listdir": "tf.io.gfile.listdir",
+    "makedirs": "tf.io.gfile.makedirs", "mkdir": "tf.io.gfile.mkdir",
+    "remove": "tf.io.gfile.remove", "rename": "tf.io.gfile.rename",
+    "replace": "tf.io.gfile.rename(..., overwrite=True)", "walk": "tf.io.gfile.walk",
+    "stat": "tf.io.gfile.stat", "glob": "tf.io.gfile.glob", "open": "tf.io.gfile.GFile",
+    "copyfile": "tf.io.gfile.copy(..., overwrite=True)", "rmtree": "tf.io.gfile.rmtree",
+}
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _duplicable(expr: cst.BaseExpression) -> bool:
+    """Cheap and side-effect free, so the fix may evaluate it twice."""
+    return isinstance(expr, cst.Name | cst.SimpleString) or (
+        isinstance(expr, cst.Attribute) and dotted_name(expr) is not None
+    )
+
+
+def _is_preamble(stmt: cst.CSTNode) -> bool:
+    """Docstrings, imports and os.environ set-up: an added import goes after them."""
+    if not isinstance(stmt, cst.SimpleStatementLine):
+        return False
+    for small in stmt.body:
+        if isinstance(small, cst.Import | cst.ImportFrom):
+            continue
+        if isinstance(small, cst.Expr) and isinstance(
+            small.value, cst.SimpleString | cst.ConcatenatedString
+        ):
+            continue
+        if "environ" in cst.Module([]).code_for_node(small):
+            continue
+        return False
+    return True

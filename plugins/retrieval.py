@@ -1,0 +1,166 @@
+"""Candidates and retrieval indexes.
+
+``_unique_candidates`` embeds every distinct product exactly once; ``_build_index`` indexes
+those embeddings for top-K serving, and ``_save_options`` says how to save the index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from compiler import hookimpl
+from compiler.fragments import BuildContext, Contributions, Fragment, Section, statements
+from compiler.plan import FragmentUse
+
+CANDIDATES = '''
+PRODUCT_ID_KEY = {product_id_key}
+PRODUCT_VOCAB = {product_vocab}
+
+
+def _unique_candidates(model, datasets, tf_transform_output):
+    """The product features of each distinct product, embedded once.
+
+    ``datasets`` are batched by ``_input_fn`` and iterated as they are.
+    """
+    columns = [spec["name"] for spec in PRODUCT_FEATURES]
+    chunks = {column: [] for column in columns}
+    for dataset in datasets:
+        for batch in dataset:
+            for column in columns:
+                chunks[column].append(batch[column].numpy().reshape(-1))
+    features = {column: np.concatenate(parts) for column, parts in chunks.items()}
+    transactions = len(features[PRODUCT_ID_KEY])
+    product_ids, first_rows = np.unique(features[PRODUCT_ID_KEY], return_index=True)
+    unique_features = {column: values[first_rows] for column, values in features.items()}
+    logger.info(
+        "Candidate deduplication: %d unique products from %d transactions",
+        len(product_ids),
+        transactions,
+    )
+    embeddings = model.product_tower(unique_features, training=False)
+    vocabulary = tf_transform_output.vocabulary_by_name(PRODUCT_VOCAB)
+    identifiers = [
+        vocabulary[i].decode("utf-8") if i < len(vocabulary) else "[OOV]" for i in product_ids
+    ]
+    # Row of each product id in the candidate matrix (-1: not a candidate).
+    positions = np.full(max(int(product_ids.max()) + 1, len(vocabulary) + 1), -1, np.int64)
+    positions[product_ids] = np.arange(len(product_ids))
+    return {
+        "embeddings": embeddings,
+        "identifiers": tf.constant(identifiers),
+        "positions": tf.constant(positions),
+        "count": len(product_ids),
+        "transactions": transactions,
+    }
+'''
+
+CANDIDATE_STEP = '''
+candidates = _unique_candidates(
+    model,
+    [_input_fn(fn_args.train_files, tf_transform_output, batch_size), eval_dataset]
+    + ([test_dataset] if test_dataset is not None else []),
+    tf_transform_output,
+)
+metrics["candidates"] = {
+    "unique_products": candidates["count"],
+    "transactions": candidates["transactions"],
+}
+'''
+
+
+class UniqueCandidates(Fragment):
+    kind: ClassVar[str] = "candidates"
+    name: ClassVar[str] = "unique"
+    description: ClassVar[str] = "distinct products over all splits, embedded once"
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        for module, alias in (("tensorflow", "tf"), ("numpy", "np")):
+            out.require_import(module, alias=alias)
+        product_id = use.params["product_id"]
+        out.add(Section.CANDIDATES, statements(
+            CANDIDATES, product_id_key=f"{product_id}_id", product_vocab=f"{product_id}_vocab",
+        ))
+        out.add_to_function("run_fn", statements(CANDIDATE_STEP))
+
+
+INDEX_STEP = '''
+index = _build_index(model, candidates)
+'''
+
+BRUTE_FORCE = '''
+def _build_index(model, candidates):
+    """Exact top-K over the deduplicated candidates' embeddings."""
+    index = tfrs.layers.factorized_top_k.BruteForce(
+        model.buyer_tower, k=min(max(TOP_K), candidates["count"])
+    )
+    index.index(candidates["embeddings"], candidates["identifiers"])
+    return index
+
+
+def _save_options():
+    return tf.saved_model.SaveOptions()
+'''
+
+
+class BruteForce(Fragment):
+    kind: ClassVar[str] = "retrieval_index"
+    name: ClassVar[str] = "brute_force"
+    description: ClassVar[str] = "exact top-K (TFRS BruteForce)"
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        out.require_import("tensorflow", alias="tf")
+        out.require_import("tensorflow_recommenders", alias="tfrs")
+        out.add(Section.INDEX, statements(BRUTE_FORCE))
+        out.add_to_function("run_fn", statements(INDEX_STEP))
+
+
+SCANN = '''
+SCANN_NUM_LEAVES = {num_leaves}
+SCANN_LEAVES_TO_SEARCH = {num_leaves_to_search}
+
+
+def _build_index(model, candidates):
+    """Approximate top-K with ScaNN over the deduplicated candidates' embeddings."""
+    index = tfrs.layers.factorized_top_k.ScaNN(
+        model.buyer_tower,
+        k=min(max(TOP_K), candidates["count"]),
+        num_leaves=min(SCANN_NUM_LEAVES, candidates["count"]),
+        num_leaves_to_search=min(SCANN_LEAVES_TO_SEARCH, SCANN_NUM_LEAVES, candidates["count"]),
+    )
+    index.index(candidates["embeddings"], candidates["identifiers"])
+    return index
+
+
+def _save_options():
+    # ScaNN's ops live in the "Scann" namespace; SavedModel refuses them unless allowed.
+    return tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
+'''
+
+
+@dataclass
+class ScaNNParams:
+    num_leaves: int = 100
+    num_leaves_to_search: int = 10
+
+
+class ScaNN(Fragment):
+    kind: ClassVar[str] = "retrieval_index"
+    name: ClassVar[str] = "scann"
+    description: ClassVar[str] = "approximate top-K (TFRS ScaNN; needs the scann package)"
+    Params: ClassVar[type] = ScaNNParams
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        out.require_import("tensorflow", alias="tf")
+        out.require_import("tensorflow_recommenders", alias="tfrs")
+        params = {**vars(ScaNNParams()), **use.params}
+        out.add(Section.INDEX, statements(
+            SCANN, num_leaves=params["num_leaves"],
+            num_leaves_to_search=params["num_leaves_to_search"],
+        ))
+        out.add_to_function("run_fn", statements(INDEX_STEP))
+
+
+@hookimpl
+def register_fragments() -> list[type[Fragment]]:
+    return [UniqueCandidates, BruteForce, ScaNN]

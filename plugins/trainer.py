@@ -1,0 +1,124 @@
+"""The trainer skeleton: ``run_fn(fn_args)``, its I/O helpers and the metrics file.
+
+Other fragments add their steps into ``run_fn`` at the ``FRAGMENTS`` slot, in plan order
+(candidates, index, evaluators, export).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from compiler import hookimpl
+from compiler.fragments import BuildContext, Contributions, Fragment, Section, statements
+from compiler.plan import FragmentUse
+
+CONSTANTS = '''
+BATCH_SIZE = {batch_size}
+EPOCHS = {epochs}
+SEED = {seed}
+METRICS_FILE = "training_metrics.json"
+
+logger = logging.getLogger(__name__)
+'''
+
+HELPERS = '''
+def _transform_output_dir(fn_args):
+    return getattr(fn_args, "transform_output", None) or fn_args.transform_graph_path
+
+
+def _test_split_files(train_files):
+    """Files of the ``Split-test`` sibling of the train split, found with tf.io.gfile
+    (os.path and glob cannot see gs:// paths)."""
+    train_location = train_files[0] if isinstance(train_files, (list, tuple)) else train_files
+    train_dir = (
+        train_location if tf.io.gfile.isdir(train_location) else train_location.rsplit("/", 1)[0]
+    )
+    test_dir = train_dir.rstrip("/").rsplit("/", 1)[0] + "/Split-test"
+    files = tf.io.gfile.glob(test_dir + "/*.gz") if tf.io.gfile.isdir(test_dir) else []
+    if not files:
+        logger.error(
+            "NO TEST SPLIT at %s: test metrics are not computed "
+            "(training_metrics.json records test_split=missing)",
+            test_dir,
+        )
+    return files
+
+
+def _training_metrics(history, test_split):
+    rows = [
+        {"epoch": epoch + 1, **{key: float(values[epoch]) for key, values in history.items()}}
+        for epoch in range(len(history["loss"]))
+    ]
+    return {
+        "model_type": MODEL_TYPE,
+        "history": rows,
+        "final": {"loss": rows[-1]["loss"]},
+        "test_split": test_split,
+    }
+
+
+def _write_metrics(metrics, fn_args):
+    """Write training_metrics.json to the run dir, and beside a remote serving model."""
+    text = json.dumps(metrics, indent=2, sort_keys=True)
+    directories = [fn_args.model_run_dir]
+    if "://" in fn_args.serving_model_dir:
+        directories.append(fn_args.serving_model_dir.rstrip("/").rsplit("/", 1)[0])
+    for directory in directories:
+        tf.io.gfile.makedirs(directory)
+        with tf.io.gfile.GFile(directory.rstrip("/") + "/" + METRICS_FILE, "w") as handle:
+            handle.write(text)
+'''
+
+RUN_FN = '''
+def run_fn(fn_args):
+    """TFX Trainer entry point: train, evaluate on the eval and test splits, export."""
+    tf.keras.utils.set_random_seed(SEED)
+    custom_config = fn_args.custom_config or {}
+    epochs = int(custom_config.get("epochs", EPOCHS))
+    batch_size = int(custom_config.get("batch_size", BATCH_SIZE))
+    tf_transform_output = tft.TFTransformOutput(_transform_output_dir(fn_args))
+
+    train_dataset = _input_fn(fn_args.train_files, tf_transform_output, batch_size, shuffle=True)
+    eval_dataset = _input_fn(fn_args.eval_files, tf_transform_output, batch_size).cache()
+    test_files = _test_split_files(fn_args.train_files)
+    test_dataset = (
+        _input_fn(test_files, tf_transform_output, batch_size).cache() if test_files else None
+    )
+
+    model = RecommenderModel(tf_transform_output)
+    model.compile(optimizer=_make_optimizer())
+    history = model.fit(
+        train_dataset.cache(),
+        validation_data=eval_dataset,
+        epochs=epochs,
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir + "/logs")],
+        verbose=2,
+    )
+    metrics = _training_metrics(history.history, "found" if test_files else "missing")
+    index = None
+    FRAGMENTS
+    _write_metrics(metrics, fn_args)
+    return metrics
+'''
+
+
+class RunFn(Fragment):
+    kind: ClassVar[str] = "trainer"
+    name: ClassVar[str] = "run_fn"
+    description: ClassVar[str] = "TFX run_fn: fit, evaluate, export, write training_metrics.json"
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        for module, alias in (("json", None), ("logging", None), ("tensorflow", "tf"),
+                              ("tensorflow_transform", "tft")):
+            out.require_import(module, alias=alias)
+        out.add(Section.CONSTANTS, statements(
+            CONSTANTS, batch_size=use.params["batch_size"], epochs=use.params["epochs"],
+            seed=use.params["seed"],
+        ))
+        out.add(Section.HELPERS, statements(HELPERS))
+        out.add(Section.ENTRY, statements(RUN_FN))
+
+
+@hookimpl
+def register_fragments() -> list[type[Fragment]]:
+    return [RunFn]

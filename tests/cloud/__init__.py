@@ -1,0 +1,1 @@
+"""Offline Google Cloud test support: GCS emulator + TLS proxy, fake Vertex AI, fixtures."""

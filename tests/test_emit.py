@@ -1,0 +1,63 @@
+"""Stages 5-6 — passes and emit: manifest, determinism, atomic writes, snapshots."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from compiler.emit import MANIFEST_FILE, emit
+from compiler.pipeline import compile_overrides
+from tests.compile_helpers import ROOT, SHIPPED_MODELS
+
+
+def test_emit_writes_modules_and_manifest(tmp_path) -> None:
+    result = compile_overrides(["model=hybrid_v1"], output_dir=tmp_path / "out")
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [MANIFEST_FILE, "trainer_module.py", "transform_module.py"]
+    manifest = json.loads((tmp_path / "out" / MANIFEST_FILE).read_text())
+    assert manifest["config_hash"] == result.config.config_hash
+    assert manifest["resolved_config"]["model"]["model_type"] == "multitask"
+    fragment = next(f for f in manifest["fragments"] if f["kind"] == "tower")
+    assert fragment["distribution"] == "recforge" and fragment["version"]
+    assert manifest["passes"]["errors"] == 0
+    assert "pyflakes" in manifest["passes"]["run"]
+
+
+def test_output_is_byte_identical_whatever_the_hash_seed(tmp_path) -> None:
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"seed{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run(
+            [sys.executable, "-m", "compiler", "model=hybrid_v1", f"output_dir={out}"],
+            cwd=ROOT, env=env, check=True, capture_output=True,
+        )
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outputs[0] == outputs[1]
+
+
+def test_emit_is_atomic_when_a_write_fails(tmp_path) -> None:
+    out = tmp_path / "out"
+    emit({"a.py": "old\n"}, {"v": 1}, out)
+    with pytest.raises(TypeError):
+        emit({"a.py": "new\n", "b.py": None}, {"v": 2}, out)  # type: ignore[dict-item]
+    assert (out / "a.py").read_text() == "old\n"
+    assert not (out / "b.py").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging dir left
+
+
+@pytest.mark.parametrize("model", SHIPPED_MODELS)
+def test_generated_snapshots_are_up_to_date(model: str, tmp_path) -> None:
+    """``generated/`` holds the emitted code of the shipped configs; any fragment change must
+    show up there as a diff (regenerate with ``python -m compiler model=<name>``)."""
+    compile_overrides([f"model={model}"], output_dir=tmp_path)
+    committed = ROOT / "generated" / f"{model}__cherng_v3"
+    for path in sorted(tmp_path.iterdir()):
+        assert (committed / path.name).read_text() == path.read_text(), (
+            f"generated/{committed.name}/{path.name} is stale: run "
+            f"`python -m compiler model={model} features=cherng_v3`"
+        )
