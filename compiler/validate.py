@@ -37,6 +37,11 @@ class ResolvedConfig:
     config_hash: str
 
     @property
+    def features_hash(self) -> str:
+        """Hash of the feature config alone: all the Transform module depends on."""
+        return config_hash(self.data, ("features",))
+
+    @property
     def has_retrieval(self) -> bool:
         return self.model.model_type in ("retrieval", "multitask")
 
@@ -45,10 +50,10 @@ class ResolvedConfig:
         return self.model.model_type in ("ranking", "multitask")
 
 
-def config_hash(data: dict[str, Any]) -> str:
-    """Content hash of the resolved features + model config (what the emitted code depends on)."""
+def config_hash(data: dict[str, Any], groups: tuple[str, ...] = ("features", "model")) -> str:
+    """Content hash of the resolved config groups the emitted code depends on."""
     canonical = json.dumps(
-        {"features": data["features"], "model": data["model"]},
+        {group: data[group] for group in groups},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=True,

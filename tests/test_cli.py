@@ -7,7 +7,7 @@ import pytest
 from tests.compile_helpers import run_cli
 
 BAD_INPUTS = [
-    (["model.buyer_tower.widths=[1]"], "model.buyer_tower.widths", "did you mean 'layers'"),
+    (["model.buyer_tower.layer=[1]"], "model.buyer_tower.layer", "did you mean 'layers'"),
     (["model.batch_size=big"], "model.batch_size", "expected integer"),
     (["model.buyer_tower.layers=[128,0,32]"], "model.buyer_tower.layers[1]", "positive integer"),
     (["model.loss=mse2"], "model.loss", "did you mean 'mse'"),

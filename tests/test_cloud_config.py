@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from cloud.fixtures import CONFIG_HASH, write_emit_dir
 from rich.console import Console
 
 from compiler.cloud import SubmitError, VertexSubmitConfig, dry_run_request, main_submit
@@ -21,22 +22,6 @@ from compiler.cloud.schema_check import check_compatible, find_mismatches, parse
 from compiler.compose import compose
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG_HASH = "0123456789abcdef"
-
-
-def write_emit_dir(path: Path, config_hash: str = CONFIG_HASH) -> Path:
-    """What the compiler emits, minus real code (the tests here never run it)."""
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "trainer_module.py").write_text("# trainer\ndef run_fn(fn_args):\n    pass\n")
-    (path / "transform_module.py").write_text("# transform\n")
-    (path / "manifest.json").write_text(json.dumps({
-        "config_hash": config_hash, "compiler_version": "0.1.0",
-        "model": "hybrid_v1", "features": "cherng_v3",
-        "resolved_config": {"model": {"name": "hybrid_v1"}, "features": {"name": "cherng_v3"}},
-        "transformed_features": [{"name": "customer_id_id", "dtype": "int64"},
-                                 {"name": "sales_target", "dtype": "float32"}],
-    }))
-    return path
 
 
 def full_config(**changes: object) -> VertexSubmitConfig:

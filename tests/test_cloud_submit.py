@@ -10,21 +10,32 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cloud.fixtures import CloudStack, cloud, fake_service_account_key, gcs_tls_proxy
+from cloud.fixtures import (
+    CONFIG_HASH,
+    CloudStack,
+    cloud,
+    fake_service_account_key,
+    gcs_tls_proxy,
+    write_emit_dir,
+)
 from rich.console import Console
-from test_cloud_config import CONFIG_HASH, write_emit_dir
 
 from compiler.cloud import SubmitError, main_submit, submit
 
 __all__ = ["cloud", "fake_service_account_key", "gcs_tls_proxy"]  # fixtures used by name
 
+ROOT = Path(__file__).resolve().parent.parent
 RUN = "qt-97-20260109-174616"
 FEATURES = {"customer_id_id": "int64", "cust_value_norm": "float32", "sales_target": "float32"}
 METRICS = {
@@ -47,7 +58,7 @@ args = parser.parse_args()
 import compiler  # from the staged sdist, not from a checkout
 metrics = dict(json.loads(os.environ.get("X_METRICS", "null")) or {METRICS})
 metrics["compiler_file"] = compiler.__file__
-metrics["custom_config"] = json.loads(args.custom_config or "{{}}")
+metrics["custom_config"] = json.loads(args.custom_config or "{}")
 metrics["aip_model_dir"] = os.environ["AIP_MODEL_DIR"]
 uri = args.output_dir + "/model_run/training_metrics.json"
 bucket, _, name = uri[len("gs://"):].partition("/")
@@ -270,10 +281,52 @@ def test_duplicate_refused_unless_forced(cloud: CloudStack, source: str, tmp_pat
     cloud.make_source_run("other-run", FEATURES)
     submit(emitted(tmp_path), cloud.submit_config(source_exp="other-run", python_module=module,
                                                   wait=False), FEATURES, console=quiet())
-    from dataclasses import replace
-
-    submit(emitted(tmp_path), replace(cfg, force=True), FEATURES, console=quiet())
+    forced = submit(emitted(tmp_path), replace(cfg, force=True), FEATURES, console=quiet())
     assert len(cloud.vertex.jobs) == 3
+    # Both active jobs are found, over several pages of the list call.
+    cloud.vertex.page_size = 1
+    with pytest.raises(SubmitError) as info:
+        submit(emitted(tmp_path), cfg, FEATURES, console=quiet())
+    assert first.job_id in info.value.message and forced.job_id in info.value.message
+    assert len(cloud.vertex.jobs) == 3
+
+
+def test_ledger_settles_an_unwatched_run_before_the_next(cloud: CloudStack, source: str,
+                                                         tmp_path: Path) -> None:
+    from compiler.ledger import Ledger
+
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    module = cloud.write_job_module("gcs_job", GCS_JOB)
+    cfg = cloud.submit_config(source_exp=RUN, python_module=module)
+    first = submit(emitted(tmp_path), replace(cfg, wait=False), FEATURES, ledger,
+                   console=quiet())
+    assert ledger.get(first.experiment_number or 0).status == "running"
+    cloud.vertex.wait_until(first.job_id or "", "JOB_STATE_SUCCEEDED")
+    console = quiet()
+    second = submit(emitted(tmp_path), cfg, FEATURES, ledger, console=console)
+    settled = ledger.get(first.experiment_number or 0)
+    assert settled.status == "completed" and settled.metrics["val_rmse"] == 1.0
+    assert f"experiment {first.experiment_number} (job {first.job_id}) had finished" in (
+        output(console))
+    assert ledger.get(second.experiment_number or 0).status == "completed"
+
+
+def test_ledger_and_force_while_running(cloud: CloudStack, source: str, tmp_path: Path) -> None:
+    from compiler.ledger import Ledger
+
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    module = cloud.write_job_module("sleeper", SLEEPING_JOB)
+    cfg = cloud.submit_config(source_exp=RUN, python_module=module, wait=False)
+    first = submit(emitted(tmp_path), cfg, FEATURES, ledger, console=quiet())
+    console = quiet()
+    second = submit(emitted(tmp_path), replace(cfg, force=True), FEATURES, ledger,
+                    console=console)
+    assert len(cloud.vertex.jobs) == 2
+    assert f"experiment {first.experiment_number} is still running this config" in (
+        output(console))
+    assert ledger.get(first.experiment_number or 0).job_id == first.job_id
+    # The ledger holds one running Vertex row per config hash: the forced one waits its turn.
+    assert ledger.get(second.experiment_number or 0).status == "compiled"
 
 
 def _interrupt_when_polled(cloud: CloudStack) -> threading.Thread:
@@ -352,15 +405,27 @@ def test_source_without_transform_is_refused(cloud: CloudStack, tmp_path: Path) 
     assert "has no Transform output" in text
 
 
-def test_missing_credentials(cloud: CloudStack, source: str, tmp_path: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
-    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")  # nothing answers: not on GCE
-    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
-    text = _refused(cloud, tmp_path, source_exp=RUN)
+def test_missing_credentials(cloud: CloudStack, source: str, tmp_path: Path) -> None:
+    """In a fresh process: google-auth reads NO_GCE_CHECK when first imported."""
+    cfg = cloud.submit_config(source_exp=RUN)
+    env = {k: v for k, v in os.environ.items() if k != "GOOGLE_APPLICATION_CREDENTIALS"}
+    env.update(CLOUDSDK_CONFIG=str(tmp_path / "no-gcloud"), NO_GCE_CHECK="true")
+    code = (
+        "import json, sys\n"
+        "from compiler.cloud import VertexSubmitConfig, main_submit\n"
+        "cfg = VertexSubmitConfig(**json.loads(sys.argv[2]))\n"
+        "sys.exit(main_submit(sys.argv[1], cfg))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(emitted(tmp_path)), json.dumps(asdict(cfg))],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 2, text
     assert "no Google Cloud credentials found" in text
     assert "gcloud auth application-default login" in text
+    assert "Traceback" not in text
+    assert cloud.vertex.requests == [] and cloud.vertex.jobs == {}
 
 
 def test_missing_project_names_the_key(cloud: CloudStack, source: str, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def test_overrides_apply() -> None:
 @pytest.mark.parametrize(
     ("overrides", "key", "fragment"),
     [
-        (["model.buyer_tower.widths=[1]"], "model.buyer_tower.widths", "did you mean"),
+        (["model.buyer_tower.layer=[1]"], "model.buyer_tower.layer", "did you mean 'layers'"),
         (["model.batch_size=abc"], "model.batch_size", "expected integer"),
         (["model=hybird_v1"], "model", "did you mean 'hybrid_v1'"),
         (["features.buyer.0.dtype=strng"], "features.buyer[0].dtype", "did you mean 'string'"),

@@ -14,7 +14,7 @@ as a warning: the job, not the bookkeeping, is what the user waits for.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ class ActiveRun:
 
     number: int
     job_id: str | None
+    artifacts: dict[str, str] = field(default_factory=dict)
 
 
 class LedgerAdapter:
@@ -63,7 +64,9 @@ class LedgerAdapter:
         if self.ledger is None:
             return None
         found = self.ledger.find_active(config_hash, KIND)
-        return None if found is None else ActiveRun(found.number, found.job_id)
+        if found is None:
+            return None
+        return ActiveRun(found.number, found.job_id, dict(found.artifacts or {}))
 
     def start(self) -> None:
         """Mark the experiment running on Vertex; raises the ledger's ``DuplicateSubmission``."""
@@ -76,10 +79,15 @@ class LedgerAdapter:
     def is_duplicate(error: BaseException) -> bool:
         return type(error).__name__ == "DuplicateSubmission"
 
-    def close_stale(self, number: int, reason: str) -> None:
-        """Mark another experiment failed: its Vertex job ended while nobody was watching."""
-        if self.ledger is not None:
-            self.ledger.fail(number, reason)
+    def settle(self, number: int, *, metrics: Mapping[str, Any] | None = None,
+               artifacts: Mapping[str, str] | None = None, error: str | None = None) -> None:
+        """Close another experiment whose Vertex job ended while nobody was watching."""
+        if self.ledger is None:
+            return
+        if metrics is not None:
+            self.ledger.complete(number, dict(metrics), dict(artifacts or {}))
+        else:
+            self.ledger.fail(number, error or "ended unwatched")
 
     def set_job(self, job_id: str) -> None:
         self.job_id = job_id

@@ -65,6 +65,19 @@ REQUIREMENTS_SDIST = f"{REQUIREMENTS_DISTRIBUTION}-1.0.tar.gz"
 
 def build_recforge_sdist(out_dir: Path, root: Path | None = None) -> Path:
     """Build recforge's sdist into ``out_dir`` and return its path."""
+    return build_packages(out_dir, (), root)[0]
+
+
+def build_requirements_sdist(requirements: Sequence[str], out_dir: Path) -> Path:
+    """Build a code-free sdist whose only content is ``dependencies = requirements``."""
+    with tempfile.TemporaryDirectory(prefix="recforge-reqs-") as tmp:
+        return _finish(_start(_requirements_tree(requirements, Path(tmp)), out_dir))
+
+
+def build_packages(out_dir: Path, requirements: Sequence[str] = (), root: Path | None = None
+                   ) -> tuple[Path, Path | None]:
+    """Both sdists (the second only with requirements), built side by side: each build is
+    mostly interpreter and setuptools start-up, so two processes take the time of one."""
     root = root or source_root()
     with tempfile.TemporaryDirectory(prefix="recforge-sdist-") as tmp:
         tree = Path(tmp) / "src"
@@ -76,37 +89,44 @@ def build_recforge_sdist(out_dir: Path, root: Path | None = None) -> Path:
                 shutil.copytree(path, tree / name, ignore=ignore)
             elif path.is_file():
                 shutil.copy2(path, tree / name)
-        return _build(tree, out_dir)
+        recforge = _start(tree, out_dir / "recforge")
+        reqs = (_start(_requirements_tree(requirements, Path(tmp) / "reqs"), out_dir / "reqs")
+                if requirements else None)
+        return _finish(recforge), (_finish(reqs) if reqs else None)
 
 
-def build_requirements_sdist(requirements: Sequence[str], out_dir: Path) -> Path:
-    """Build a code-free sdist whose only content is ``dependencies = requirements``."""
-    with tempfile.TemporaryDirectory(prefix="recforge-reqs-") as tmp:
-        tree = Path(tmp)
-        deps = ",\n".join(f"    {json.dumps(r)}" for r in requirements)
-        (tree / "pyproject.toml").write_text(
-            "[build-system]\n"
-            'requires = ["setuptools>=61"]\n'
-            'build-backend = "setuptools.build_meta"\n\n'
-            "[project]\n"
-            f'name = "{REQUIREMENTS_DISTRIBUTION}"\n'
-            'version = "1.0"\n'
-            'description = "pip requirements of a recforge Vertex AI job"\n'
-            f"dependencies = [\n{deps}\n]\n\n"
-            "[tool.setuptools]\n"
-            "packages = []\n"
-        )
-        return _build(tree, out_dir)
-
-
-def _build(tree: Path, out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        [sys.executable, "-c", _BUILD, str(out_dir)],
-        cwd=tree, capture_output=True, text=True, check=False,
+def _requirements_tree(requirements: Sequence[str], tree: Path) -> Path:
+    tree.mkdir(parents=True, exist_ok=True)
+    deps = ",\n".join(f"    {json.dumps(r)}" for r in requirements)
+    (tree / "pyproject.toml").write_text(
+        "[build-system]\n"
+        'requires = ["setuptools>=61"]\n'
+        'build-backend = "setuptools.build_meta"\n\n'
+        "[project]\n"
+        f'name = "{REQUIREMENTS_DISTRIBUTION}"\n'
+        'version = "1.0"\n'
+        'description = "pip requirements of a recforge Vertex AI job"\n'
+        f"dependencies = [\n{deps}\n]\n\n"
+        "[tool.setuptools]\n"
+        "packages = []\n"
     )
+    return tree
+
+
+def _start(tree: Path, out_dir: Path) -> tuple[subprocess.Popen[str], Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BUILD, str(out_dir)],
+        cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    return proc, tree, out_dir
+
+
+def _finish(build: tuple[subprocess.Popen[str], Path, Path]) -> Path:
+    proc, tree, out_dir = build
+    stdout, stderr = proc.communicate()
     if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
         raise SubmitError(f"building a source distribution in {tree} failed:\n{tail}",
                           exit_code=1)
-    return out_dir / proc.stdout.strip().splitlines()[-1]
+    return out_dir / stdout.strip().splitlines()[-1]

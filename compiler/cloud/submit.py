@@ -31,6 +31,7 @@ from compiler.cloud.job_spec import (
     EMITTED_FILES,
     LABEL_CONFIG_HASH,
     LABEL_SOURCE,
+    METRICS_PATH,
     StagingPlan,
     canonical_json,
     check_user_labels,
@@ -44,11 +45,7 @@ from compiler.cloud.job_spec import (
     staging_plan,
 )
 from compiler.cloud.ledger_adapter import LedgerAdapter
-from compiler.cloud.package import (
-    build_recforge_sdist,
-    build_requirements_sdist,
-    source_root,
-)
+from compiler.cloud.package import build_packages, source_root
 from compiler.cloud.schema_check import check_compatible
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -304,7 +301,7 @@ def submit(
         "vertex_staging": plan.stage_uri, "vertex_output": plan.output_dir,
         "transform_dir": source.transform_dir, "source_exp": cfg.source_exp,
     })
-    _start_in_ledger(adapter, jobs, cfg, emitted)
+    _start_in_ledger(adapter, jobs, storage, cfg, emitted)
 
     try:
         body = _request(cfg, emitted, plan, source.transform_dir, submission_id, number)
@@ -366,9 +363,16 @@ def _refuse_duplicates(jobs: Any, cfg: VertexSubmitConfig, emitted: Emitted,
     )
 
 
-def _start_in_ledger(adapter: LedgerAdapter, jobs: Any, cfg: VertexSubmitConfig,
-                     emitted: Emitted) -> None:
-    """Mark the new experiment running; sort out what the ledger's duplicate lock says."""
+def _start_in_ledger(adapter: LedgerAdapter, jobs: Any, storage: Any,
+                     cfg: VertexSubmitConfig, emitted: Emitted) -> None:
+    """Mark the new experiment running; sort out what the ledger's duplicate lock says.
+
+    The ledger allows one running Vertex experiment per config hash. When that one's job has
+    in fact ended (its submitter did not wait: ``submit.wait=false``, a timeout, Ctrl-C), its
+    row is settled from Vertex AI first: completed with its metrics, or failed.
+    """
+    from google.api_core.exceptions import NotFound
+
     from compiler.cloud.vertex import TERMINAL_STATES, state_name
 
     for _ in range(2):
@@ -380,38 +384,62 @@ def _start_in_ledger(adapter: LedgerAdapter, jobs: Any, cfg: VertexSubmitConfig,
                 adapter.console.print(f"[yellow]warning:[/] ledger: {error}")
                 return
             active = adapter.active(emitted.config_hash)
-            other = None
+            other, ended = None, None
             if active is not None and active.job_id:
                 with _api_errors("Vertex AI: reading the ledger's active job"):
-                    other = jobs.get(f"{jobs.parent}/customJobs/{active.job_id}")
-            if active is not None and other is not None and state_name(other) in TERMINAL_STATES:
-                # Its submitter stopped watching before the end: record how it ended, go on.
-                adapter.close_stale(active.number, f"job {active.job_id} ended "
-                                    f"{state_name(other)} while nobody was waiting for it")
+                    try:
+                        other = jobs.get(f"{jobs.parent}/customJobs/{active.job_id}")
+                    except NotFound:
+                        ended = "NOT_FOUND"  # deleted: nothing runs any more
+                if other is not None and state_name(other) in TERMINAL_STATES:
+                    ended = state_name(other)
+            if active is not None and ended:
+                _settle(adapter, storage, active, ended)
                 continue
             other_source = other.labels.get(LABEL_SOURCE) if other is not None else None
             assert cfg.source_exp
             if cfg.force or (other_source and other_source != source_label(cfg.source_exp)):
-                # The ledger allows one active Vertex run per config hash; this one is tracked
-                # once that one ends (see LedgerAdapter._late_start).
+                # This one is tracked once that one ends (see LedgerAdapter._late_start).
                 adapter.console.print(
                     f"[yellow]warning:[/] ledger: experiment {active.number if active else '?'} "
                     f"is still running this config; experiment {adapter.number} is recorded "
-                    "when the job ends")
+                    "when its job ends")
                 return
             adapter.fail("not submitted: " + str(error))
             raise SubmitError(str(error), hint="or set submit.force=true") from None
+
+
+def _settle(adapter: LedgerAdapter, storage: Any, active: Any, state: str) -> None:
+    """Record how an unwatched experiment's job ended."""
+    output = active.artifacts.get("vertex_output")
+    metrics = None
+    if state == SUCCEEDED and output:
+        with _api_errors("Google Cloud Storage: reading an earlier job's metrics"):
+            data = gcs.read_bytes(storage, gcs.join(output, METRICS_PATH))
+        try:
+            metrics = json.loads(data) if data is not None else None
+        except ValueError:
+            metrics = None
+    if metrics is not None:
+        adapter.settle(active.number, metrics=metrics,
+                       artifacts={"metrics": gcs.join(output, METRICS_PATH)})
+        adapter.console.print(f"ledger: experiment {active.number} (job {active.job_id}) had "
+                              "finished; recorded its metrics")
+    else:
+        reason = (f"job {active.job_id} ended {state} while nobody was waiting for it"
+                  + (" and wrote no readable metrics" if state == SUCCEEDED else ""))
+        adapter.settle(active.number, error=reason)
+        adapter.console.print(f"ledger: experiment {active.number}: {reason}", markup=False)
 
 
 def _stage(storage: Any, emitted: Emitted, plan: StagingPlan, root: Path,
            console: Console) -> None:
     """Upload the emitted modules, the manifest and the packages (nothing is created yet)."""
     with tempfile.TemporaryDirectory(prefix="recforge-submit-") as tmp:
-        sdist = build_recforge_sdist(Path(tmp) / "dist", root)
+        sdist, reqs = build_packages(Path(tmp), plan.requirements, root)
         uploads = [(emitted.emit_dir / name, uri) for name, uri in plan.modules.items()]
         uploads.append((sdist, plan.recforge_package_uri))
-        if plan.requirements_package_uri:
-            reqs = build_requirements_sdist(plan.requirements, Path(tmp) / "reqs")
+        if reqs is not None and plan.requirements_package_uri:
             uploads.append((reqs, plan.requirements_package_uri))
         console.print(f"Staging {len(uploads)} files to {plan.stage_uri}/",
                       markup=False, highlight=False)

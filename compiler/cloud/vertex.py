@@ -124,7 +124,8 @@ class VertexJobs:
             if attempt:
                 existing = self._find_created(token, transient, sleep, delay)
                 if existing is not None:
-                    console.print(f"  the earlier create did reach Vertex AI: {existing.name}")
+                    console.print(f"  the earlier create did reach Vertex AI: {existing.name}",
+                                  markup=False, highlight=False)
                     return existing
                 sleep(delay)
                 delay = min(delay * 2, cfg.poll_max_seconds)
@@ -136,7 +137,8 @@ class VertexJobs:
             except transient as error:
                 last = error
                 console.print(f"  create attempt {attempt + 1} of {attempts} failed "
-                              f"({_short(error)}); checking whether the job exists")
+                              f"({_short(error)}); checking whether the job exists",
+                              markup=False, highlight=False)
         existing = self._find_created(token, transient, sleep, delay)
         if existing is not None:
             return existing
@@ -208,7 +210,7 @@ def wait_for(jobs: VertexJobs, job: CustomJob, cfg: VertexSubmitConfig, console:
     start = clock()
     deadline = start + cfg.timeout_minutes * 60
     state = state_name(job)
-    console.print(f"[{format_elapsed(0)}] {job_id(job)}: {state}")
+    console.print(f"[{format_elapsed(0)}] {job_id(job)}: {state}", markup=False, highlight=False)
     if on_state:
         on_state(state)
     delays = backoff(cfg.poll_initial_seconds, cfg.poll_max_seconds, cfg.poll_multiplier)
@@ -225,13 +227,14 @@ def wait_for(jobs: VertexJobs, job: CustomJob, cfg: VertexSubmitConfig, console:
                 job = jobs.get(job.name)
             except (GoogleAPICallError, *_transient_errors()) as error:
                 console.print(f"[{format_elapsed(clock() - start)}] poll failed "
-                              f"({_short(error)}); retrying")
+                              f"({_short(error)}); retrying", markup=False, highlight=False)
                 continue
             new = state_name(job)
             elapsed = format_elapsed(clock() - start)
             if new != state:
                 state = new
-                console.print(f"[{elapsed}] {job_id(job)}: {state}")
+                console.print(f"[{elapsed}] {job_id(job)}: {state}", markup=False,
+                              highlight=False)
                 delays = backoff(cfg.poll_initial_seconds, cfg.poll_max_seconds,
                                  cfg.poll_multiplier)
                 if on_state:

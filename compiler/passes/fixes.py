@@ -5,7 +5,15 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Mapping
 
-from compiler.passes.core import Finding, Fix, Pass, TextEdit, run_passes
+from compiler.passes.core import (
+    Finding,
+    Fix,
+    Pass,
+    SourceError,
+    SourceFile,
+    TextEdit,
+    run_passes,
+)
 
 
 def _offsets(source: str) -> list[int]:
@@ -77,7 +85,12 @@ def fix_files(
         progress = 0
         for path, fixes in by_path.items():
             fixed, applied = apply_fixes(current[path], fixes)
-            current[path] = prune_orphaned_imports(current[path], fixed)
+            fixed = prune_orphaned_imports(current[path], fixed)
+            try:
+                SourceFile(path, fixed)
+            except SourceError:
+                continue  # a fix must never break the file; leave it for a human
+            current[path] = fixed
             progress += applied
         total += progress
         findings = run_passes(current, classes)

@@ -32,6 +32,8 @@ import pytest
 from cloud.vertex_server import FakeVertex
 
 PROXY_SCRIPT = Path(__file__).with_name("gcs_proxy.py")
+#: The config hash of :func:`write_emit_dir`'s manifest.
+CONFIG_HASH = "0123456789abcdef"
 PROJECT = "recforge-test-project"
 REGION = "test-region1"
 #: Variables that must not leak from the developer's shell into the tests.
@@ -209,6 +211,22 @@ class CloudStack:
         return name
 
 
+def write_emit_dir(path: Path, config_hash: str = CONFIG_HASH) -> Path:
+    """A stand-in for what the compiler emits (``trainer_module.py``, ``transform_module.py``,
+    ``manifest.json``); the real trainer never runs from it."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "trainer_module.py").write_text("# trainer\ndef run_fn(fn_args):\n    pass\n")
+    (path / "transform_module.py").write_text("# transform\n")
+    (path / "manifest.json").write_text(json.dumps({
+        "config_hash": config_hash, "compiler_version": "0.1.0",
+        "model": "hybrid_v1", "features": "cherng_v3",
+        "resolved_config": {"model": {"name": "hybrid_v1"}, "features": {"name": "cherng_v3"}},
+        "transformed_features": [{"name": "customer_id_id", "dtype": "int64"},
+                                 {"name": "sales_target", "dtype": "float32"}],
+    }))
+    return path
+
+
 def job_environment(emulator_url: str, proxy: TlsProxy, tmpdir: Path) -> dict[str, str]:
     """What a job process needs to use ``gs://`` offline (cloud-testing.md):
     google-cloud-storage via STORAGE_EMULATOR_HOST, TensorFlow via the TLS proxy."""
@@ -262,3 +280,7 @@ def cloud(gcs_emulator: Any, gcs_tls_proxy: TlsProxy, fake_service_account_key: 
         )
     finally:
         vertex.stop()
+        # pytest shows this only when the test failed: the jobs' own output, to see why.
+        for job in vertex.jobs.values():
+            print(f"--- fake Vertex job {job.id} ({job.state}, rc={job.returncode}) log:\n"
+                  f"{job.log}")
