@@ -31,14 +31,15 @@ _SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", ".mypy_cache", ".ruff_cach
 def _registered_passes() -> list[type[Pass]]:
     """Every pass from the plugin registry.
 
-    Uses ``compiler.registry.get_registry().passes`` when that module exists; until then a
-    local pluggy manager loads the built-in plugin, so plugins are still reached through the
-    ``register_passes`` hook.
+    Uses ``compiler.registry.get_registry().passes`` (name -> ``Registered``, whose ``.cls`` is
+    the pass) when that module exists; without it a local pluggy manager loads the built-in
+    plugin, so passes are still reached through the ``register_passes`` hook.
     """
     if importlib.util.find_spec("compiler.registry") is not None:
-        from compiler.registry import get_registry  # type: ignore[import-not-found]
+        from compiler.registry import get_registry
 
-        return list(get_registry().passes.values())
+        entries = get_registry().passes
+        return [getattr(entries[name], "cls", entries[name]) for name in sorted(entries)]
     import pluggy
 
     import plugins.passes

@@ -214,7 +214,7 @@ def run_local(result: CompileResult, cfg: DictConfig, *, console: Any = None) ->
     """Run the compiled modules end to end; see the module docstring for the layout."""
     from rich.console import Console
 
-    console = console or Console()
+    console = console or Console(soft_wrap=True)
     settings = run_config(cfg)
     config = result.config
     started = datetime.now(timezone.utc)
@@ -222,8 +222,14 @@ def run_local(result: CompileResult, cfg: DictConfig, *, console: Any = None) ->
         f"{started:%Y%m%d-%H%M%S}-{config.model.name}__{config.features.name}-"
         f"{config.config_hash[:8]}"
     )
-    run_dir = Path(settings.runs_root).expanduser().resolve() / name
-    if (run_dir / RUN_MANIFEST).exists():
+    runs_root = Path(settings.runs_root).expanduser().resolve()
+    run_dir = runs_root / name
+    if settings.name is None:  # two runs started in the same second get distinct directories
+        suffix = 1
+        while run_dir.exists():
+            suffix += 1
+            run_dir = runs_root / f"{name}-{suffix}"
+    elif (run_dir / RUN_MANIFEST).exists():
         raise RunError(f"run.name: {run_dir} already holds a run; choose another name")
     run_dir.mkdir(parents=True, exist_ok=True)
     _copy_modules(result, run_dir / "modules")
@@ -293,7 +299,7 @@ def _transform_step(result: CompileResult, cfg: DictConfig, settings: LocalRunCo
                                if result.config.features.target else None)
     except DataError as error:
         raise RunError(str(error)) from None
-    console.print(f"  {loaded.summary()}" if hasattr(loaded, "summary") else "")
+    console.print(f"  {loaded.summary()}")
 
     transform_source = result.sources["transform_module.py"]
     key = transform_cache_key(loaded.splits, transform_source)

@@ -101,6 +101,7 @@ def test_submit_waits_and_returns_metrics(cloud: CloudStack, source: str, tmp_pa
     module = cloud.write_job_module("gcs_job", GCS_JOB)
     cfg = cloud.submit_config(source_exp=RUN, python_module=module,
                               custom_config={"epochs": 2})
+    cloud.vertex.inject("get", 503)  # one failed poll is retried, not fatal
     console = quiet()
     result = submit(emitted(tmp_path), cfg, FEATURES, console=console)
 
@@ -130,6 +131,7 @@ def test_submit_waits_and_returns_metrics(cloud: CloudStack, source: str, tmp_pa
     text = output(console)
     assert "JOB_STATE_RUNNING" in text and "JOB_STATE_SUCCEEDED" in text
     assert "val_rmse" in text  # the metrics table
+    assert "poll failed (503" in text
 
 
 def test_no_wait_returns_at_once(cloud: CloudStack, source: str, tmp_path: Path) -> None:
@@ -190,6 +192,14 @@ def test_ledger_records_the_submission(cloud: CloudStack, source: str, tmp_path:
     job = cloud.vertex.jobs[result.job_id or ""]
     assert job.body["labels"]["recforge_exp_number"] == str(result.experiment_number)
     assert f"exp{result.experiment_number}-" in job.body["displayName"]
+
+    # An experiment the caller recorded at compile time is the one that gets submitted.
+    number = ledger.record_compile(CONFIG_HASH, "hybrid_v1", "cherng_v3", ["model=x"], {"a": 1})
+    again = submit(emitted(tmp_path), cloud.submit_config(source_exp=RUN, python_module=module),
+                   FEATURES, ledger, console=quiet(), experiment_number=number)
+    assert again.experiment_number == number
+    assert ledger.get(number).status == "completed"
+    assert ledger.get(number).artifacts["transform_dir"] == result.transform_dir
 
     failing = cloud.write_job_module("failing", FAILING_JOB)
     with pytest.raises(SubmitError) as info:
@@ -431,3 +441,40 @@ def test_missing_credentials(cloud: CloudStack, source: str, tmp_path: Path) -> 
 def test_missing_project_names_the_key(cloud: CloudStack, source: str, tmp_path: Path) -> None:
     text = _refused(cloud, tmp_path, source_exp=RUN, project=None, staging_bucket=None)
     assert "submit.project, submit.staging_bucket are not set" in text
+
+
+# ------------------------------------------------------------------- the real job entry point
+
+
+@pytest.mark.slow
+def test_real_job_entry_point_on_a_real_transform_output(cloud: CloudStack, tmp_path: Path
+                                                         ) -> None:
+    """``python -m compiler.runner.job`` from the staged sdist, on a real tf.Transform output
+    in the emulator, every artifact a gs:// URI read and written by TensorFlow (via the proxy).
+    The trainer is test_runner's tiny one; the compiled trainer is the lead's end-to-end."""
+    from test_runner import RAW_SCHEMA, TRAINER_MODULE, TRANSFORM_MODULE, _write, tiny_splits
+
+    from compiler.runner.transform import run_transform
+
+    splits = tiny_splits()
+    module = _write(tmp_path / "transform_module.py", TRANSFORM_MODULE)
+    artifacts = run_transform(splits, RAW_SCHEMA, module, str(tmp_path / "transform"))
+    transform_uri = f"{cloud.pipeline_root}/run-e2e/Transform_3"
+    cloud.upload_dir(artifacts.root, transform_uri)
+    emit = write_emit_dir(tmp_path / "emit")
+    _write(emit / "trainer_module.py", TRAINER_MODULE)
+
+    required = {"user_id": "int64", "amount_norm": "float32", "day": "int64",
+                "amount_target": "float32"}
+    cfg = cloud.submit_config(source_exp="run-e2e", custom_config={"epochs": 1},
+                              timeout_minutes=5.0)
+    result = submit(emit, cfg, required, console=quiet())
+    job = cloud.vertex.jobs[result.job_id or ""]
+    assert result.state == "JOB_STATE_SUCCEEDED", job.log[-4000:]
+    assert result.transform_dir == transform_uri
+    assert result.metrics is not None
+    assert result.metrics["train_rows"] == len(splits["train"])
+    assert result.metrics["eval_rows"] == len(splits["eval"])
+    assert result.metrics["user_vocab"] == 12
+    assert result.metrics["custom_config"] == {"epochs": 1}
+    assert cloud.exists(f"{result.output_dir}/serving_model/saved_model.pb")

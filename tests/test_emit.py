@@ -50,14 +50,23 @@ def test_emit_is_atomic_when_a_write_fails(tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging dir left
 
 
-@pytest.mark.parametrize("model", SHIPPED_MODELS)
-def test_generated_snapshots_are_up_to_date(model: str, tmp_path) -> None:
+SNAPSHOTS = sorted(p.name for p in (ROOT / "generated").iterdir() if p.is_dir())
+
+
+def test_every_shipped_model_has_a_snapshot() -> None:
+    assert {f"{model}__cherng_v3" for model in SHIPPED_MODELS} <= set(SNAPSHOTS)
+
+
+@pytest.mark.parametrize("snapshot", SNAPSHOTS)
+def test_generated_snapshots_are_up_to_date(snapshot: str, tmp_path) -> None:
     """``generated/`` holds the emitted code of the shipped configs; any fragment change must
-    show up there as a diff (regenerate with ``python -m compiler model=<name>``)."""
-    compile_overrides([f"model={model}"], output_dir=tmp_path)
-    committed = ROOT / "generated" / f"{model}__cherng_v3"
+    show up there as a diff (regenerate with ``python -m compiler model=M features=F``)."""
+    model, features = snapshot.split("__")
+    compile_overrides([f"model={model}", f"features={features}"], output_dir=tmp_path)
+    committed = ROOT / "generated" / snapshot
+    assert sorted(p.name for p in committed.iterdir()) == sorted(p.name for p in tmp_path.iterdir())
     for path in sorted(tmp_path.iterdir()):
         assert (committed / path.name).read_text() == path.read_text(), (
-            f"generated/{committed.name}/{path.name} is stale: run "
-            f"`python -m compiler model={model} features=cherng_v3`"
+            f"generated/{snapshot}/{path.name} is stale: run "
+            f"`python -m compiler model={model} features={features}`"
         )

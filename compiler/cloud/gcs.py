@@ -54,11 +54,6 @@ def upload_file(client: storage.Client, local: Path, uri: str) -> None:
     client.bucket(bucket).blob(path).upload_from_filename(str(local))
 
 
-def upload_text(client: storage.Client, text: str, uri: str, content_type: str) -> None:
-    bucket, path = split_uri(uri)
-    client.bucket(bucket).blob(path).upload_from_string(text, content_type=content_type)
-
-
 def read_bytes(client: storage.Client, uri: str) -> bytes | None:
     """The object's bytes, or ``None`` when it does not exist."""
     from google.api_core.exceptions import NotFound
@@ -68,13 +63,6 @@ def read_bytes(client: storage.Client, uri: str) -> bytes | None:
         return client.bucket(bucket).blob(path).download_as_bytes()
     except NotFound:
         return None
-
-
-def list_names(client: storage.Client, prefix_uri: str) -> list[str]:
-    """Every object name under ``prefix_uri`` (recursively), relative to the bucket."""
-    bucket, path = split_uri(prefix_uri)
-    prefix = f"{path}/" if path else ""
-    return [blob.name for blob in client.list_blobs(bucket, prefix=prefix)]
 
 
 def list_dirs(client: storage.Client, prefix_uri: str) -> list[str]:

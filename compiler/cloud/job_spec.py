@@ -70,9 +70,13 @@ class StagingPlan:
         return uris + list(self.extra_package_uris)
 
 
-def staging_plan(cfg: VertexSubmitConfig, config_hash: str, compiler_version: str,
-                 submission_id: str) -> StagingPlan:
-    """``gs://<staging>/recforge/<experiment>/<config-hash>/...`` for one submission."""
+def staging_plan(cfg: VertexSubmitConfig, config_hash: str, submission_id: str) -> StagingPlan:
+    """``gs://<staging>/recforge/<experiment>/<config-hash>/...`` for one submission.
+
+    The recforge archive is named after the version being packaged (this checkout's), which
+    pip requires to match the archive's own metadata.
+    """
+    from compiler import __version__
     assert cfg.staging_bucket  # check_required ran first
     stage = gcs.join(cfg.staging_bucket, "recforge", label_safe(cfg.experiment) or "default",
                      config_hash)
@@ -82,7 +86,7 @@ def staging_plan(cfg: VertexSubmitConfig, config_hash: str, compiler_version: st
     return StagingPlan(
         stage_uri=stage,
         modules={name: gcs.join(stage, name) for name in EMITTED_FILES},
-        recforge_package_uri=gcs.join(stage, "packages", sdist_name(compiler_version)),
+        recforge_package_uri=gcs.join(stage, "packages", sdist_name(__version__)),
         requirements_package_uri=(
             gcs.join(stage, "packages", requirements_hash(requirements), REQUIREMENTS_SDIST)
             if requirements else None

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from compiler.cloud.errors import SubmitError
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -42,15 +44,26 @@ class LedgerAdapter:
         self.started = False
         self.job_id: str | None = None
 
-    @property
-    def enabled(self) -> bool:
-        return self.ledger is not None
-
     def record(self, manifest: Mapping[str, Any], overrides: Sequence[str],
-               artifacts: Mapping[str, str]) -> int | None:
+               artifacts: Mapping[str, str], number: int | None = None) -> int | None:
+        """The experiment this submission is: ``number`` when the caller already recorded the
+        compile (its artifacts are added), else a new ``record_compile`` row."""
         if self.ledger is None:
             return None
-        self.number = self.ledger.record_compile(
+        try:
+            if number is not None:
+                self.ledger.add_artifacts(number, dict(artifacts))
+                self.number = number
+            else:
+                self.number = self._record(manifest, overrides, artifacts)
+        except Exception as error:  # nothing exists yet: a ledger problem stops the submission
+            raise SubmitError(f"experiment ledger: {error}",
+                              hint="check RECFORGE_LEDGER_URL / the ledger database") from None
+        return self.number
+
+    def _record(self, manifest: Mapping[str, Any], overrides: Sequence[str],
+                artifacts: Mapping[str, str]) -> int:
+        return self.ledger.record_compile(
             manifest["config_hash"],
             manifest.get("model", ""),
             manifest.get("features", ""),
@@ -58,7 +71,6 @@ class LedgerAdapter:
             manifest.get("resolved_config") or {},
             dict(artifacts),
         )
-        return self.number
 
     def active(self, config_hash: str) -> ActiveRun | None:
         if self.ledger is None:

@@ -156,7 +156,7 @@ def dry_run_request(emit_dir: Path | str, cfg: VertexSubmitConfig | Any,
     check_user_labels(cfg.labels)
     emitted = read_emitted(emit_dir)
     submission_id = submission_id or new_submission_id()
-    plan = staging_plan(cfg, emitted.config_hash, emitted.compiler_version, submission_id)
+    plan = staging_plan(cfg, emitted.config_hash, submission_id)
     assert cfg.source_exp
     notes = []
     if cfg.source_exp.startswith("gs://"):
@@ -249,12 +249,15 @@ def submit(
     *,
     console: Console | None = None,
     overrides: Sequence[str] = (),
+    experiment_number: int | None = None,
 ) -> SubmitResult:
     """Submit ``emit_dir``'s trainer as a Vertex AI CustomJob (see the module docstring).
 
     ``required_features`` maps each transformed feature the trainer reads to its dtype
     (``int64`` / ``float32``); ``None`` takes the manifest's ``transformed_features``.
-    ``ledger`` is a ``compiler.ledger.Ledger`` or ``None``. Raises :class:`SubmitError`.
+    ``ledger`` is a ``compiler.ledger.Ledger`` or ``None``; ``experiment_number`` an
+    experiment the caller already recorded with ``record_compile`` (else one is recorded here,
+    with ``overrides``). Raises :class:`SubmitError`.
     """
     from compiler.cloud import vertex
 
@@ -291,16 +294,22 @@ def submit(
         console.print(f"  (also found, older: {other})", markup=False, highlight=False)
     console.print(f"Transform output has all {len(required)} features the trainer reads.")
 
+    from compiler import __version__
+
+    if emitted.compiler_version != __version__:
+        console.print(f"[yellow]warning:[/] {emitted.emit_dir} was compiled by recforge "
+                      f"{emitted.compiler_version}; the job runs recforge {__version__} "
+                      "(recompile to match)", highlight=False)
     jobs = vertex.VertexJobs.connect(cfg, credentials)
     adapter = LedgerAdapter(ledger, console)
     _refuse_duplicates(jobs, cfg, emitted, adapter)
 
     submission_id = new_submission_id()
-    plan = staging_plan(cfg, emitted.config_hash, emitted.compiler_version, submission_id)
+    plan = staging_plan(cfg, emitted.config_hash, submission_id)
     number = adapter.record(emitted.manifest, overrides, {
         "vertex_staging": plan.stage_uri, "vertex_output": plan.output_dir,
         "transform_dir": source.transform_dir, "source_exp": cfg.source_exp,
-    })
+    }, experiment_number)
     _start_in_ledger(adapter, jobs, storage, cfg, emitted)
 
     try:
@@ -437,6 +446,10 @@ def _stage(storage: Any, emitted: Emitted, plan: StagingPlan, root: Path,
     """Upload the emitted modules, the manifest and the packages (nothing is created yet)."""
     with tempfile.TemporaryDirectory(prefix="recforge-submit-") as tmp:
         sdist, reqs = build_packages(Path(tmp), plan.requirements, root)
+        expected = plan.recforge_package_uri.rsplit("/", 1)[-1]
+        if sdist.name != expected:  # pyproject's version and compiler.__version__ disagree
+            raise SubmitError(f"built {sdist.name}, expected {expected}: the version in "
+                              "pyproject.toml and compiler.__version__ differ", exit_code=1)
         uploads = [(emitted.emit_dir / name, uri) for name, uri in plan.modules.items()]
         uploads.append((sdist, plan.recforge_package_uri))
         if reqs is not None and plan.requirements_package_uri:
@@ -547,13 +560,15 @@ def main_submit(
     *,
     console: Console | None = None,
     overrides: Sequence[str] = (),
+    experiment_number: int | None = None,
 ) -> int:
     """:func:`submit` for a CLI: prints any :class:`SubmitError` as one message, returns the
     exit status (0 on success, ``SubmitError.exit_code`` otherwise)."""
     console = console or Console()
     err = Console(stderr=True) if console.file is sys.stdout else console
     try:
-        submit(emit_dir, cfg, required_features, ledger, console=console, overrides=overrides)
+        submit(emit_dir, cfg, required_features, ledger, console=console, overrides=overrides,
+               experiment_number=experiment_number)
     except SubmitError as error:
         err.print(Text.assemble(("error: ", "bold red"), error.message), highlight=False)
         if error.hint:

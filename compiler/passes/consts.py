@@ -17,7 +17,7 @@ from typing import Any
 
 import libcst as cst
 
-from compiler.passes.core import SourceFile, iter_children, string_value
+from compiler.passes.core import SourceFile, dotted_name, iter_children, string_value
 
 
 class _Unknown:
@@ -78,6 +78,9 @@ class ConstEval:
             if node.value in self.module:
                 return self.module[node.value]
             return {"True": True, "False": False, "None": None}.get(node.value, U)
+        if isinstance(node, cst.Attribute):
+            dotted = dotted_name(node)  # `self.features` bound by ConstWalker's caller
+            return env[dotted] if dotted is not None and dotted in env else U
         if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
             inner = ev(node.expression, env, depth)
             return U if inner is U else -inner

@@ -34,6 +34,13 @@ _SINKS: dict[str, str | None] = {
     # Not I/O, but POSIX normalisation turns gs://b/x into gs:/b/x.
     "os.path.normpath": "unwrap", "os.path.abspath": "unwrap", "os.path.realpath": "unwrap",
 }
+#: TFX helpers that return artifact URIs (gs:// on Vertex AI), like every artifact's ``.uri``.
+_ARTIFACT_URIS = frozenset(
+    {
+        "tfx.types.artifact_utils.get_split_uri", "tfx.types.artifact_utils.get_single_uri",
+        "tfx.types.artifact_utils.get_split_uris", "tfx.v1.types.artifact_utils.get_split_uri",
+    }
+)
 _NORMALISING = frozenset({"os.path.normpath", "os.path.abspath", "os.path.realpath"})
 _PATH_TYPES = frozenset(
     {"pathlib.Path", "pathlib.PurePath", "pathlib.PosixPath", "pathlib.PurePosixPath"}
@@ -70,6 +77,15 @@ _UTF8 = re.compile(r"^utf-?8$", re.IGNORECASE)
 
 def _kind(value: Any) -> str | None:
     return value.kind if isinstance(value, Fact) else None
+
+
+def _members(value: Any) -> tuple[Any, ...]:
+    """A value and, for a literal tuple/list or a sequence, its elements."""
+    if isinstance(value, TupleV):
+        return (value, *value.items)
+    if isinstance(value, SeqV):
+        return (value, value.elem)
+    return (value,)
 
 
 class GcsLocalIo(DataflowPass):
@@ -199,6 +215,8 @@ def export_dir(run):
             owner = dotted_name(node.value) or ""
             if _kind(base) == "fn_args" or owner.rsplit(".", 1)[-1] == "fn_args":
                 return Fact("uri", node, f"fn_args.{attr}")
+        if attr == "uri" and _kind(base) != "local":
+            return Fact("uri", node, f"artifact `{_short(sf_code(node), 30)}`")
         if _kind(base) == "path":
             return base if attr == "parent" else Fact("fragment")
         if _kind(base) == "local" and attr == "name":
@@ -284,6 +302,8 @@ def export_dir(run):
             return TupleV((first, Fact("fragment"))) if _kind(first) else UNKNOWN
         if q in _TEMPFILE_PATHS:
             return Fact("local")
+        if q in _ARTIFACT_URIS:
+            return Fact("uri", call.node, f"`{q.rsplit('.', 1)[-1]}(...)`")
         if q == "tempfile.mkstemp":
             return TupleV((UNKNOWN, Fact("local")))
         if q in _PATH_TYPES:
@@ -321,8 +341,9 @@ def export_dir(run):
             return UNKNOWN
         if method in ("join", "format"):
             for arg in call.args:
-                if _kind(arg.value) in ("uri", "parts"):
-                    return Fact("uri", arg.value.origin, arg.value.note)
+                for value in _members(arg.value):
+                    if _kind(value) in ("uri", "parts"):
+                        return Fact("uri", value.origin, value.note)
         return UNKNOWN
 
     # -- findings -----------------------------------------------------------------------------
@@ -344,7 +365,8 @@ def export_dir(run):
         kind = _SINKS.get(q)
         related = []
         if tainted.origin is not None:
-            related.append(self.file.location(tainted.origin, f"may be a gs:// URI: {tainted.note}"))
+            note = f"may be a gs:// URI: {tainted.note}"
+            related.append(self.file.location(tainted.origin, note))
         if q in _NORMALISING:
             message = (
                 f"`{short}` on a value that may be a gs:// URI ({self._where(tainted)}): "
@@ -545,6 +567,10 @@ _GFILE_NAMES = {
     "stat": "tf.io.gfile.stat", "glob": "tf.io.gfile.glob", "open": "tf.io.gfile.GFile",
     "copyfile": "tf.io.gfile.copy(..., overwrite=True)", "rmtree": "tf.io.gfile.rmtree",
 }
+
+
+def sf_code(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
 
 
 def _short(text: str, limit: int = 40) -> str:

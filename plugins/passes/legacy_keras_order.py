@@ -119,15 +119,20 @@ task = tfrs.tasks.Retrieval()
             if isinstance(call.func, cst.Name):
                 self.calls.setdefault(call.func.value, []).append(call)
         self.memo: dict[cst.FunctionDef, bool] = {}
+        # Only the first uncovered import in each scope matters: that is where TensorFlow gets
+        # loaded (and Keras picked); later ones in the same scope just repeat the finding.
+        reported: set[cst.FunctionDef | None] = set()
         for node, module in sorted(imports, key=lambda item: sf.order[item[0]]):
-            if self._covered(sf.enclosing_function(node), sf.order[node]):
+            scope = sf.enclosing_function(node)
+            if scope in reported or self._covered(scope, sf.order[node]):
                 continue
+            reported.add(scope)
             if not sets:
                 self.report(
                     node,
                     f"`{module}` is imported but the module never sets "
-                    f'os.environ["{LEGACY_KERAS_VAR}"] = "1": TFRS raises ImportError under '
-                    "Keras 3",
+                    f'os.environ["{LEGACY_KERAS_VAR}"] = "1" (and it imports TFRS): TensorFlow '
+                    "picks Keras 3 and TFRS raises ImportError",
                 )
             else:
                 set_node = min(sets, key=sf.order.__getitem__)

@@ -78,10 +78,16 @@ class Model(tfrs.Model):
         tasks: dict[str, cst.CSTNode] = {}
         for method in methods:
             for stmt in walk(method.body):
-                if not isinstance(stmt, cst.Assign) or not self._is_topk_task(stmt.value, method):
+                if isinstance(stmt, cst.Assign):
+                    targets = [t.target for t in stmt.targets]
+                elif isinstance(stmt, cst.AnnAssign) and stmt.value is not None:
+                    targets = [stmt.target]
+                else:
                     continue
-                for target in stmt.targets:
-                    dotted = dotted_name(target.target)
+                if stmt.value is None or not self._is_topk_task(stmt.value, method):
+                    continue
+                for target in targets:
+                    dotted = dotted_name(target)
                     if dotted is not None and dotted.startswith("self."):
                         tasks[dotted[5:]] = stmt
         if not tasks:
@@ -123,6 +129,13 @@ class Model(tfrs.Model):
                 if isinstance(stmt, cst.Assign) and any(
                     isinstance(t.target, cst.Name) and t.target.value == value.value
                     for t in stmt.targets
+                ):
+                    return self._is_topk_task(stmt.value, method, depth + 1)
+                if (
+                    isinstance(stmt, cst.AnnAssign)
+                    and stmt.value is not None
+                    and isinstance(stmt.target, cst.Name)
+                    and stmt.target.value == value.value
                 ):
                     return self._is_topk_task(stmt.value, method, depth + 1)
             return False

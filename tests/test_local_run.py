@@ -1,0 +1,138 @@
+"""``run=local``: the whole pipeline on one machine, on tiny data the tests write as CSV."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from compiler.__main__ import main
+from tests.compile_helpers import ROOT
+from tests.tiny_data import tiny_transactions
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("local")
+    frame = tiny_transactions(rows=1500, seed=5)
+    frame["date"] = pd.to_datetime(frame["date"], unit="s").dt.strftime("%Y-%m-%d")
+    csv = root / "transactions.csv"
+    frame.to_csv(csv, index=False)
+    return {"root": root, "csv": csv, "runs": root / "runs", "cache": root / "cache"}
+
+
+def common(ws: dict[str, Path], *extra: str) -> list[str]:
+    return [
+        "features=cherng_v3", "run=local", f"output_dir={ws['root'] / 'emitted'}",
+        f"data.source={ws['csv']}", f"run.runs_root={ws['runs']}",
+        f"run.cache_dir={ws['cache']}", "run.epochs=1", "model.batch_size=256", *extra,
+    ]
+
+
+def run_dirs(ws: dict[str, Path]) -> set[Path]:
+    return set(ws["runs"].iterdir()) if ws["runs"].exists() else set()
+
+
+def status_of(run_dir: Path) -> str:
+    return json.loads((run_dir / "run.json").read_text())["status"]
+
+
+def test_date_split_run_completes_with_metrics_and_baselines(workspace, capsys) -> None:
+    before = run_dirs(workspace)
+    code = main(common(workspace, "model=hybrid_v1", "data.split.kind=date",
+                       "data.split.eval_start=2024-07-01", "data.split.test_start=2024-10-01",
+                       "run.name=date-split"))
+    assert code == 0
+    (run_dir,) = run_dirs(workspace) - before
+    assert status_of(run_dir) == "completed"
+    for part in ("transform/transform_graph", "transform/transformed_examples/Split-test",
+                 "serving_model/saved_model.pb", "modules/trainer_module.py",
+                 "modules/manifest.json", "model_run/training_metrics.json", "model_run/logs"):
+        assert (run_dir / part).exists(), part
+    metrics = json.loads((run_dir / "model_run" / "training_metrics.json").read_text())
+    assert {"recall_at_100", "test_rmse"} <= set(metrics["final"])
+    assert set(metrics["baselines"]) == {"most_popular", "train_mean"}
+    out = capsys.readouterr().out
+    assert "most_popular" in out and "train_mean" in out and "recall_at_100" in out
+
+
+def test_transform_from_reuses_a_finished_run(workspace, capsys) -> None:
+    source = workspace["runs"] / "date-split"
+    code = main(common(workspace, "model=ranking_v1", f"run.transform_from={source}",
+                       "run.name=reuse"))
+    assert code == 0
+    assert status_of(workspace["runs"] / "reuse") == "completed"
+    assert "Transform skipped" in capsys.readouterr().out
+
+
+def test_model_change_alone_hits_the_transform_cache(workspace, capsys) -> None:
+    assert main(common(workspace, "model=retrieval_v1", "run.name=first")) == 0
+    capsys.readouterr()
+    assert main(common(workspace, "model=ranking_v1", "run.name=second")) == 0
+    assert "Transform cache hit" in capsys.readouterr().out
+    metrics = json.loads((workspace["runs"] / "second" / "model_run" /
+                          "training_metrics.json").read_text())
+    assert metrics["model_type"] == "ranking"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["data.source=/nonexistent/transactions.csv"], "data file not found"),
+        (["+data.columns.cust_value=CustomerValue"], "CustomerValue"),
+        (["data.split.kind=date", "data.split.eval_start=2024-07-01",
+          "data.split.test_start=2030-01-01"], "empty"),
+    ],
+    ids=["missing-file", "missing-column", "empty-split"],
+)
+def test_bad_data_input_is_one_clear_error(workspace, capsys, extra, message) -> None:
+    before = run_dirs(workspace)
+    code = main(common(workspace, "model=ranking_v1", *extra))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert all(status_of(d) != "completed" for d in run_dirs(workspace) - before)
+
+
+def test_transform_from_without_a_transform_output(workspace, capsys, tmp_path) -> None:
+    before = run_dirs(workspace)
+    code = main(common(workspace, "model=ranking_v1", f"run.transform_from={tmp_path}"))
+    assert code == 2
+    assert "no usable Transform output" in capsys.readouterr().err
+    assert all(status_of(d) != "completed" for d in run_dirs(workspace) - before)
+
+
+def test_transform_from_that_does_not_match_the_features(workspace, capsys) -> None:
+    source = workspace["runs"] / "date-split"
+    code = main(common(workspace, "model=ranking_v1", f"run.transform_from={source}",
+                       "features.buyer.1.cyclical=[weekly,yearly]"))
+    assert code == 2
+    assert "'date_yearly_sin' is missing" in capsys.readouterr().err
+
+
+def test_ctrl_c_leaves_no_run_marked_complete(workspace) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "compiler", *common(workspace, "model=hybrid_v1",
+                                                   "run.name=interrupted",
+                                                   "run.transform_cache=false")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    manifest = workspace["runs"] / "interrupted" / "run.json"
+    deadline = time.monotonic() + 120
+    while not manifest.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode != 0, output
+    assert status_of(workspace["runs"] / "interrupted") == "interrupted"
