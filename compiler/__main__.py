@@ -1,14 +1,18 @@
 """``python -m compiler model=hybrid_v1 features=cherng_v3 [overrides]``
 
 Plain invocations compose with Hydra's compose API, so a bad config becomes one clear message
-and exit code 2. Anything that needs Hydra's own app machinery (``-m`` sweeps, ``--help``,
-``--cfg``, ``--info`` ...) goes through ``hydra.main`` with the same config directory.
+and exit code 2. ``-m`` sweeps are checked point by point first (``compiler.sweep``), then run
+by Hydra's multirun (basic, joblib or Optuna). Hydra's other flags (``--help``, ``--cfg``,
+``--info`` ...) go straight to ``hydra.main`` with the same config directory.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -20,15 +24,18 @@ _HYDRA_FLAGS = (
     "--info", "-i", "--resolve", "--version", "--shell-completion", "-sc", "--config-path",
     "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun",
 )
+_MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if any(a.split("=", 1)[0] in _HYDRA_FLAGS for a in args):
-        return _hydra_app(args)
-    from compiler.compose import compose
-
     try:
+        if any(a in _MULTIRUN_FLAGS for a in args):
+            return _sweep(args)
+        if any(a.split("=", 1)[0] in _HYDRA_FLAGS for a in args):
+            return _hydra_app(args)
+        from compiler.compose import compose
+
         return execute(compose(args), args)
     except RecforgeError as error:
         return report_error(error)
@@ -37,20 +44,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def execute(cfg: DictConfig, overrides: Sequence[str]) -> int:
-    """Compile one composed config, then run or submit it if the config asks to."""
+def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None = None,
+            sweep_id: int | None = None) -> Any:
+    """Compile one composed config, record it, then run or submit it if the config asks to.
+
+    Returns 0, or in a sweep the objective metric of the point's run (for Optuna).
+    """
     from compiler.pipeline import compile_config
 
-    result = compile_config(cfg, overrides=overrides)
+    dry_run = bool(cfg.get("dry_run", False))
+    result = compile_config(cfg, overrides=overrides, output_dir=output_dir, write=not dry_run)
     print_compile_summary(result)
+    if dry_run:
+        print("  dry run: nothing written, run or submitted")
+        return 0
+    ledger, number = _record_compile(cfg, result, overrides, sweep_id)
+    metrics = None
     if cfg.get("run") is not None:
         from compiler.local import run_local
 
-        run_local(result, cfg)
+        metrics = _tracked(ledger, number, "local", lambda: run_local(result, cfg))
+    elif cfg.get("submit") is not None:
+        from compiler.cloud.cli import submit_from_config
+
+        metrics = submit_from_config(result, cfg, ledger=ledger, experiment=number)
+    if ledger is not None:
+        ledger.close()
+    if sweep_id is not None and metrics is not None:
+        return metrics.get("final", {}).get(str(cfg.get("objective", "recall_at_100")))
     return 0
 
 
-def print_compile_summary(result) -> None:  # noqa: ANN001 - CompileResult, imported lazily
+def _record_compile(cfg: DictConfig, result: Any, overrides: Sequence[str],
+                    sweep_id: int | None) -> tuple[Any, int | None]:
+    """Every compile gets an experiment number in the ledger (see ``compiler.ledger``)."""
+    from compiler.ledger import Ledger, LedgerError
+
+    try:
+        ledger = Ledger(cfg.get("ledger"))
+        artifacts = {"emitted": str(result.emitted.output_dir)} if result.emitted else {}
+        number = ledger.record_compile(
+            result.config.config_hash, result.config.model.name, result.config.features.name,
+            list(overrides), result.config.data, artifacts=artifacts, sweep_id=sweep_id,
+        )
+    except LedgerError as error:
+        raise RecforgeError(f"ledger: {error}") from None
+    print(f"  experiment #{number} recorded in {ledger.display_url}")
+    return ledger, number
+
+
+def _tracked(ledger: Any, number: int | None, kind: str, work: Any) -> dict[str, Any]:
+    """Run ``work`` with its experiment marked running, then completed or failed."""
+    ledger.start(number, kind)
+    try:
+        outcome = work()
+    except BaseException as error:
+        reason = "interrupted" if isinstance(error, KeyboardInterrupt) else str(error)
+        ledger.fail(number, reason or type(error).__name__)
+        raise
+    ledger.complete(number, outcome.metrics, artifacts={"run_dir": str(outcome.run_dir)})
+    return outcome.metrics
+
+
+def print_compile_summary(result: Any) -> None:
     config = result.config
     print(
         f"recforge: compiled model={config.model.name} features={config.features.name} "
@@ -67,7 +123,7 @@ def print_compile_summary(result) -> None:  # noqa: ANN001 - CompileResult, impo
         print(f"  {_finding_line(finding)}")
 
 
-def _finding_line(finding) -> str:  # noqa: ANN001
+def _finding_line(finding: Any) -> str:
     return f"{finding.path}:{finding.line}:{finding.col}: {finding.rule} {finding.message}"
 
 
@@ -79,9 +135,71 @@ def report_error(error: RecforgeError) -> int:
     return error.exit_code
 
 
+# --------------------------------------------------------------------------- sweeps
+
+
+def _sweep(args: list[str]) -> int:
+    from compiler import sweep
+
+    point_args = [a for a in args if a not in _MULTIRUN_FLAGS]
+    if any(a.startswith("hydra/sweeper=") for a in point_args):
+        # A search space (Optuna) has no fixed points to check up front; each trial is
+        # validated when it is composed, and a bad trial fails alone.
+        return _hydra_app(args)
+    report = sweep.preflight(point_args)
+    dry_run = any(a in ("dry_run=true", "dry_run=True", "+dry_run=true") for a in point_args)
+    if report.bad:
+        print(f"error: {sweep.describe_bad_points(report)}", file=sys.stderr)
+        return 2
+    sweep.print_preflight(report, dry_run=dry_run)
+    if dry_run:
+        return 0
+    from compiler.ledger import Ledger
+
+    ledger_url = next((a.split("=", 1)[1] for a in point_args if a.startswith("ledger=")), None)
+    with Ledger(ledger_url) as ledger:
+        sweep_id = ledger.next_sweep_id(" ".join(point_args))
+    os.environ[sweep.SWEEP_ID_ENV] = str(sweep_id)
+    print(f"sweep #{sweep_id}: {len(report.unique)} distinct point(s)")
+    _hydra_app(args)
+    with Ledger(ledger_url) as ledger:
+        failed = ledger.list(sweep_id=sweep_id, status="failed")
+    if failed:
+        print(f"sweep #{sweep_id}: {len(failed)} point(s) failed: "
+              + ", ".join(f"#{e.number}" for e in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _sweep_job(cfg: DictConfig, overrides: list[str]) -> Any:
+    """One point of a multirun: compile into its own directory; run once per distinct point."""
+    from compiler import sweep
+    from compiler.validate import validate
+
+    sweep_id = int(os.environ[sweep.SWEEP_ID_ENV]) if sweep.SWEEP_ID_ENV in os.environ else None
+    config = validate(cfg)
+    point_dir = sweep.point_output_dir(str(cfg.sweep_dir), config.model.name,
+                                      config.features.name, config.config_hash)
+    if not sweep.claim(point_dir, sweep_id):
+        print(f"point {' '.join(overrides)}: identical to an earlier point "
+              f"({config.config_hash}); compiled and run once")
+        return math.nan
+    try:
+        value = execute(cfg, overrides, output_dir=point_dir, sweep_id=sweep_id)
+    except RecforgeError as error:
+        report_error(error)
+        return math.nan
+    except Exception as error:  # noqa: BLE001 - one failing point must not stop the sweep
+        print(f"error: point {' '.join(overrides)} failed: {type(error).__name__}: {error}",
+              file=sys.stderr)
+        return math.nan
+    return value if isinstance(value, float) else math.nan
+
+
 def _hydra_app(args: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from compiler.compose import CONF_DIR, VERSION_BASE
     from compiler.schema import register_configs
@@ -89,17 +207,28 @@ def _hydra_app(args: list[str]) -> int:
     register_configs()
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=VERSION_BASE)
-    def task(cfg: DictConfig) -> None:
-        overrides = list(HydraConfig.get().overrides.task)
+    def task(cfg: DictConfig) -> Any:
+        hydra_config = HydraConfig.get()
+        overrides = list(hydra_config.overrides.task)
+        if hydra_config.mode == RunMode.MULTIRUN:
+            return _sweep_job(cfg, overrides)
         try:
             code = execute(cfg, overrides)
         except RecforgeError as error:
             code = report_error(error)
         if code:
             sys.exit(code)
+        return None
 
-    sys.argv = [sys.argv[0], *args]
-    task()
+    from compiler.compose import release
+
+    release()  # hydra.main initializes Hydra itself
+    saved = sys.argv
+    sys.argv = [saved[0], *args]
+    try:
+        task()
+    finally:
+        sys.argv = saved
     return 0
 
 

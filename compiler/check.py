@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from compiler import __version__
+from compiler.errors import RecforgeError
 from compiler.passes import Finding, Pass, Severity, SourceError, SourceFile, run_passes
 from compiler.passes.core import Project
 from compiler.passes.fixes import fix_files
@@ -82,8 +83,10 @@ def read_sources(files: Iterable[str]) -> tuple[dict[str, str], list[str]]:
         try:
             with open(path, encoding="utf-8") as handle:
                 sources[path] = handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             problems.append(f"{path}: cannot read: {exc.strerror or exc}")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{path}: cannot read: not UTF-8 ({exc.reason} at byte {exc.start})")
     return sources, problems
 
 
@@ -205,7 +208,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             parsed[path] = SourceFile(path, text)
         except SourceError as exc:
             problems.append(str(exc))
-    passes = _registered_passes()
+    try:
+        passes = _registered_passes()
+    except RecforgeError as error:  # a broken plugin: say which, no traceback
+        print(f"recforge check: {error}", file=sys.stderr)
+        return 2
 
     if args.fix and parsed:
         fixed, count, findings = fix_files({p: sources[p] for p in parsed}, passes)

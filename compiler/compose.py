@@ -37,16 +37,37 @@ def compose(
 ) -> DictConfig:
     """Compose ``conf/config.yaml`` with Hydra overrides (``["model=ranking_v1", ...]``)."""
     conf_dir = Path(config_dir or CONF_DIR).resolve()
-    schema.register_configs()
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(
-            version_base=VERSION_BASE, config_dir=str(conf_dir), job_name="recforge"
-        ):
-            return hydra_compose(config_name, overrides=list(overrides))
+        _ensure_initialized(conf_dir)
+        return hydra_compose(config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as error:
         raise translate_error(error, overrides, conf_dir) from None
+
+
+_initialized_dir: Path | None = None
+
+
+def release() -> None:
+    """Give Hydra's global state back (before ``hydra.main`` initializes it itself)."""
+    global _initialized_dir
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    _initialized_dir = None
+
+
+def _ensure_initialized(conf_dir: Path) -> None:
+    """Initialize Hydra for ``conf_dir`` once and keep it: a sweep composes hundreds of
+    points, and initializing (search path, config repository) costs more than composing."""
+    global _initialized_dir
+    hydra = GlobalHydra.instance()
+    if hydra.is_initialized() and _initialized_dir == conf_dir:
+        return
+    if hydra.is_initialized():
+        hydra.clear()
+    schema.register_configs()
+    initialize_config_dir(version_base=VERSION_BASE, config_dir=str(conf_dir),
+                          job_name="recforge")
+    _initialized_dir = conf_dir
 
 
 # --------------------------------------------------------------------------- error translation

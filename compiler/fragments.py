@@ -10,6 +10,7 @@ can only ever become a literal in the emitted module.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -375,11 +376,44 @@ def statements(template: str, **values: Any) -> cst.Module:
     Values the template does not mention are ignored, so one set of values can serve the
     variants of a template.
     """
-    return parse_template_module(template, **_as_nodes(template, values))
+    nodes = _as_nodes(template, values)
+    parsed = _parsed_template(template, frozenset(nodes), "module")
+    if parsed is None:
+        return parse_template_module(template, **nodes)
+    return _unmangle(parsed, nodes) if nodes else parsed
 
 
 def expression(template: str, **values: Any) -> cst.BaseExpression:
-    return parse_template_expression(template, **_as_nodes(template, values))
+    nodes = _as_nodes(template, values)
+    parsed = _parsed_template(template, frozenset(nodes), "expression")
+    if parsed is None:
+        return parse_template_expression(template, **nodes)
+    return _unmangle(parsed, nodes) if nodes else parsed
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_template(template: str, names: frozenset[str], kind: str) -> Any:
+    """Parse each (template, placeholder names) once: parsing dominates build time, and CST
+    nodes are immutable, so one parse serves every substitution."""
+    if _template_internals is None:  # pragma: no cover - libcst moved its helpers
+        return None
+    mangle, _ = _template_internals
+    source = mangle(template, set(names))
+    return cst.parse_module(source) if kind == "module" else cst.parse_expression(source)
+
+
+def _unmangle(parsed: Any, nodes: Mapping[str, cst.CSTNode]) -> Any:
+    _, unmangle = _template_internals  # type: ignore[misc]
+    return unmangle(parsed, dict(nodes))
+
+
+try:  # the two steps of libcst's parse_template_*, used separately to cache the parse
+    from libcst.helpers._template import mangle_template as _mangle
+    from libcst.helpers._template import unmangle_nodes as _unmangle_nodes
+
+    _template_internals: tuple[Any, Any] | None = (_mangle, _unmangle_nodes)
+except ImportError:  # pragma: no cover
+    _template_internals = None
 
 
 def name(identifier: str) -> cst.Name:

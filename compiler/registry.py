@@ -152,7 +152,7 @@ def build_registry(pm: pluggy.PluginManager, providers: dict[str, Provider]) -> 
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as error:
-        raise PluginError(f"plugin '{error.plugin_name}' has an invalid hook: {error}") from None
+        raise PluginError(f"invalid plugin hook: {error}") from None
     registry = Registry()
     for impl in pm.hook.register_fragments.get_hookimpls():
         provider = providers.get(impl.plugin_name, _builtin_provider(impl.plugin_name))
@@ -178,7 +178,7 @@ def _call(impl: pluggy.HookImpl, provider: Provider) -> list[type]:
 def _add(table: dict, key: Any, cls: type, provider: Provider, what: str) -> None:
     existing = table.get(key)
     if existing is not None and existing.cls is not cls:
-        label = "/".join(key) if isinstance(key, tuple) else key
+        label = key[1] if isinstance(key, tuple) else key
         raise PluginError(
             f"{what} '{label}' is registered twice: by {existing.provider.distribution} "
             f"({existing.provider.plugin}) and by {provider.distribution} ({provider.plugin})"

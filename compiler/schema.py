@@ -179,6 +179,15 @@ class RecforgeConfig:
     model: ModelConfig = MISSING
     #: Where the emitted modules go; ``${model.name}__${features.name}`` under ``generated/``.
     output_dir: str = MISSING
+    #: Where each point of a ``-m`` sweep is emitted (one directory per content hash).
+    sweep_dir: str = "generated/sweeps"
+    #: Show what would happen; write, run and submit nothing.
+    dry_run: bool = False
+    #: SQLAlchemy URL of the experiment ledger (default: $RECFORGE_LEDGER_URL, else
+    #: .recforge/ledger.db in the working directory).
+    ledger: Optional[str] = None
+    #: The final metric a sweep point returns (what Optuna optimizes).
+    objective: str = "recall_at_100"
     data: Any = None
     run: Any = None
     submit: Any = None

@@ -105,7 +105,8 @@ class Cyclical(FeatureTransform):
             position = {
                 "weekly": "tf.math.floormod({days} + 3, 7)",  # 1970-01-01 was a Thursday
                 "monthly": "{dom} - 1",
-                "yearly": "{days} - _days_from_civil({year}, 1, 1)",
+                "yearly": "{days} - _days_from_civil({year}, tf.ones_like({year}), "
+                          "tf.ones_like({year}))",
             }[period]
             code += statements(
                 "outputs[{sin}], outputs[{cos}] = _cycle(" + position + ", {period})\n",

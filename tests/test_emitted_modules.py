@@ -85,3 +85,29 @@ def test_run_fn_trains_evaluates_and_exports(model: str, transformed: Path) -> N
             assert outputs["scores"] == sorted(outputs["scores"], reverse=True)
         else:  # ranking: predictions in sales units (the log transform inverted)
             assert outputs["predictions"] > 0
+
+
+def test_emitted_calendar_arithmetic_matches_python(tmp_path) -> None:
+    """The Transform's integer date ops agree with datetime on leap years and month ends."""
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    from compiler.runner._modules import load_module_from_path
+
+    compile_overrides(["model=hybrid_v1", "features.buyer.1.cyclical=[weekly,monthly,yearly]"],
+                      output_dir=tmp_path)
+    module = load_module_from_path(tmp_path / "transform_module.py", prefix="calendar_check")
+    tf = module.tf
+    moments = [datetime(y, m, d, 13, tzinfo=timezone.utc) for y, m, d in (
+        (1970, 1, 1), (2000, 2, 29), (2023, 12, 31), (2024, 2, 29), (2024, 3, 1), (2100, 3, 1))]
+    seconds = tf.constant([int(m.timestamp()) for m in moments], tf.int64)
+    days = module._days_since_epoch(seconds)
+    year, month, day = (t.numpy() for t in module._civil_from_days(days))
+    assert list(zip(year, month, day)) == [(m.year, m.month, m.day) for m in moments]
+    year_start = module._days_from_civil(tf.constant(year), tf.ones_like(tf.constant(year)),
+                                         tf.ones_like(tf.constant(year)))
+    day_of_year = (days - year_start).numpy()
+    assert list(day_of_year) == [m.timetuple().tm_yday - 1 for m in moments]
+    weekday = np.mod(days.numpy() + 3, 7)
+    assert list(weekday) == [m.weekday() for m in moments]

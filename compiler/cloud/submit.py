@@ -486,7 +486,7 @@ def _wait(jobs: Any, job: Any, cfg: VertexSubmitConfig, console: Console, storag
         adapter.fail(f"{state}: {message}")
         raise SubmitError(
             f"job {ident} ended {state}: {message}\n"
-            f"Its logs (with the traceback) :\n  {result.logs_command}",
+            f"Its logs, with the traceback:\n  {result.logs_command}",
             exit_code=1, job_id=ident,
         )
     with _api_errors("Google Cloud Storage: reading the metrics", exit_code=1):

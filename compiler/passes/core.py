@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 
 N = TypeVar("N", bound=cst.CSTNode)
 
@@ -139,6 +139,18 @@ _SKIP_FIELDS = frozenset(
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
+_NODE_TYPES: dict[type, bool] = {}
+
+
+def _is_node_type(tp: type) -> bool:
+    """``issubclass(tp, cst.CSTNode)``, cached: CSTNode is an ABC and isinstance checks against
+    it cost more than the rest of the walk."""
+    known = _NODE_TYPES.get(tp)
+    if known is None:
+        known = _NODE_TYPES[tp] = issubclass(tp, cst.CSTNode)
+    return known
+
+
 def _child_fields(tp: type) -> tuple[str, ...]:
     names = _FIELDS.get(tp)
     if names is None:
@@ -155,12 +167,13 @@ def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """The syntactic children of ``node`` (no whitespace or punctuation), in source order."""
     for name in _child_fields(type(node)):
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            yield value
-        elif type(value) is tuple or type(value) is list:
+        tp = type(value)
+        if tp is tuple or tp is list:
             for item in value:
-                if isinstance(item, cst.CSTNode):
+                if _is_node_type(type(item)):
                     yield item
+        elif _is_node_type(tp):
+            yield value
 
 
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
@@ -182,18 +195,19 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
 class SourceFile:
     """One parsed file, shared by every pass: the libcst tree, an index and lazy positions."""
 
-    def __init__(self, path: str, source: str) -> None:
+    def __init__(self, path: str, source: str | cst.Module) -> None:
         self.path = path
-        self.source = source
-        try:
-            self.module: cst.Module = cst.parse_module(source)
-        except cst.ParserSyntaxError as exc:
-            raise SourceError(path, exc.raw_line, exc.raw_column + 1, exc.message) from None
-        except (ValueError, RecursionError) as exc:
-            raise SourceError(path, 1, 1, str(exc)) from None
+        # A tree the compiler built is re-parsed from its code: built trees may share node
+        # objects between places, which would confuse the identity-keyed positions and parents.
+        self.source = source.code if isinstance(source, cst.Module) else source
+        self.module: cst.Module = _parse(path, self.source)
         # unsafe_skip_copy: the tree is never mutated, and the copy would cost as much as a parse.
         self.wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
         self._positions: Mapping[cst.CSTNode, CodeRange] | None = None
+        self._statement_positions: dict[
+            cst.CSTNode, tuple[Mapping[cst.CSTNode, CodeRange], int]
+        ] = {}
+        self._top_lines: dict[cst.CSTNode, int] | None = None
         self._ast: ast.Module | None = None
         self._imports: dict[str, str] | None = None
         self.parents: dict[cst.CSTNode, cst.CSTNode] = {}
@@ -231,9 +245,63 @@ class SourceFile:
 
     # -- positions ----------------------------------------------------------------------------
     def range(self, node: cst.CSTNode) -> CodeRange:
+        """The node's position (1-based lines, 0-based columns, as libcst's PositionProvider).
+
+        Resolving positions for a whole module costs more than every pass together, and a file
+        usually needs a handful. So positions are resolved per top-level statement: the
+        statement alone in a one-statement module (same text, same columns), shifted by the
+        line it starts on in the file (from the ``ast`` tree, which has statement lines for
+        free).
+        """
+        top = node
+        parent = self.parents.get(top)
+        while parent is not None and parent is not self.module:
+            top, parent = parent, self.parents.get(parent)
+        if parent is None or top not in self._statement_lines():
+            return self._full_positions()[node]  # not indexed yet, or the module itself
+        cached = self._statement_positions.get(top)
+        if cached is None:
+            mini = cst.Module(
+                body=[top],  # type: ignore[list-item]
+                default_indent=self.module.default_indent,
+                default_newline=self.module.default_newline,
+            )
+            positions = MetadataWrapper(mini, unsafe_skip_copy=True).resolve(PositionProvider)
+            shift = self._statement_lines()[top] - positions[top].start.line
+            cached = self._statement_positions[top] = (positions, shift)
+        positions, shift = cached
+        found = positions[node]
+        if not shift:
+            return found
+        return CodeRange(
+            CodePosition(found.start.line + shift, found.start.column),
+            CodePosition(found.end.line + shift, found.end.column),
+        )
+
+    def _full_positions(self) -> Mapping[cst.CSTNode, CodeRange]:
         if self._positions is None:
             self._positions = self.wrapper.resolve(PositionProvider)
-        return self._positions[node]
+        return self._positions
+
+    def _statement_lines(self) -> dict[cst.CSTNode, int]:
+        """First line of each top-level libcst statement, matched to ``ast``'s statements."""
+        if self._top_lines is None:
+            lines: dict[cst.CSTNode, int] = {}
+            try:
+                tree_body = self.ast.body
+            except SyntaxError:
+                tree_body = []
+            index = 0
+            for stmt in self.module.body:
+                width = len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
+                if index >= len(tree_body):
+                    lines = {}  # the trees disagree: fall back to full resolution
+                    break
+                # Both trees start a decorated def/class at the `def`/`class` line.
+                lines[stmt] = tree_body[index].lineno
+                index += width
+            self._top_lines = lines
+        return self._top_lines
 
     def pos(self, node: cst.CSTNode) -> tuple[int, int]:
         """1-based (line, col) of the node's first character."""
@@ -312,6 +380,21 @@ class SourceFile:
 BUILTIN_NAMES = frozenset(vars(builtins))
 
 
+def _parse(path: str, source: str) -> cst.Module:
+    try:
+        return cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        # CPython's own message and position are clearer than libcst's; use them when it
+        # agrees the file is broken.
+        try:
+            ast.parse(source, filename=path)
+        except SyntaxError as syntax:
+            raise SourceError(path, syntax.lineno or 1, syntax.offset or 1, syntax.msg) from None
+        raise SourceError(path, exc.raw_line, exc.raw_column + 1, exc.message) from None
+    except (ValueError, RecursionError) as exc:
+        raise SourceError(path, 1, 1, str(exc)) from None
+
+
 def dotted_name(expr: cst.CSTNode | None) -> str | None:
     """``a.b.c`` for a Name/Attribute chain, else None."""
     parts: list[str] = []
@@ -326,6 +409,12 @@ def dotted_name(expr: cst.CSTNode | None) -> str | None:
 
 def string_value(expr: cst.CSTNode | None) -> str | None:
     """The value of a plain string literal (no f-strings), else None."""
+    if type(expr) is cst.SimpleString and "\\" not in expr.value:
+        # Fast path: libcst's evaluated_value goes through ast.literal_eval (a compile() per
+        # literal), which was a visible share of a whole run.
+        prefix = expr.prefix.lower()
+        if "b" not in prefix:
+            return expr.raw_value
     if isinstance(expr, cst.SimpleString | cst.ConcatenatedString):
         try:
             value = expr.evaluated_value
@@ -506,7 +595,7 @@ def _walk_file(
     order = sf.order
     by_type = sf._by_type
     fields = _child_fields
-    node_base = cst.CSTNode
+    is_node = _NODE_TYPES.get
 
     def visit(node: cst.CSTNode) -> None:
         order[node] = len(order)
@@ -522,14 +611,16 @@ def _walk_file(
                 handler(node)
         for name in fields(tp):
             value = getattr(node, name)
-            if isinstance(value, node_base):
-                parents[value] = node
-                visit(value)
-            elif type(value) is tuple or type(value) is list:
+            vt = type(value)
+            if vt is tuple or vt is list:
                 for item in value:
-                    if isinstance(item, node_base):
+                    it = type(item)
+                    if is_node(it) or (is_node(it) is None and _is_node_type(it)):
                         parents[item] = node
                         visit(item)
+            elif is_node(vt) or (is_node(vt) is None and _is_node_type(vt)):
+                parents[value] = node
+                visit(value)
         handlers = leaves.get(tp)
         if handlers:
             for handler in handlers:
@@ -538,15 +629,16 @@ def _walk_file(
     visit(sf.module)
 
 
-def parse_files(files: Mapping[str, str]) -> Project:
+def parse_files(files: Mapping[str, str | cst.Module]) -> Project:
     """Parse every file (raising ``SourceError`` for the first that does not parse)."""
     return Project({path: SourceFile(path, source) for path, source in files.items()})
 
 
 def run_passes(
-    files: Mapping[str, str] | Project, passes: Iterable[type[Pass]]
+    files: Mapping[str, str | cst.Module] | Project, passes: Iterable[type[Pass]]
 ) -> list[Finding]:
-    """Run ``passes`` over ``files`` (file name -> source) and return the findings.
+    """Run ``passes`` over ``files`` (file name -> source text, or a libcst Module whose
+    ``.code`` is exactly the emitted text) and return the findings.
 
     Findings are sorted by (path, line, col, rule), de-duplicated per place and rule, and
     ``# recforge: ignore[rule] reason`` comments are honoured. Raises ``SourceError`` when a file

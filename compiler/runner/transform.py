@@ -154,7 +154,9 @@ def run_transform(
         raw_schema: raw column -> ``"string"`` | ``"int"`` | ``"float"``. Only these columns
             are read; each is a required scalar feature.
         module_file: path of a Transform module defining ``preprocessing_fn(inputs)``.
-        output_dir: local directory or URI Beam can write (``gs://`` needs Beam's GCP extra).
+        output_dir: local directory or any URI tf.io.gfile can write (``gs://``, ``ram://``):
+            everything under it is written through tf.io.gfile. Beam's temporary files stay
+            in a local temporary directory.
 
     Returns:
         The written paths, row counts and the wall time.

@@ -84,7 +84,7 @@ def preprocessing_fn(inputs):
     date_year, _, date_dom = _civil_from_days(date_days)
     outputs["date_weekly_sin"], outputs["date_weekly_cos"] = _cycle(tf.math.floormod(date_days + 3, 7), 7)
     outputs["date_monthly_sin"], outputs["date_monthly_cos"] = _cycle(date_dom - 1, 31)
-    outputs["date_yearly_sin"], outputs["date_yearly_cos"] = _cycle(date_days - _days_from_civil(date_year, 1, 1), 366)
+    outputs["date_yearly_sin"], outputs["date_yearly_cos"] = _cycle(date_days - _days_from_civil(date_year, tf.ones_like(date_year), tf.ones_like(date_year)), 366)
     # [feature_transform/bucketize (date) · recforge 0.1.0]
     outputs["date_bucket"] = tft.bucketize(tf.cast(_days_since_epoch(inputs["date"]), tf.float32), num_buckets=50)
     # [feature_transform/normalize (date) · recforge 0.1.0]

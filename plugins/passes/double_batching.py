@@ -72,7 +72,7 @@ class DoubleBatching(DataflowPass):
     name: ClassVar[str] = "double-batching"
     severity: ClassVar[Severity] = Severity.ERROR
     MESSAGE: ClassVar[str] = "dataset is batched again after it was already batched"
-    HAZARD: ClassVar[str] = "A dataset already batched ... is .batch()ed again"
+    HAZARD: ClassVar[str] = "A dataset already batched is .batch()ed or .padded_batch()ed again"
 
     VALID: ClassVar[tuple[str, ...]] = (
         '''\

@@ -34,7 +34,7 @@ class LegacyKerasOrder(Pass):
     name: ClassVar[str] = "legacy-keras-order"
     severity: ClassVar[Severity] = Severity.ERROR
     MESSAGE: ClassVar[str] = "TensorFlow/TFRS imported before TF_USE_LEGACY_KERAS=1 is set"
-    HAZARD: ClassVar[str] = "tensorflow or tensorflow_recommenders imported before ..."
+    HAZARD: ClassVar[str] = "tensorflow/tensorflow_recommenders imported before the variable is set"
 
     VALID: ClassVar[tuple[str, ...]] = (
         '''\

@@ -1,0 +1,152 @@
+"""``-m`` sweeps: every point validated and compiled before any point runs.
+
+Hydra's own multirun would compose and run point after point, so a typo in the last point would
+surface after all the others had trained. ``preflight`` expands the sweep with Hydra's override
+parser, composes, validates and compiles (in memory) every point first, and refuses the sweep
+naming the bad points' overrides. Identical points (same content hash) are compiled and run
+once. ``dry_run=true`` prints the plan and stops there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.errors import RecforgeError
+
+#: Set for the jobs of a sweep, so each records its experiment under the sweep's id.
+SWEEP_ID_ENV = "RECFORGE_SWEEP_ID"
+#: Hydra settings that are not part of a point's config.
+_HYDRA_ONLY = ("hydra.", "hydra/", "+hydra.", "~hydra.")
+
+
+@dataclass
+class Point:
+    number: int
+    overrides: list[str]
+    config_hash: str = ""
+    output_dir: str = ""
+    errors: int = 0
+    warnings: int = 0
+    problem: str | None = None
+    same_as: int | None = None
+    action: str = ""
+
+
+@dataclass
+class Preflight:
+    points: list[Point] = field(default_factory=list)
+
+    @property
+    def bad(self) -> list[Point]:
+        return [p for p in self.points if p.problem]
+
+    @property
+    def unique(self) -> list[Point]:
+        return [p for p in self.points if p.same_as is None and not p.problem]
+
+
+def expand(overrides: Sequence[str]) -> list[list[str]]:
+    """The cartesian product of a sweep's overrides, as Hydra's basic sweeper forms it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    axes: list[list[str]] = []
+    for override in parsed:
+        if override.is_hydra_override():
+            continue
+        if override.is_sweep_override():
+            key = override.get_key_element()
+            axes.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+        else:
+            axes.append([override.input_line])
+    return [list(combination) for combination in itertools.product(*axes)]
+
+
+def point_output_dir(sweep_root: str, model: str, features: str, config_hash: str) -> str:
+    return str(Path(sweep_root) / f"{model}__{features}-{config_hash}")
+
+
+def preflight(overrides: Sequence[str]) -> Preflight:
+    """Compose, validate and compile every point of the sweep without writing anything."""
+    from compiler.compose import compose
+    from compiler.pipeline import compile_config
+
+    result = Preflight()
+    first_of: dict[str, int] = {}
+    for number, point_overrides in enumerate(expand(overrides), start=1):
+        point = Point(number, point_overrides)
+        result.points.append(point)
+        try:
+            cfg = compose(point_overrides)
+            compiled = compile_config(cfg, write=False, overrides=point_overrides)
+        except RecforgeError as error:
+            point.problem = str(error)
+            continue
+        point.config_hash = compiled.config.config_hash
+        point.errors, point.warnings = len(compiled.errors), len(compiled.warnings)
+        point.output_dir = point_output_dir(str(cfg.sweep_dir), compiled.config.model.name,
+                                            compiled.config.features.name, point.config_hash)
+        point.action = _action(cfg)
+        key = f"{point.config_hash}:{point.action}"
+        if key in first_of:
+            point.same_as = first_of[key]
+        else:
+            first_of[key] = number
+    return result
+
+
+def _action(cfg) -> str:  # noqa: ANN001 - DictConfig
+    if cfg.get("submit") is not None:
+        return "compile, submit to Vertex AI"
+    if cfg.get("run") is not None:
+        return "compile, run locally"
+    return "compile"
+
+
+def print_preflight(report: Preflight, *, dry_run: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    common = [o for o in report.points[0].overrides
+              if all(o in p.overrides for p in report.points)] if report.points else []
+    table = Table(title="sweep dry run: nothing was run" if dry_run else "sweep points")
+    for column in ("#", "swept overrides", "config hash", "passes", "would" if dry_run
+                   else "does"):
+        table.add_column(column, overflow="fold")
+    for point in report.points:
+        swept = " ".join(o for o in point.overrides if o not in common) or "(none)"
+        if point.problem:
+            table.add_row(str(point.number), swept, "-", "-", f"[red]invalid: {point.problem}[/]")
+            continue
+        action = (f"same as #{point.same_as}: compiled once" if point.same_as
+                  else f"{point.action} → {point.output_dir}")
+        table.add_row(str(point.number), swept, point.config_hash,
+                      f"{point.errors} err, {point.warnings} warn", action)
+    if common:
+        console.print(f"every point: {' '.join(common)}", soft_wrap=True)
+    console.print(table)
+    console.print(f"{len(report.points)} point(s), {len(report.unique)} distinct")
+
+
+def describe_bad_points(report: Preflight) -> str:
+    lines = [f"{len(report.bad)} of {len(report.points)} sweep point(s) are invalid; "
+             "nothing was run:"]
+    for point in report.bad:
+        lines.append(f"  point #{point.number} [{' '.join(point.overrides)}]: {point.problem}")
+    return "\n".join(lines)
+
+
+def claim(point_dir: str, sweep_id: int | None) -> bool:
+    """True for the first job of this sweep to reach an output dir (identical points run once)."""
+    os.makedirs(point_dir, exist_ok=True)
+    marker = Path(point_dir) / f".sweep-{sweep_id}"
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
