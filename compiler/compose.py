@@ -7,11 +7,14 @@ suggests the closest valid name.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import re
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
@@ -39,9 +42,49 @@ def compose(
     conf_dir = Path(config_dir or CONF_DIR).resolve()
     try:
         _ensure_initialized(conf_dir)
-        return hydra_compose(config_name, overrides=list(overrides))
+        groups, values = _split_overrides(overrides)
+        base = _compose_groups(conf_dir, config_name, tuple(groups))
+        if not values:
+            return copy.deepcopy(base)
+        return _apply_values(base, values)
     except (HydraException, OmegaConfBaseException) as error:
         raise translate_error(error, overrides, conf_dir) from None
+
+
+# A sweep composes the same group selection (model=..., features=...) with many value
+# overrides (model.learning_rate=...). Hydra re-reads every file per compose; here the group
+# selection is composed once and each point applies its value overrides with Hydra's own
+# override logic, which gives the same config (tests/test_compose.py checks).
+_ROOT_VALUE_KEYS = ("output_dir", "sweep_dir", "dry_run", "ledger", "objective")
+
+
+def _split_overrides(overrides: Sequence[str]) -> tuple[list[str], list[Any]]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    groups: list[str] = []
+    values: list[Any] = []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        is_value = ("." in key or key in _ROOT_VALUE_KEYS) and not override.is_hydra_override()
+        if is_value and override.package is None and not override.is_sweep_override():
+            values.append(override)
+        else:
+            groups.append(override.input_line)
+    return groups, values
+
+
+@functools.lru_cache(maxsize=64)
+def _compose_groups(conf_dir: Path, config_name: str, groups: tuple[str, ...]) -> DictConfig:
+    del conf_dir  # part of the cache key only: Hydra is initialized for it
+    return hydra_compose(config_name, overrides=list(groups))
+
+
+def _apply_values(base: DictConfig, values: list[Any]) -> DictConfig:
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    cfg = copy.deepcopy(base)
+    ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+    return cfg
 
 
 _initialized_dir: Path | None = None
@@ -53,6 +96,7 @@ def release() -> None:
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     _initialized_dir = None
+    _compose_groups.cache_clear()
 
 
 def _ensure_initialized(conf_dir: Path) -> None:
@@ -64,6 +108,7 @@ def _ensure_initialized(conf_dir: Path) -> None:
         return
     if hydra.is_initialized():
         hydra.clear()
+    _compose_groups.cache_clear()
     schema.register_configs()
     initialize_config_dir(version_base=VERSION_BASE, config_dir=str(conf_dir),
                           job_name="recforge")

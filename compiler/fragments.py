@@ -186,7 +186,14 @@ class ModuleBuilder:
             body=body,
             header=[cst.EmptyLine(comment=cst.Comment(line)) for line in header_lines],
         )
-        return module.visit(_FunctionBodyFiller(self.bodies))
+        # Skeleton functions are top-level definitions: fill them without walking the tree.
+        filler = _FunctionBodyFiller(self.bodies)
+        filled = [
+            filler.leave_FunctionDef(statement, statement)
+            if isinstance(statement, cst.FunctionDef) else statement
+            for statement in module.body
+        ]
+        return module.with_changes(body=filled)
 
 
 def _docstring(text: str) -> cst.SimpleStatementLine:
@@ -216,7 +223,9 @@ def _with_origin(
     return [first, *statements[1:]]
 
 
-class _FunctionBodyFiller(cst.CSTTransformer):
+class _FunctionBodyFiller:
+    """Puts contributed statements into the skeleton function of the same name."""
+
     def __init__(self, bodies: Mapping[str, list[tuple[str, list[cst.BaseStatement]]]]) -> None:
         self.bodies = bodies
 
@@ -434,7 +443,25 @@ def _as_nodes(template: str, values: Mapping[str, Any]) -> dict[str, cst.CSTNode
 def origin_label(use: FragmentUse, plugin: str, version: str) -> str:
     """The short comment that marks a contributed block: ``tower/mlp · recforge 0.1.0``."""
     role = f" ({use.role})" if use.role else ""
-    return f"{use.kind}/{use.name}{role} · {plugin} {version}"
+    # A config may name ``recforge-dcn:dcn``; the label names the distribution anyway.
+    bare = use.name.rpartition(":")[2]
+    return f"{use.kind}/{bare}{role} · {plugin} {version}"
+
+
+def block_origin(source: str, line: int) -> str | None:
+    """The label of the contributed block that holds 1-based ``line`` of an emitted module:
+    the nearest ``# [label]`` comment above it, at the same or a smaller indentation."""
+    lines = source.splitlines()
+    if not 1 <= line <= len(lines):
+        return None
+    target = lines[line - 1]
+    indent = len(target) - len(target.lstrip())
+    for text in reversed(lines[:line]):
+        stripped = text.lstrip()
+        if stripped.startswith("# [") and stripped.endswith("]") \
+                and len(text) - len(stripped) <= indent:
+            return stripped[3:-1]
+    return None
 
 
 def unique(items: Iterable[str]) -> list[str]:

@@ -1,7 +1,9 @@
 """Every hook recforge calls. Plugins implement them with ``@compiler.hookimpl``.
 
-The registry (``compiler.registry``) calls ``pm.check_pending()`` after loading plugins, so a
-misspelled hook implementation is an error instead of a silently ignored function.
+The registry (``compiler.registry``) checks every hook implementation against these specs
+after loading plugins (``pm.check_pending()``), so a misspelled hook implementation is an
+error instead of a silently ignored function. docs/plugins.md is generated in part from this
+module (``python -m compiler.plugin_docs``); a test keeps the two in sync.
 """
 
 from __future__ import annotations
@@ -14,26 +16,35 @@ if TYPE_CHECKING:
     from compiler.fragments import Fragment
     from compiler.passes import Pass
 
-#: Bumped on any incompatible change to the hooks below. Plugins may declare the version they
-#: target as a module attribute ``RECFORGE_HOOKSPEC_VERSION``; a different major is refused.
+#: Bumped on any incompatible change to the hooks below or to the fragment API they return
+#: (``compiler.fragments``). A plugin module declares the version it was written for as
+#: ``RECFORGE_HOOKSPEC_VERSION = 1``; recforge refuses a plugin that declares another version
+#: (with a warning naming it), and configs that don't use it compile as before.
 HOOKSPEC_VERSION = 1
 
 
 @hookspec
 def register_fragments() -> list[type[Fragment]]:
-    """Return fragment classes this plugin provides.
+    """Return the fragment classes this plugin provides.
 
-    Each class has a ``kind`` (``tower``, ``head``, ``loss``, ``task``, ``optimizer``,
-    ``retrieval_index``, ``evaluator``, ``input``, ``export``, ``feature_transform`` ...) and a
-    ``name``; the name is what a config value uses to pick it (``model.optimizer: adam``).
-    Two plugins registering the same ``(kind, name)`` is an error naming both.
+    A fragment is a subclass of ``compiler.fragments.Fragment`` with a ``kind`` (``tower``,
+    ``head``, ``loss``, ``retrieval_loss``, ``task``, ``optimizer``, ``retrieval_index``,
+    ``evaluator``, ``input``, ``encoder``, ``candidates``, ``export``, ``trainer``,
+    ``transform``, ``feature_transform``) and a ``name``: the config value that selects it
+    (``model.optimizer: adam``, ``model.buyer_tower.type: dcn``). If two distributions
+    register the same ``(kind, name)``, a config selecting that name is an error naming both,
+    and ``<distribution>:<name>`` (``recforge-dcn:dcn``) picks one. A malformed class (no
+    ``contribute``, a ``Params`` that is not a valid dataclass schema) is refused with a
+    warning naming the plugin.
     """
 
 
 @hookspec
 def register_passes() -> list[type[Pass]]:
-    """Return static pass classes this plugin provides.
+    """Return the static pass classes this plugin provides.
 
-    Every compile runs every registered pass over the built modules before anything is
-    written; ``python -m compiler.check`` runs them over any trainer module.
+    A pass is a subclass of ``compiler.passes.Pass`` (see docs/passes.md). Passes run over the
+    built modules before anything is written; an error-level finding stops the compile. A
+    plugin's passes run on every compile that uses one of its fragments (a plugin with passes
+    but no fragments: on every compile), and ``python -m compiler.check`` runs them all.
     """

@@ -17,6 +17,7 @@ from compiler import __version__
 from compiler.build import build
 from compiler.emit import EmitResult, emit
 from compiler.errors import PassFailure
+from compiler.fragments import block_origin, unique
 from compiler.plan import Plan, plan
 from compiler.registry import Registry, get_registry
 from compiler.validate import ResolvedConfig, validate
@@ -40,11 +41,14 @@ class CompileResult:
         return [f for f in self.findings if f.severity != "error"]
 
 
-def run_passes(sources: dict[str, str], registry: Registry) -> list[Any]:
-    """Stage 5 — every registered static pass over every built file."""
+def run_passes(sources: dict[str, str], registry: Registry, the_plan: Plan | None = None
+               ) -> list[Any]:
+    """Stage 5 — the static passes over every built file: all registered ones, or with a plan,
+    those that apply to it (``Registry.passes_for``: a plugin's passes run where it is used)."""
     from compiler.passes import run_passes as run_all
 
-    return run_all(sources, [r.cls for _, r in sorted(registry.passes.items())])
+    passes = registry.passes_for(the_plan.uses) if the_plan else registry.passes
+    return run_all(sources, [r.cls for _, r in sorted(passes.items())])
 
 
 def compile_config(
@@ -65,12 +69,17 @@ def compile_config(
     the_plan = plan(config, registry)
     modules = build(the_plan, registry)
     sources = {name: module.code for name, module in modules.items()}
-    findings = tuple(run_passes(sources, registry))
+    findings = tuple(run_passes(sources, registry, the_plan))
     manifest = make_manifest(the_plan, registry, sources, findings, overrides)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
+        # Name the fragments (and so the plugins) whose blocks hold the errors.
+        origins = unique(o for f in errors if (o := block_origin(sources.get(f.path, ""),
+                                                                   f.line)))
+        where = f" (in code from {'; '.join(origins)})" if origins else ""
         raise PassFailure(
-            f"{len(errors)} static pass error(s) in the built modules; nothing was written",
+            f"{len(errors)} static pass error(s) in the built modules{where}; "
+            "nothing was written",
             errors,
         )
     emitted = emit(sources, manifest, output_dir or config.output_dir) if write else None
@@ -93,7 +102,7 @@ def make_manifest(the_plan: Plan, registry: Registry, sources: dict[str, str],
         fragments.append({**use.to_dict(), "plugin": provider.plugin,
                           "distribution": provider.distribution, "version": provider.version})
     passes = {name: {"distribution": r.provider.distribution, "version": r.provider.version}
-              for name, r in sorted(registry.passes.items())}
+              for name, r in registry.passes_for(the_plan.uses).items()}
     return {
         "compiler_version": __version__,
         "config_hash": config.config_hash,

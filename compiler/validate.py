@@ -7,6 +7,7 @@ that every fragment name is registered (with the fragment's own parameter schema
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import keyword
@@ -17,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from compiler import PROJECT_NAME
 from compiler.compose import translate_error
 from compiler.errors import ConfigError, did_you_mean
 from compiler.registry import Registry, get_registry
@@ -269,25 +271,42 @@ def _check_tower(tower: TowerConfig, key: str, model: ModelConfig, registry: Reg
 
 def _check_params(kind: str, name: str, params: dict[str, Any], key: str,
                   registry: Registry) -> dict[str, Any]:
-    """Validate a fragment's own parameters against its ``Params`` dataclass."""
-    cls = registry.fragment(kind, name, key=key.rsplit(".", 1)[0] + ".type").cls
+    """Validate a fragment's own parameters against its ``Params`` dataclass.
+
+    Types and unknown keys are checked by OmegaConf; value rules by the dataclass's
+    ``__post_init__``, which raises ``ValueError("<field>: <problem>")``. Errors about a
+    third-party fragment's parameters name its distribution.
+    """
+    registered = registry.fragment(kind, name, key=key.rsplit(".", 1)[0] + ".type")
+    cls, provider = registered.cls, registered.provider
+    hint = None if provider.distribution == PROJECT_NAME else (
+        f"parameters of {kind} '{cls.name}' from {provider.distribution} {provider.version}"
+    )
     schema = getattr(cls, "Params", None)
     if schema is None:
         if params:
             first = next(iter(params))
-            raise ConfigError(f"{key}.{first}", f"{kind} '{name}' takes no parameters")
+            raise ConfigError(f"{key}.{first}", f"{kind} '{name}' takes no parameters",
+                              hint=hint)
         return {}
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), params)
+        OmegaConf.to_object(merged)  # runs the schema's own __post_init__ checks
         return OmegaConf.to_container(merged, resolve=True, enum_to_str=True)  # type: ignore[return-value]
     except MissingMandatoryValue as error:
-        raise ConfigError(f"{key}.{error.key}", "a value is required here but none was set") \
-            from None
+        raise ConfigError(f"{key}.{error.key}", "a value is required here but none was set",
+                          hint=hint) from None
     except OmegaConfBaseException as error:
         translated = translate_error(error, (), _conf_dir())
         leaf = translated.key.split(".", 1)[-1] if "." in translated.key else translated.key
         raise ConfigError(f"{key}.{leaf}", translated.problem,
-                          suggestion=translated.suggestion) from None
+                          suggestion=translated.suggestion, hint=hint) from None
+    except ValueError as error:
+        field, _, problem = str(error).partition(": ")
+        names = [f.name for f in dataclasses.fields(schema)]
+        if field in names and problem:
+            raise ConfigError(f"{key}.{field}", problem, hint=hint) from None
+        raise ConfigError(key, str(error), hint=hint) from None
 
 
 def fragment_params(kind: str, name: str, params: dict[str, Any], key: str,

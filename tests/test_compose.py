@@ -54,3 +54,17 @@ def test_unknown_key_in_a_yaml_file_names_file_and_line(tmp_path) -> None:
     assert raised.value.key == "model.buyer_tower.layres"
     assert "did you mean 'layers'" in message
     assert "broken.yaml:6" in message
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model=ranking_v1", "model.learning_rate=0.5", "+model.buyer_tower.params.x=1"],
+    ["model.buyer_tower.layers=[64,32]", "features.target.clip.lower_percentile=5"],
+    ["features.crosses.buyer=[]", "output_dir=/tmp/x", "dry_run=true"],
+    ["features=online_retail", "model.top_k=[1,2]", "run=local", "run.epochs=2"],
+])
+def test_fast_compose_equals_hydra_compose(overrides: list[str]) -> None:
+    from omegaconf import OmegaConf
+
+    expected = compose_config(overrides)
+    actual = compose(overrides)
+    assert OmegaConf.to_yaml(actual) == OmegaConf.to_yaml(expected)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import dataclasses
 import enum
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -646,8 +648,29 @@ def run_passes(
     """
     from compiler.passes.suppress import apply_suppressions
 
-    project = files if isinstance(files, Project) else parse_files(files)
-    classes = list(passes)
+    with _deep_recursion():
+        project = files if isinstance(files, Project) else parse_files(files)
+        raw = _run_all(project, list(passes))
+    unique: dict[tuple[str, int, int, str], Finding] = {}
+    for finding in raw:
+        unique.setdefault((finding.path, finding.line, finding.col, finding.rule), finding)
+    kept = apply_suppressions(project, list(unique.values()))
+    return sorted(kept, key=Finding.sort_key)
+
+
+@contextlib.contextmanager
+def _deep_recursion(limit: int = 20_000) -> Iterator[None]:
+    """Trees are walked recursively (libcst, pyflakes and the passes): give machine-written
+    code with very long expressions or elif chains room, then restore the limit."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+def _run_all(project: Project, classes: list[type[Pass]]) -> list[Finding]:
     module_classes = [cls for cls in classes if not cls.project_wide]
     project_classes = [cls for cls in classes if cls.project_wide]
     raw: list[Finding] = []
@@ -661,18 +684,30 @@ def run_passes(
         elif instances:
             _replay(sf, instances)
         for instance in instances:
-            instance.finish()
+            _guarded(instance, instance.finish, sf.path)
             raw.extend(instance.findings)
     for cls in project_classes:
         instance = cls(None, project)
-        instance.check_project()
+        _guarded(instance, instance.check_project, next(iter(project.files), ""))
         raw.extend(instance.findings)
+    return raw
 
-    unique: dict[tuple[str, int, int, str], Finding] = {}
-    for finding in raw:
-        unique.setdefault((finding.path, finding.line, finding.col, finding.rule), finding)
-    kept = apply_suppressions(project, list(unique.values()))
-    return sorted(kept, key=Finding.sort_key)
+
+def _guarded(instance: Pass, step: Callable[[], None], path: str) -> None:
+    """Run one pass; a file too deep even for the raised limit is reported, not a crash."""
+    try:
+        step()
+    except RecursionError:
+        instance.findings.append(
+            Finding(
+                rule=instance.name,
+                severity=Severity.WARNING,
+                path=path,
+                line=1,
+                col=1,
+                message=f"not checked by {instance.name}: the code nests too deeply to analyse",
+            )
+        )
 
 
 def _replay(sf: SourceFile, instances: Sequence[Pass]) -> None:
