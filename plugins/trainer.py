@@ -69,6 +69,35 @@ def _write_metrics(metrics, fn_args):
             handle.write(text)
 '''
 
+MEAN_LOSS_MODEL = '''
+class MeanLossModel(tfrs.models.Model):
+    """A TFRS model that reports each epoch's mean losses (TFRS reports the last batch's)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.loss_means = [
+            tf.keras.metrics.Mean(name=name)
+            for name in ("loss", "regularization_loss", "total_loss")
+        ]
+
+    @property
+    def metrics(self):
+        # Keras resets everything listed here at the start of each epoch.
+        return [*super().metrics, *self.loss_means]
+
+    def train_step(self, inputs):
+        return self._mean_losses(super().train_step(inputs))
+
+    def test_step(self, inputs):
+        return self._mean_losses(super().test_step(inputs))
+
+    def _mean_losses(self, logs):
+        for mean in self.loss_means:
+            mean.update_state(logs[mean.name])
+            logs[mean.name] = mean.result()
+        return logs
+'''
+
 RUN_FN = '''
 def run_fn(fn_args):
     """TFX Trainer entry point: train, evaluate on the eval and test splits, export."""
@@ -115,7 +144,9 @@ class RunFn(Fragment):
             CONSTANTS, batch_size=use.params["batch_size"], epochs=use.params["epochs"],
             seed=use.params["seed"],
         ))
+        out.require_import("tensorflow_recommenders", alias="tfrs")
         out.add(Section.HELPERS, statements(HELPERS))
+        out.add(Section.HELPERS, statements(MEAN_LOSS_MODEL))
         out.add(Section.ENTRY, statements(RUN_FN))
 
 

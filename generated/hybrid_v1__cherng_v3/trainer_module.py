@@ -102,6 +102,35 @@ def _write_metrics(metrics, fn_args):
             handle.write(text)
 
 
+# [trainer/run_fn · recforge 0.1.0]
+class MeanLossModel(tfrs.models.Model):
+    """A TFRS model that reports each epoch's mean losses (TFRS reports the last batch's)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.loss_means = [
+            tf.keras.metrics.Mean(name=name)
+            for name in ("loss", "regularization_loss", "total_loss")
+        ]
+
+    @property
+    def metrics(self):
+        # Keras resets everything listed here at the start of each epoch.
+        return [*super().metrics, *self.loss_means]
+
+    def train_step(self, inputs):
+        return self._mean_losses(super().train_step(inputs))
+
+    def test_step(self, inputs):
+        return self._mean_losses(super().test_step(inputs))
+
+    def _mean_losses(self, logs):
+        for mean in self.loss_means:
+            mean.update_state(logs[mean.name])
+            logs[mean.name] = mean.result()
+        return logs
+
+
 # [input/tfrecord · recforge 0.1.0]
 def _gzip_reader(filenames):
     return tf.data.TFRecordDataset(
@@ -247,7 +276,7 @@ RETRIEVAL_WEIGHT = 1.0
 RANKING_WEIGHT = 1.0
 
 
-class RecommenderModel(tfrs.models.Model):
+class RecommenderModel(MeanLossModel):
     """Retrieval and ranking in one model: a weighted sum of the two task losses.
 
     The retrieval task has no metrics: Recall@K is computed after training, over
