@@ -24,7 +24,7 @@ RETRIEVAL_MODEL = '''
 MODEL_TYPE = "retrieval"
 
 
-class RecommenderModel(tfrs.models.Model):
+class RecommenderModel(MeanLossModel):
     """Two towers scored by dot product, trained with the TFRS Retrieval task.
 
     The task has no metrics: Recall@K is computed after training, over deduplicated
@@ -49,7 +49,7 @@ RANKING_MODEL = '''
 MODEL_TYPE = "ranking"
 
 
-class RecommenderModel(tfrs.models.Model):
+class RecommenderModel(MeanLossModel):
     """Towers feed a rating head trained on the transformed target (TFRS Ranking task)."""
 
     def __init__(self, tf_transform_output):
@@ -81,7 +81,7 @@ RETRIEVAL_WEIGHT = {retrieval_weight}
 RANKING_WEIGHT = {ranking_weight}
 
 
-class RecommenderModel(tfrs.models.Model):
+class RecommenderModel(MeanLossModel):
     """Retrieval and ranking in one model: a weighted sum of the two task losses.
 
     The retrieval task has no metrics: Recall@K is computed after training, over
@@ -147,6 +147,7 @@ class _Task(Fragment):
 class Retrieval(_Task):
     name: ClassVar[str] = "retrieval"
     description: ClassVar[str] = "two-tower retrieval (TFRS Retrieval task)"
+    EXAMPLES: ClassVar[list[list[str]]] = [["model=retrieval_v1"]]
     template: ClassVar[str] = RETRIEVAL_MODEL
     ranking: ClassVar[bool] = False
 
@@ -154,6 +155,7 @@ class Retrieval(_Task):
 class Ranking(_Task):
     name: ClassVar[str] = "ranking"
     description: ClassVar[str] = "rating prediction (TFRS Ranking task)"
+    EXAMPLES: ClassVar[list[list[str]]] = [["model=ranking_v1"]]
     template: ClassVar[str] = RANKING_MODEL
     ranking: ClassVar[bool] = True
 
@@ -161,6 +163,7 @@ class Ranking(_Task):
 class Multitask(_Task):
     name: ClassVar[str] = "multitask"
     description: ClassVar[str] = "retrieval_weight * retrieval + ranking_weight * ranking"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
     template: ClassVar[str] = MULTITASK_MODEL
     ranking: ClassVar[bool] = True
 
