@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None = None,
-            sweep_id: int | None = None) -> Any:
+            sweep_id: int | None = None, in_sweep: bool = False) -> Any:
     """Compile one composed config, record it, then run or submit it if the config asks to.
 
     Returns 0, or in a sweep the objective metric of the point's run (for Optuna).
@@ -65,13 +65,20 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
 
         metrics = _tracked(ledger, number, "local", lambda: run_local(result, cfg))
     elif cfg.get("submit") is not None:
-        from compiler.cloud.cli import submit_from_config
+        from compiler.cloud import main_submit
 
-        metrics = submit_from_config(result, cfg, ledger=ledger, experiment=number)
+        code = main_submit(result.emitted.output_dir, cfg.submit,
+                           result.plan.required_features(), ledger,
+                           overrides=list(overrides), experiment_number=number)
+        if code and not in_sweep:
+            ledger.close()
+            return code
+        metrics = _ledger_metrics(ledger, number)
     if ledger is not None:
         ledger.close()
-    if sweep_id is not None and metrics is not None:
-        return metrics.get("final", {}).get(str(cfg.get("objective", "recall_at_100")))
+    if in_sweep:  # the point's objective, for the sweeper (NaN when it did not run)
+        final = (metrics or {}).get("final", {})
+        return float(final.get(str(cfg.objective), math.nan))
     return 0
 
 
@@ -91,6 +98,13 @@ def _record_compile(cfg: DictConfig, result: Any, overrides: Sequence[str],
         raise RecforgeError(f"ledger: {error}") from None
     print(f"  experiment #{number} recorded in {ledger.display_url}")
     return ledger, number
+
+
+def _ledger_metrics(ledger: Any, number: int | None) -> dict[str, Any] | None:
+    """The metrics a submission recorded for ``number`` (the job ran elsewhere)."""
+    record = ledger.get(number)
+    final = {k: v for k, v in record.metrics.items() if v is not None}
+    return {"final": final} if record.status == "completed" else None
 
 
 def _tracked(ledger: Any, number: int | None, kind: str, work: Any) -> dict[str, Any]:
@@ -142,26 +156,32 @@ def _sweep(args: list[str]) -> int:
     from compiler import sweep
 
     point_args = [a for a in args if a not in _MULTIRUN_FLAGS]
-    if any(a.startswith("hydra/sweeper=") for a in point_args):
+    if _uses_search_sweeper(point_args):
         # A search space (Optuna) has no fixed points to check up front; each trial is
         # validated when it is composed, and a bad trial fails alone.
-        return _hydra_app(args)
-    report = sweep.preflight(point_args)
-    dry_run = any(a in ("dry_run=true", "dry_run=True", "+dry_run=true") for a in point_args)
-    if report.bad:
-        print(f"error: {sweep.describe_bad_points(report)}", file=sys.stderr)
-        return 2
-    sweep.print_preflight(report, dry_run=dry_run)
-    if dry_run:
-        return 0
+        print("sweep: the search space is sampled by the configured sweeper; each trial is "
+              "validated as it is composed")
+    else:
+        report = sweep.preflight(point_args)
+        dry_run = any(a in ("dry_run=true", "dry_run=True", "+dry_run=true")
+                      for a in point_args)
+        if report.bad:
+            print(f"error: {sweep.describe_bad_points(report)}", file=sys.stderr)
+            return 2
+        sweep.print_preflight(report, dry_run=dry_run)
+        if dry_run:
+            return 0
     from compiler.ledger import Ledger
 
     ledger_url = next((a.split("=", 1)[1] for a in point_args if a.startswith("ledger=")), None)
     with Ledger(ledger_url) as ledger:
         sweep_id = ledger.next_sweep_id(" ".join(point_args))
     os.environ[sweep.SWEEP_ID_ENV] = str(sweep_id)
-    print(f"sweep #{sweep_id}: {len(report.unique)} distinct point(s)")
-    _hydra_app(args)
+    print(f"sweep #{sweep_id}")
+    try:
+        _hydra_app(args)
+    finally:
+        del os.environ[sweep.SWEEP_ID_ENV]
     with Ledger(ledger_url) as ledger:
         failed = ledger.list(sweep_id=sweep_id, status="failed")
     if failed:
@@ -171,29 +191,55 @@ def _sweep(args: list[str]) -> int:
     return 0
 
 
-def _sweep_job(cfg: DictConfig, overrides: list[str]) -> Any:
-    """One point of a multirun: compile into its own directory; run once per distinct point."""
+def _uses_search_sweeper(point_args: list[str]) -> bool:
+    """True when the sweep is driven by a sweeper other than Hydra's basic one (Optuna)."""
+    from hydra import compose as hydra_compose
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from compiler.compose import CONF_DIR, _ensure_initialized
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(point_args)
+        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+        _ensure_initialized(CONF_DIR)
+        cfg = hydra_compose("config", overrides=fixed, return_hydra_config=True)
+    except Exception:  # noqa: BLE001 - the preflight reports composition errors itself
+        return False
+    return "BasicSweeper" not in str(cfg.hydra.sweeper.get("_target_", ""))
+
+
+class PointFailed(Exception):
+    """A sweep point failed; raised only for search sweepers (Optuna marks the trial failed)."""
+
+
+def _sweep_job(cfg: DictConfig, overrides: list[str], *, search: bool) -> Any:
+    """One point of a multirun: compile into its own directory; run once per distinct point.
+
+    A failing point is recorded and reported but does not stop the sweep: with Hydra's basic
+    sweeper it returns NaN; a search sweeper (Optuna) gets an exception, which marks that
+    trial failed and lets the study go on.
+    """
     from compiler import sweep
     from compiler.validate import validate
 
     sweep_id = int(os.environ[sweep.SWEEP_ID_ENV]) if sweep.SWEEP_ID_ENV in os.environ else None
-    config = validate(cfg)
-    point_dir = sweep.point_output_dir(str(cfg.sweep_dir), config.model.name,
-                                      config.features.name, config.config_hash)
-    if not sweep.claim(point_dir, sweep_id):
-        print(f"point {' '.join(overrides)}: identical to an earlier point "
-              f"({config.config_hash}); compiled and run once")
-        return math.nan
+    label = " ".join(overrides)
     try:
-        value = execute(cfg, overrides, output_dir=point_dir, sweep_id=sweep_id)
+        config = validate(cfg)
+        point_dir = sweep.point_output_dir(str(cfg.sweep_dir), config.model.name,
+                                          config.features.name, config.config_hash)
+        if not sweep.claim(point_dir, sweep_id, sweep.point_key(cfg)):
+            raise PointFailed(f"identical to an earlier point ({config.config_hash}), which "
+                              "was compiled and run once")
+        return execute(cfg, overrides, output_dir=point_dir, sweep_id=sweep_id, in_sweep=True)
     except RecforgeError as error:
-        report_error(error)
-        return math.nan
+        problem = str(error)
     except Exception as error:  # noqa: BLE001 - one failing point must not stop the sweep
-        print(f"error: point {' '.join(overrides)} failed: {type(error).__name__}: {error}",
-              file=sys.stderr)
-        return math.nan
-    return value if isinstance(value, float) else math.nan
+        problem = f"{type(error).__name__}: {error}"
+    print(f"point {label}: {problem}", file=sys.stderr)
+    if search:
+        raise PointFailed(problem)
+    return math.nan
 
 
 def _hydra_app(args: list[str]) -> int:
@@ -211,7 +257,8 @@ def _hydra_app(args: list[str]) -> int:
         hydra_config = HydraConfig.get()
         overrides = list(hydra_config.overrides.task)
         if hydra_config.mode == RunMode.MULTIRUN:
-            return _sweep_job(cfg, overrides)
+            search = "BasicSweeper" not in str(hydra_config.sweeper.get("_target_", ""))
+            return _sweep_job(cfg, overrides, search=search)
         try:
             code = execute(cfg, overrides)
         except RecforgeError as error:

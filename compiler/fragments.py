@@ -71,13 +71,22 @@ class Fragment:
     ``use.params`` already validated, with defaults filled in.
     """
 
+    #: What the fragment is: a row of the kinds table (``tower``, ``retrieval_loss`` ...).
     kind: ClassVar[str]
+    #: The config value that selects it (``dcn`` in ``model.buyer_tower.type: dcn``); a
+    #: lower-case identifier.
     name: ClassVar[str]
     #: The emitted file this fragment contributes to.
     target: ClassVar[str] = TRAINER_FILE
+    #: Its own config schema (towers and heads: ``params:``), a dataclass; None: no parameters.
     Params: ClassVar[type | None] = None
     #: One-line description, shown by ``python -m compiler.plugins`` and in the docs.
     description: ClassVar[str] = ""
+    #: Configs that select this fragment, as Hydra override lists (``[["model.loss=mae"]]``)
+    #: or ``{key: value}`` dicts, applied on top of a full model. The conformance kit
+    #: (``compiler.testing.check_plugin``) compiles, checks and imports each one; none means
+    #: the base config alone (which must then select the fragment).
+    EXAMPLES: ClassVar[Sequence[Sequence[str] | Mapping[str, Any]]] = ()
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         raise NotImplementedError
@@ -95,9 +104,11 @@ class Contributions:
 
     def require_import(self, module: str, name: str | None = None, alias: str | None = None
                        ) -> None:
+        """Import ``module`` (``from module import name``; ``as alias``) once, sorted."""
         self._builder.require_import(module, name, alias)
 
     def add(self, section: Section, code: cst.Module | Sequence[cst.BaseStatement]) -> None:
+        """Add top-level statements to ``section``, under a comment naming the fragment."""
         self._builder.add(section, code, origin=self.origin)
 
     def add_once(self, key: str, section: Section,
@@ -109,6 +120,7 @@ class Contributions:
 
     def add_to_function(self, function: str, code: cst.Module | Sequence[cst.BaseStatement]
                         ) -> None:
+        """Add statements to the body of ``function`` (``run_fn``: at its ``FRAGMENTS`` slot)."""
         self._builder.add_to_function(function, code, origin=self.origin)
 
 

@@ -114,8 +114,8 @@ class Refused:
 
     def message(self) -> str:
         subject = f"{self.what} of plugin" if self.what else "plugin"
-        return (f"{subject} '{self.plugin}' ({self.distribution} {self.version}) was not "
-                f"loaded: {self.reason}")
+        who = f" ({self.distribution} {self.version})" if self.version else ""
+        return f"{subject} '{self.plugin}'{who} was not loaded: {self.reason}"
 
 
 class FragmentTable(dict):
@@ -175,10 +175,10 @@ class Registry:
             choices = " or ".join(f"'{qualified(r.provider.distribution, name)}'" for r in clash)
             raise ConfigError(key, f"{kind} '{name}' is registered by more than one plugin "
                                    f"distribution: {who}; name one explicitly: {choices}")
-        refused = self.refused_fragments.get((kind, name))
-        if refused is not None:
-            raise PluginError(refused.message())
         found = self.fragments.get((kind, name))
+        refused = self.refused_fragments.get((kind, name))
+        if found is None and refused is not None:
+            raise PluginError(refused.message())
         if found is None:
             known = self.names(kind)
             raise ConfigError(
@@ -304,7 +304,7 @@ def selected_entry_points(refused: list[Refused] | None = None) -> list[metadata
         if name not in matched and normalize_distribution(name) not in matched and \
                 refused is not None:
             installed = sorted({n for ep in found for n in names(ep)})
-            refused.append(Refused(name, name, "-", f"{ENV_ALLOW} names it, but no installed "
+            refused.append(Refused(name, name, "", f"{ENV_ALLOW} names it, but no installed "
                                    f"plugin has that name (installed: "
                                    f"{', '.join(installed) or 'none'})"))
     return chosen
@@ -456,6 +456,17 @@ def _add_pass(registry: Registry, cls: type, provider: Provider) -> None:
             f"({existing.provider.plugin}) and by {provider.distribution} ({provider.plugin})"
         )
     registry.passes[cls.name] = Registered(cls, provider)  # type: ignore[attr-defined]
+
+
+def builtin_registry() -> Registry:
+    """A registry of recforge's own plugins only, whatever else is installed (for the docs)."""
+    pm = make_plugin_manager()
+    providers = {}
+    for module_name in BUILTIN_PLUGINS:
+        _register(pm, importlib.import_module(module_name), module_name,
+                  _builtin_provider(module_name))
+        providers[module_name] = _builtin_provider(module_name)
+    return build_registry(pm, providers)
 
 
 @functools.lru_cache(maxsize=1)

@@ -91,12 +91,25 @@ def preflight(overrides: Sequence[str]) -> Preflight:
         point.output_dir = point_output_dir(str(cfg.sweep_dir), compiled.config.model.name,
                                             compiled.config.features.name, point.config_hash)
         point.action = _action(cfg)
-        key = f"{point.config_hash}:{point.action}"
+        key = point_key(cfg)
         if key in first_of:
             point.same_as = first_of[key]
         else:
             first_of[key] = number
     return result
+
+
+def point_key(cfg) -> str:  # noqa: ANN001 - DictConfig
+    """Identity of a whole point (compiled config, data, run and submit settings): points with
+    the same key are the same work. The config hash alone names the compiled code."""
+    import hashlib
+    import json
+
+    from omegaconf import OmegaConf
+
+    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    text = json.dumps(container, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _action(cfg) -> str:  # noqa: ANN001 - DictConfig
@@ -123,7 +136,7 @@ def print_preflight(report: Preflight, *, dry_run: bool) -> None:
         if point.problem:
             table.add_row(str(point.number), swept, "-", "-", f"[red]invalid: {point.problem}[/]")
             continue
-        action = (f"same as #{point.same_as}: compiled once" if point.same_as
+        action = (f"same as #{point.same_as}: done once" if point.same_as
                   else f"{point.action} → {point.output_dir}")
         table.add_row(str(point.number), swept, point.config_hash,
                       f"{point.errors} err, {point.warnings} warn", action)
@@ -141,10 +154,10 @@ def describe_bad_points(report: Preflight) -> str:
     return "\n".join(lines)
 
 
-def claim(point_dir: str, sweep_id: int | None) -> bool:
-    """True for the first job of this sweep to reach an output dir (identical points run once)."""
+def claim(point_dir: str, sweep_id: int | None, key: str) -> bool:
+    """True for the first job of this sweep with this point key (identical points run once)."""
     os.makedirs(point_dir, exist_ok=True)
-    marker = Path(point_dir) / f".sweep-{sweep_id}"
+    marker = Path(point_dir) / f".sweep-{sweep_id}-{key}"
     try:
         os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:

@@ -63,6 +63,7 @@ class ConcatEncoder(Fragment):
     kind: ClassVar[str] = "encoder"
     name: ClassVar[str] = "concat"
     description: ClassVar[str] = "embeddings + dense features, concatenated per side"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

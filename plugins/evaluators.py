@@ -54,6 +54,7 @@ class RecallAtK(Fragment):
     kind: ClassVar[str] = "evaluator"
     name: ClassVar[str] = "recall_at_k"
     description: ClassVar[str] = "Recall@K over deduplicated candidates (matmul + top_k)"
+    EXAMPLES: ClassVar[list[list[str]]] = [[], ["model.top_k=[1,3]"]]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")
@@ -90,6 +91,7 @@ class Regression(Fragment):
     kind: ClassVar[str] = "evaluator"
     name: ClassVar[str] = "regression"
     description: ClassVar[str] = "RMSE and MAE of the rating head"
+    EXAMPLES: ClassVar[list[list[str]]] = [[], ["model=ranking_v1"]]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

@@ -67,6 +67,7 @@ class ServingExport(Fragment):
     kind: ClassVar[str] = "export"
     name: ClassVar[str] = "serving"
     description: ClassVar[str] = "SavedModel: serving_default (top-K) and serve_ranking"
+    EXAMPLES: ClassVar[list[list[str]]] = [[], ["model=retrieval_v1"], ["model=ranking_v1"]]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         from compiler.fragments import expression

@@ -53,6 +53,7 @@ def _raw(use: FragmentUse) -> cst.BaseExpression:
 class Embedding(FeatureTransform):
     name: ClassVar[str] = "embedding"
     description: ClassVar[str] = "string/int id -> vocabulary id (+ OOV buckets), embedded"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
 
     @classmethod
     def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
@@ -79,6 +80,7 @@ class Embedding(FeatureTransform):
 class Cyclical(FeatureTransform):
     name: ClassVar[str] = "cyclical"
     description: ClassVar[str] = "timestamp -> sin/cos of day of week / month / year"
+    EXAMPLES: ClassVar[list[list[str]]] = [[], ["features.buyer.1.cyclical=[yearly]"]]
 
     @classmethod
     def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
@@ -120,6 +122,7 @@ class Cyclical(FeatureTransform):
 class Bucketize(FeatureTransform):
     name: ClassVar[str] = "bucketize"
     description: ClassVar[str] = "numeric/timestamp -> quantile bucket index, embedded"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
 
     @classmethod
     def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
@@ -141,6 +144,7 @@ class Bucketize(FeatureTransform):
 class Normalize(FeatureTransform):
     name: ClassVar[str] = "normalize"
     description: ClassVar[str] = "numeric/timestamp -> z-score"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
 
     @classmethod
     def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
@@ -160,6 +164,7 @@ class Normalize(FeatureTransform):
 class Cross(FeatureTransform):
     name: ClassVar[str] = "cross"
     description: ClassVar[str] = "hashed cross of member ids / bucket indexes, embedded"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
 
     @classmethod
     def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
@@ -188,6 +193,9 @@ class Cross(FeatureTransform):
 class Target(FeatureTransform):
     name: ClassVar[str] = "target"
     description: ClassVar[str] = "target -> clipped to percentiles, then log1p"
+    EXAMPLES: ClassVar[list[list[str]]] = [
+        [], ["features.target.log=false", "features.target.clip=null"]
+    ]
 
     @classmethod
     def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:

@@ -22,6 +22,7 @@ class MLPHead(Fragment):
     kind: ClassVar[str] = "head"
     name: ClassVar[str] = "mlp"
     description: ClassVar[str] = "dense layers down to one predicted value"
+    EXAMPLES: ClassVar[list[list[str]]] = [[], ["model=ranking_v1"]]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

@@ -41,6 +41,7 @@ class TFRecordInput(Fragment):
     kind: ClassVar[str] = "input"
     name: ClassVar[str] = "tfrecord"
     description: ClassVar[str] = "gzip TFRecords of transformed tf.Examples, batched once"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

@@ -29,18 +29,21 @@ class _KerasRankingLoss(Fragment):
 class MSE(_KerasRankingLoss):
     name: ClassVar[str] = "mse"
     description: ClassVar[str] = "mean squared error"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
     expression: ClassVar[str] = "tf.keras.losses.MeanSquaredError()"
 
 
 class MAE(_KerasRankingLoss):
     name: ClassVar[str] = "mae"
     description: ClassVar[str] = "mean absolute error"
+    EXAMPLES: ClassVar[list[list[str]]] = [["model.loss=mae"]]
     expression: ClassVar[str] = "tf.keras.losses.MeanAbsoluteError()"
 
 
 class Huber(_KerasRankingLoss):
     name: ClassVar[str] = "huber"
     description: ClassVar[str] = "Huber loss (MSE near zero, MAE for outliers)"
+    EXAMPLES: ClassVar[list[list[str]]] = [["model.loss=huber"]]
     expression: ClassVar[str] = "tf.keras.losses.Huber()"
 
 
@@ -57,6 +60,7 @@ class SoftmaxRetrievalLoss(Fragment):
     kind: ClassVar[str] = "retrieval_loss"
     name: ClassVar[str] = "softmax"
     description: ClassVar[str] = "in-batch softmax cross-entropy"
+    EXAMPLES: ClassVar[list[list[str]]] = [[], ["model=retrieval_v1"]]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

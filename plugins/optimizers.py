@@ -41,24 +41,28 @@ class _KerasOptimizer(Fragment):
 class Adam(_KerasOptimizer):
     name: ClassVar[str] = "adam"
     description: ClassVar[str] = "Adam"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
     keras_class: ClassVar[str] = "Adam"
 
 
 class Adagrad(_KerasOptimizer):
     name: ClassVar[str] = "adagrad"
     description: ClassVar[str] = "Adagrad (the TFRS tutorials' retrieval default)"
+    EXAMPLES: ClassVar[list[list[str]]] = [["model.optimizer=adagrad"]]
     keras_class: ClassVar[str] = "Adagrad"
 
 
 class SGD(_KerasOptimizer):
     name: ClassVar[str] = "sgd"
     description: ClassVar[str] = "plain stochastic gradient descent"
+    EXAMPLES: ClassVar[list[list[str]]] = [["model.optimizer=sgd"]]
     keras_class: ClassVar[str] = "SGD"
 
 
 class RMSprop(_KerasOptimizer):
     name: ClassVar[str] = "rmsprop"
     description: ClassVar[str] = "RMSprop"
+    EXAMPLES: ClassVar[list[list[str]]] = [["model.optimizer=rmsprop"]]
     keras_class: ClassVar[str] = "RMSprop"
 
 

@@ -73,6 +73,7 @@ class UniqueCandidates(Fragment):
     kind: ClassVar[str] = "candidates"
     name: ClassVar[str] = "unique"
     description: ClassVar[str] = "distinct products over all splits, embedded once"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         for module, alias in (("tensorflow", "tf"), ("numpy", "np")):
@@ -107,6 +108,7 @@ class BruteForce(Fragment):
     kind: ClassVar[str] = "retrieval_index"
     name: ClassVar[str] = "brute_force"
     description: ClassVar[str] = "exact top-K (TFRS BruteForce)"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")
@@ -148,6 +150,7 @@ class ScaNN(Fragment):
     kind: ClassVar[str] = "retrieval_index"
     name: ClassVar[str] = "scann"
     description: ClassVar[str] = "approximate top-K (TFRS ScaNN; needs the scann package)"
+    EXAMPLES: ClassVar[list[list[str]]] = [["model.retrieval_algorithm=scann"]]
     Params: ClassVar[type] = ScaNNParams
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:

@@ -61,6 +61,9 @@ class MLPTower(Fragment):
     kind: ClassVar[str] = "tower"
     name: ClassVar[str] = "mlp"
     description: ClassVar[str] = "dense layers with L2 over the concatenated feature encodings"
+    EXAMPLES: ClassVar[list[list[str]]] = [
+        [], ["model.buyer_tower.layers=[]", "model.product_tower.dropout=0.2"]
+    ]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

@@ -85,6 +85,7 @@ class TransformSkeleton(Fragment):
     name: ClassVar[str] = "tft"
     target: ClassVar[str] = TRANSFORM_FILE
     description: ClassVar[str] = "preprocessing_fn skeleton for tensorflow-transform"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

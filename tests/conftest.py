@@ -119,3 +119,13 @@ def gcs_emulator(
     emulator = GcsEmulator(endpoint=endpoint, port=port, bucket=GCS_DEFAULT_BUCKET, server=server)
     emulator.client().create_bucket(GCS_DEFAULT_BUCKET)
     return emulator
+
+
+@pytest.fixture(autouse=True)
+def _fresh_hydra() -> Iterator[None]:
+    """compiler.compose keeps Hydra initialized between calls (a sweep composes hundreds of
+    points); tests that initialize Hydra themselves need it released first."""
+    from compiler.compose import release
+
+    release()
+    yield

@@ -54,8 +54,9 @@ def test_builtin_passes_are_registered_through_the_hook() -> None:
 def test_pass_class_is_well_formed(cls: type[Pass]) -> None:
     assert validate_pass(cls) == []
     assert cls.__doc__ and cls.__doc__.strip()
-    for example in cls.INVALID:
-        assert expected_lines(example), f"{cls.name}: mark the reported lines with '# <-'"
+    if cls in BUILTIN_PASSES:  # plugins may leave their examples unmarked
+        for example in cls.INVALID:
+            assert expected_lines(example), f"{cls.name}: mark the reported lines with '# <-'"
 
 
 def test_a_malformed_pass_is_refused_at_class_creation() -> None:
@@ -86,9 +87,10 @@ def test_pass_examples(cls: type[Pass], kind: str, index: int) -> None:
     reported = {(f.path, f.line) for f in findings if f.rule == cls.name}
     if kind == "VALID":
         assert findings == [], [f.message for f in findings]
+    elif expected_lines(example):
+        assert reported == expected_lines(example), [f"{f.line}: {f.message}" for f in findings]
     else:
-        marked = expected_lines(example)
-        assert reported == marked, [f"{f.line}: {f.message}" for f in findings]
+        assert reported, f"{cls.name} reports nothing on its invalid example {index}"
 
 
 # -- the precision corpus ---------------------------------------------------------------------
@@ -148,7 +150,8 @@ def run_fn(fn_args):
 
 def test_finding_is_frozen_and_serialises() -> None:
     (finding,) = run_passes({"t.py": _GCS_BUG.format(comment="")}, [GcsLocalIo])
-    assert (finding.rule, finding.severity, finding.path) == ("gcs-local-io", Severity.ERROR, "t.py")
+    assert (finding.rule, finding.severity) == ("gcs-local-io", Severity.ERROR)
+    assert finding.path == "t.py"
     assert (finding.line, finding.col) == (5, 12)
     with pytest.raises(dataclasses.FrozenInstanceError):
         finding.line = 1  # type: ignore[misc]
@@ -458,3 +461,34 @@ def test_walker_reaches_every_call() -> None:
     from compiler.passes.core import walk
 
     assert sum(isinstance(n, cst.Call) for n in walk(module)) == visitor.count
+
+
+def test_positions_match_libcst_position_provider() -> None:
+    # Positions are resolved per top-level statement (see SourceFile.range); they must equal
+    # a whole-module PositionProvider for every node.
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    from compiler.passes.core import SourceFile, _walk_file
+
+    sources = [p.read_text(encoding="utf-8") for p in sorted(CORPUS.rglob("*.py"))]
+    sources.append('"""doc"""\n# c\n\n@d(\n  1)\nclass A:  # x\n    a = 1; b = 2\n\n\nif a: pass\n')
+    for index, source in enumerate(sources):
+        sf = SourceFile(f"f{index}.py", source)
+        _walk_file(sf, {}, {})
+        full = MetadataWrapper(sf.module, unsafe_skip_copy=True).resolve(PositionProvider)
+        for node in sf.order:
+            assert sf.range(node) == full[node], (index, type(node).__name__)
+
+
+def test_machine_sized_nesting_does_not_crash() -> None:
+    chain = "x = " + " + ".join(["1"] * 1200) + "\n"  # deeper than the default limit
+    elifs = "def f(v):\n    if v == 0:\n        return 0\n" + "".join(
+        f"    elif v == {i}:\n        return {i}\n" for i in range(1, 300)
+    )
+    assert run_passes({"deep.py": chain + elifs}, PASSES) == []
+
+
+def test_run_passes_accepts_built_libcst_modules() -> None:
+    module = cst.parse_module(_GCS_BUG.format(comment=""))
+    (finding,) = run_passes({"trainer_module.py": module}, PASSES)
+    assert (finding.rule, finding.line) == ("gcs-local-io", 5)

@@ -1,10 +1,12 @@
 """The pass framework: findings, the ``Pass`` base class, parsed files and ``run_passes``.
 
 Speed matters because every compile runs every pass. So each file is parsed once with libcst and
-walked once by a fast field walker (libcst's own ``visit`` rebuilds every node, whitespace included,
-and is ~10x slower); the walk feeds an index of nodes by type and dispatches the ``visit_<Node>`` /
-``leave_<Node>`` methods of every module pass. Positions come from one shared
-``MetadataWrapper``/``PositionProvider``, resolved lazily: a clean file never pays for them.
+walked once by a fast field walker (libcst's own ``visit`` rebuilds every node, whitespace
+included, and is ~10x slower); the walk feeds an index of nodes by type and a parent map, and
+dispatches the ``visit_<Node>`` / ``leave_<Node>`` methods of every module pass. Positions come
+from libcst's ``PositionProvider``, resolved lazily and per top-level statement (see
+``SourceFile.range``): a clean file never pays for them, a file with findings pays for the
+statements they are in.
 """
 
 from __future__ import annotations
@@ -216,12 +218,20 @@ class SourceFile:
         #: Pre-order number of every node: compares "comes before" without computing positions.
         self.order: dict[cst.CSTNode, int] = {}
         self._by_type: dict[type, list[cst.CSTNode]] = {}
+        self._indexed = False
         self._lines: list[str] | None = None
 
     # -- the index ----------------------------------------------------------------------------
     def nodes(self, node_type: type[N]) -> list[N]:
         """Every node of exactly this type, in source order (filled by the shared walk)."""
+        if not self._by_type:
+            _walk_file(self, {}, {})  # used outside run_passes: index now
         return self._by_type.get(node_type, [])  # type: ignore[return-value]
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the shared walk has finished (during it, ``nodes`` is partial)."""
+        return self._indexed
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         return self.parents.get(node)
@@ -338,7 +348,7 @@ class SourceFile:
         Flow-insensitive on purpose: generated trainers import TensorFlow lazily inside
         functions, always under the same alias, so one map serves every scope.
         """
-        if self._imports is None:
+        if self._imports is None or not self._indexed:
             table: dict[str, str] = {}
             for imp in self.nodes(cst.Import):
                 for alias in imp.names:
@@ -358,6 +368,8 @@ class SourceFile:
                     if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                         local = alias.asname.name.value
                     table[local] = f"{base}.{name}"
+            if not self._indexed:
+                return table  # asked mid-walk (from a visit_ method): partial, don't keep it
             self._imports = table
         return self._imports
 
@@ -454,10 +466,11 @@ class Pass:
     The class docstring explains the hazard; docs/passes.md is generated from all of it.
 
     A module pass gets one instance per file. It may define ``visit_<Node>(node)`` and
-    ``leave_<Node>(node)`` methods (called from one shared walk of the tree, in source order)
-    and/or ``finish()`` (called after the walk). A pass that needs every file of the compile at
-    once sets ``project_wide = True`` and implements ``check_project()``; ``self.file`` is then
-    None and ``self.project`` holds all files.
+    ``leave_<Node>(node)`` methods (called from one shared walk of the tree, in source order;
+    the file's index and parent map are still partial then, so collect there and decide in
+    ``finish()``) and/or ``finish()`` (called after the walk, with the whole index). A pass
+    that needs every file of the compile at once sets ``project_wide = True`` and implements
+    ``check_project()``; ``self.file`` is then None and ``self.project`` holds all files.
     """
 
     name: ClassVar[str]
@@ -629,6 +642,7 @@ def _walk_file(
                 handler(node)
 
     visit(sf.module)
+    sf._indexed = True
 
 
 def parse_files(files: Mapping[str, str | cst.Module]) -> Project:

@@ -102,8 +102,11 @@ class GcsLocalIo(DataflowPass):
     ``eval_files``, ``transform_output``, ``transform_graph_path``, ``serving_model_dir``,
     ``model_run_dir``, ``schema_path``, ``working_dir``, ``base_model``) and anything derived
     from them through ``os.path.join``/``dirname``, f-strings, ``+``, ``%``, ``.format``,
-    ``split``/``rsplit`` and indexing, variables, parameters and return values. ``basename``
-    gives a name, not a URI. Pure string helpers are fine, and so is a local temp path from
+    ``split``/``rsplit`` and indexing, variables, parameters and return values, plus TFX
+    artifact URIs (``artifact.uri``, ``artifact_utils.get_split_uri``). A name taken from a
+    URI (``basename``, an entry of ``tf.io.gfile.listdir``) used directly in a local call is
+    reported too (without autofix: it has to be joined back onto its URI); joined onto a local
+    directory it is local. Pure string helpers are fine, and so is a local temp path from
     ``tempfile``. The autofix rewrites the call to its ``tf.io.gfile`` equivalent (``exists``,
     ``isdir``, ``glob``, ``GFile``, ``makedirs``, ``listdir``, ``remove``, ``rename``, ``copy``,
     ``walk``, ``stat``, ``rmtree``) and adds ``import tensorflow as tf`` where ``tf`` is not
@@ -170,7 +173,9 @@ def export_dir(run):
 
     def wants(self, sf: SourceFile) -> bool:
         src = sf.source
-        return "gs://" in src or "fn_args" in src or any(e in src for e in _ENTRY_POINTS)
+        return any(
+            marker in src for marker in ("gs://", "fn_args", ".uri", "get_split_uri")
+        ) or any(e in src for e in _ENTRY_POINTS)
 
     # -- transfer functions -------------------------------------------------------------------
     def df_entry_param(self, fn: cst.FunctionDef, name: str, index: int) -> Any:
@@ -218,7 +223,7 @@ def export_dir(run):
         if attr == "uri" and _kind(base) != "local":
             return Fact("uri", node, f"artifact `{_short(sf_code(node), 30)}`")
         if _kind(base) == "path":
-            return base if attr == "parent" else Fact("fragment")
+            return base if attr == "parent" else _fragment(base, f"`.{attr}` of")
         if _kind(base) == "local" and attr == "name":
             return base
         return UNKNOWN
@@ -234,7 +239,7 @@ def export_dir(run):
                 return base  # a slice of the parts: still joins back to a URI
             if isinstance(index_node, cst.Integer) and int(index_node.value) == 0:
                 return Fact("uri", base.origin, base.note)
-            return Fact("fragment")
+            return _fragment(base, "a split part of")
         return UNKNOWN
 
     def df_join(self, a: Any, b: Any) -> Any:
@@ -252,10 +257,10 @@ def export_dir(run):
         if kind == "uri":
             return value
         if kind == "parts":
-            return Fact("fragment")
+            return _fragment(value, "a split part of")
         if kind == "walk":
-            return TupleV((Fact("uri", value.origin, value.note), Fact("fragment"),
-                           Fact("fragment")))
+            names = _fragment(value, "a name listed under")
+            return TupleV((Fact("uri", value.origin, value.note), names, names))
         return UNKNOWN
 
     def df_unpack(self, value: Any, index: int) -> Any:
@@ -274,7 +279,7 @@ def export_dir(run):
 
     def _function(self, call: CallInfo, q: str) -> Any:
         if q in _SINKS or q.startswith("shutil."):
-            tainted = self._tainted_arg(call)
+            tainted = self._tainted_arg(call, names=q not in _NORMALISING)
             if tainted is not None:
                 self._report_sink(call, q, tainted)
             if q == "glob.glob" or q == "glob.iglob":
@@ -297,9 +302,11 @@ def export_dir(run):
                 return Fact("uri", first.origin, first.note)
             return first if _kind(first) in ("uri", "local") else UNKNOWN
         if q == "os.path.basename":
-            return Fact("fragment") if _kind(first) == "uri" else UNKNOWN
+            return _fragment(first, "the basename of") if _kind(first) == "uri" else UNKNOWN
         if q == "os.path.splitext":
-            return TupleV((first, Fact("fragment"))) if _kind(first) else UNKNOWN
+            if _kind(first) in ("uri", "fragment"):
+                return TupleV((first, _fragment(first, "the extension of")))
+            return UNKNOWN
         if q in _TEMPFILE_PATHS:
             return Fact("local")
         if q in _ARTIFACT_URIS:
@@ -317,8 +324,8 @@ def export_dir(run):
                 return first
             if last == "walk" and _kind(first) == "uri":
                 return Fact("walk", first.origin, first.note)
-            if last == "listdir":
-                return SeqV(Fact("fragment"))
+            if last == "listdir" and _kind(first) == "uri":
+                return SeqV(_fragment(first, "a name listed under"))
         return UNKNOWN
 
     def _method(self, call: CallInfo, method: str) -> Any:
@@ -347,9 +354,12 @@ def export_dir(run):
         return UNKNOWN
 
     # -- findings -----------------------------------------------------------------------------
-    def _tainted_arg(self, call: CallInfo) -> Fact | None:
+    def _tainted_arg(self, call: CallInfo, *, names: bool) -> Fact | None:
+        """The first argument that may be a gs:// URI (or, with ``names``, a name taken from
+        one: the basename of a remote file looked up on the local disk)."""
+        kinds = ("uri", "path", "fragment") if names else ("uri", "path")
         for arg in call.args:
-            if not arg.star and _kind(arg.value) in ("uri", "path"):
+            if not arg.star and _kind(arg.value) in kinds:
                 return arg.value
         return None
 
@@ -365,8 +375,17 @@ def export_dir(run):
         kind = _SINKS.get(q)
         related = []
         if tainted.origin is not None:
-            note = f"may be a gs:// URI: {tainted.note}"
+            note = f"gs:// URI source: {tainted.note}"
             related.append(self.file.location(tainted.origin, note))
+        if tainted.kind == "fragment":
+            # A remote file's name looked up locally: rewriting the call to tf.io.gfile would
+            # not help, the name has to be joined back onto its URI. No autofix.
+            message = (
+                f"`{short}` on a name taken from a gs:// URI ({self._where(tainted)}): it is "
+                "looked up on the local disk, not next to the URI it came from"
+            )
+            self.report(call.node, message, related=related)
+            return
         if q in _NORMALISING:
             message = (
                 f"`{short}` on a value that may be a gs:// URI ({self._where(tainted)}): "
@@ -567,6 +586,12 @@ _GFILE_NAMES = {
     "stat": "tf.io.gfile.stat", "glob": "tf.io.gfile.glob", "open": "tf.io.gfile.GFile",
     "copyfile": "tf.io.gfile.copy(..., overwrite=True)", "rmtree": "tf.io.gfile.rmtree",
 }
+
+
+def _fragment(of: Fact, how: str) -> Fact:
+    """A name derived from a URI (its basename, a listed entry): not a URI, but a local lookup
+    of it is still a lookup of something that lives in GCS."""
+    return Fact("fragment", of.origin, f"{how} {of.note}")
 
 
 def sf_code(node: cst.CSTNode) -> str:

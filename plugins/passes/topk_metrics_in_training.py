@@ -71,7 +71,13 @@ class Model(tfrs.Model):
 ''',
     )
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+    def finish(self) -> None:
+        assert self.file is not None
+        if "Retrieval" in self.file.source:
+            for node in self.file.nodes(cst.ClassDef):
+                self._check_class(node)
+
+    def _check_class(self, node: cst.ClassDef) -> None:
         sf = self.file
         assert sf is not None
         methods = [s for s in node.body.body if isinstance(s, cst.FunctionDef)]

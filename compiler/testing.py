@@ -1,0 +1,406 @@
+"""The conformance kit for recforge plugins: one function, ``check_plugin``.
+
+A plugin's test suite calls it with the plugin's distribution name::
+
+    from compiler.testing import check_plugin
+
+    def test_plugin_conforms() -> None:
+        check_plugin("recforge-dcn")  # raises ConformanceError listing every problem
+
+For every fragment the plugin registers, each of its ``EXAMPLES`` (config overrides that
+select it) is composed on top of a full model (``hybrid_v1`` / ``cherng_v3`` by default) and
+compiled: the example must select the fragment, compile into a complete trainer, and pass every
+static pass that applies; the emitted ``trainer_module.py`` and ``transform_module.py`` must
+then import (in one subprocess, since importing them imports TensorFlow) and define ``run_fn``
+and ``preprocessing_fn``. Every pass the plugin registers must be well formed and behave as its
+own ``VALID`` / ``INVALID`` examples say. recforge's built-in fragments pass the same kit
+(``check_plugin("recforge")``).
+
+This module is a test tool: compiling stays TensorFlow-free, only the import check needs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import RecforgeError
+from compiler.fragments import TRAINER_FILE, TRANSFORM_FILE, Fragment, block_origin
+from compiler.registry import Registered, Registry, get_registry, normalize_distribution
+
+#: The full model every example is composed on (an example's own ``model=`` / ``features=``
+#: replaces the one here).
+DEFAULT_BASE: tuple[str, ...] = ("model=hybrid_v1", "features=cherng_v3")
+#: What each emitted file must define once imported.
+ENTRY_POINTS = {TRAINER_FILE: "run_fn", TRANSFORM_FILE: "preprocessing_fn"}
+
+#: The config key that selects a fragment of each kind (for hints).
+SELECTING_KEYS = {
+    "tower": "model.buyer_tower.type", "head": "model.rating_head.type", "loss": "model.loss",
+    "retrieval_loss": "model.retrieval_loss", "optimizer": "model.optimizer",
+    "retrieval_index": "model.retrieval_algorithm", "task": "model.model_type",
+    "input": "model.input",
+}
+#: An example: Hydra overrides (``["model.buyer_tower.type=dcn"]``) or ``{key: value}``.
+Example = Sequence[str] | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing the kit found wrong."""
+
+    subject: str  # "tower/dcn", "pass dcn-cross-stack-x0" or "plugin recforge-dcn"
+    message: str
+    example: tuple[str, ...] | None = None  # the overrides, for a problem with one example
+
+    def __str__(self) -> str:
+        where = f" [{' '.join(self.example) or 'base config'}]" if self.example is not None \
+            else ""
+        return f"{self.subject}{where}: {self.message}"
+
+
+@dataclass
+class ConformanceReport:
+    """What ``check_plugin`` checked and found."""
+
+    plugin: str
+    fragments: list[str] = field(default_factory=list)  # "kind/name" of each fragment checked
+    passes: list[str] = field(default_factory=list)
+    compiles: int = 0  # distinct configs compiled
+    imported: int = 0  # distinct module pairs imported
+    problems: list[Problem] = field(default_factory=list)
+    #: Warning-level pass findings in the examples' modules (reported, not failures).
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        head = (f"conformance of {self.plugin}: {len(self.fragments)} fragment(s), "
+                f"{len(self.passes)} pass(es), {self.compiles} compile(s), "
+                f"{self.imported} module pair(s) imported: ")
+        if self.ok:
+            return head + "ok"
+        lines = [head + f"{len(self.problems)} problem(s)"]
+        lines += [f"  - {problem}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+class ConformanceError(AssertionError):
+    """Raised by ``check_plugin`` when anything fails; ``report`` has the details."""
+
+    def __init__(self, report: ConformanceReport) -> None:
+        super().__init__(report.summary())
+        self.report = report
+
+
+def check_plugin(
+    plugin: str,
+    *,
+    base: Sequence[str] = DEFAULT_BASE,
+    import_modules: bool = True,
+    registry: Registry | None = None,
+    raise_on_failure: bool = True,
+) -> ConformanceReport:
+    """Check every fragment and pass that ``plugin`` registers.
+
+    ``plugin`` is a distribution name (``recforge-dcn``, any spelling), an entry-point name,
+    or ``recforge`` for the built-ins. ``base`` is the config each example is composed on.
+    ``import_modules=False`` skips the import check (the only step that needs TensorFlow).
+    Raises ``ConformanceError`` unless ``raise_on_failure=False``; returns the report.
+    """
+    registry = registry or get_registry()
+    report = ConformanceReport(plugin)
+    fragments, passes = _owned(registry, plugin, report)
+    compiled: dict[tuple[str, ...], dict[str, str] | str] = {}
+    users: dict[tuple[str, ...], list[str]] = {}  # overrides -> fragments whose example they are
+    for kind, name, registered in fragments:
+        subject = f"{kind}/{name}"
+        report.fragments.append(subject)
+        _check_fragment_class(registered, subject, report)
+        for overrides in _examples(registered.cls, subject, report):
+            overrides = _merge_overrides(base, overrides)
+            users.setdefault(overrides, []).append(subject)
+            result = compiled.get(overrides)
+            if result is None:
+                result = _compile(overrides, registry, report)
+                compiled[overrides] = result
+            if isinstance(result, str):
+                report.problems.append(Problem(subject, result, overrides))
+                continue
+            _check_selected(result, registered, subject, overrides, report)
+    for name, registered in passes:
+        report.passes.append(name)
+        _check_pass(registered.cls, f"pass {name}", report)
+    report.compiles = len(compiled)
+    if import_modules:
+        modules = {_digest(s): s for s in compiled.values() if not isinstance(s, str)}
+        report.imported = len(modules)
+        for digest, problem in _import_all(modules).items():
+            for overrides, sources in compiled.items():
+                if not isinstance(sources, str) and _digest(sources) == digest:
+                    for subject in users[overrides]:
+                        report.problems.append(Problem(subject, problem, overrides))
+    if raise_on_failure and not report.ok:
+        raise ConformanceError(report)
+    return report
+
+
+# --------------------------------------------------------------------------- what to check
+
+
+def _owned(registry: Registry, plugin: str, report: ConformanceReport
+           ) -> tuple[list[tuple[str, str, Registered]], list[tuple[str, Registered]]]:
+    """The fragments and passes ``plugin`` registered (problems if it is not loaded)."""
+    wanted = normalize_distribution(plugin)
+
+    def mine(registered: Registered) -> bool:
+        provider = registered.provider
+        return normalize_distribution(provider.distribution) == wanted or \
+            provider.plugin == plugin
+
+    fragments = [(k, n, r) for k, n, r in registry.entries() if mine(r)]
+    passes = [(n, r) for n, r in sorted(registry.passes.items()) if mine(r)]
+    subject = f"plugin {plugin}"
+    for refused in registry.refused:
+        if normalize_distribution(refused.distribution) == wanted or refused.plugin == plugin:
+            report.problems.append(Problem(subject, refused.message()))
+    if not fragments and not passes and not report.problems:
+        loaded = sorted({r.provider.distribution for _, _, r in registry.entries()}
+                        | {r.provider.distribution for r in registry.passes.values()})
+        report.problems.append(Problem(subject, (
+            f"no loaded plugin is called '{plugin}' (loaded distributions: "
+            f"{', '.join(loaded)}); is it installed, with an entry point in the 'recforge' "
+            "group, and not excluded by RECFORGE_PLUGINS / RECFORGE_DISABLE_PLUGIN_AUTOLOAD?")))
+    for registered in [r for _, _, r in fragments] + [r for _, r in passes]:
+        provider = registered.provider
+        if provider.hookspec is None:
+            report.problems.append(Problem(subject, (
+                f"plugin '{provider.plugin}' does not declare the hook spec version it targets: "
+                "add RECFORGE_HOOKSPEC_VERSION = 1 to the module its entry point names")))
+            break
+    return fragments, passes
+
+
+def _check_fragment_class(registered: Registered, subject: str,
+                          report: ConformanceReport) -> None:
+    cls = registered.cls
+    if not (getattr(cls, "description", "") or "").strip():
+        report.problems.append(Problem(subject, (
+            "no description: set the class attribute description (one line, shown by "
+            "python -m compiler.plugins)")))
+
+
+def _examples(cls: type[Fragment], subject: str, report: ConformanceReport
+              ) -> list[tuple[str, ...]]:
+    examples = getattr(cls, "EXAMPLES", None)
+    if not examples:  # the base config alone; _check_selected says what to do if that fails
+        return [()]
+    out = []
+    for example in examples:
+        try:
+            out.append(_as_overrides(example))
+        except TypeError as error:
+            report.problems.append(Problem(subject, f"malformed example {example!r}: {error}"))
+    return out
+
+
+def _as_overrides(example: Example) -> tuple[str, ...]:
+    if isinstance(example, Mapping):
+        return tuple(f"{key}={_override_value(value)}" for key, value in example.items())
+    if isinstance(example, str) or not all(isinstance(item, str) for item in example):
+        raise TypeError("expected a list of override strings or a {key: value} mapping")
+    return tuple(example)
+
+
+def _override_value(value: Any) -> str:
+    """A Python value in Hydra's override grammar."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # Hydra accepts double-quoted strings with JSON escapes
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, Sequence):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as an override")
+
+
+def _merge_overrides(base: Sequence[str], example: Sequence[str]) -> tuple[str, ...]:
+    """``base`` then ``example``; an example's ``model=...`` replaces the base's."""
+    keys = {_override_key(o) for o in example}
+    return tuple(o for o in base if _override_key(o) not in keys) + tuple(example)
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _compile(overrides: tuple[str, ...], registry: Registry, report: ConformanceReport
+             ) -> dict[str, str] | str:
+    """The emitted sources of one config, or why it does not compile.
+
+    The stages are called one by one (what ``compile_config`` chains) so that a pass error
+    can be traced to the block, and so the fragment, it sits in.
+    """
+    from compiler.build import build
+    from compiler.compose import compose
+    from compiler.pipeline import run_passes
+    from compiler.plan import plan
+    from compiler.validate import validate
+
+    try:
+        the_plan = plan(validate(compose(overrides), registry), registry)
+        sources = {name: module.code for name, module in build(the_plan, registry).items()}
+        findings = run_passes(sources, registry, the_plan)
+    except RecforgeError as error:
+        return f"does not compile: {error}"
+    except Exception as error:  # a fragment's own bug: say where, not just what
+        return f"compiling raised {type(error).__name__}: {error}{_plugin_frame(error)}"
+    errors = []
+    for finding in findings:
+        origin = block_origin(sources.get(finding.path, ""), finding.line)
+        line = (f"{finding.path}:{finding.line}:{finding.col}: {finding.rule} "
+                f"{finding.message}" + (f" (in the block of {origin})" if origin else ""))
+        if finding.severity == "error":
+            errors.append(line)
+        else:
+            report.warnings.append(f"[{' '.join(overrides)}] {line}")
+    if errors:
+        return "fails static passes: " + "; ".join(errors)
+    return sources
+
+
+def _plugin_frame(error: BaseException) -> str:
+    """`` at file:line`` of the innermost traceback frame outside recforge and libraries."""
+    import traceback
+
+    recforge_root = str(Path(__file__).resolve().parent.parent)
+    frames = traceback.extract_tb(error.__traceback__)
+    for frame in reversed(frames):
+        path = str(Path(frame.filename).resolve())
+        if "site-packages" not in path and not path.startswith(recforge_root + "/compiler"):
+            return f" (at {frame.filename}:{frame.lineno})"
+    return ""
+
+
+def _check_selected(sources: dict[str, str], registered: Registered, subject: str,
+                    overrides: tuple[str, ...], report: ConformanceReport) -> None:
+    """The example's modules carry a block labelled with this fragment and its distribution."""
+    kind, name = subject.split("/", 1)
+    provider = registered.provider
+    label = re.compile(rf"# \[{re.escape(subject)}( \(.*\))? · "
+                       rf"{re.escape(provider.stamp)}\]$")
+    found = any(label.search(line) for text in sources.values() for line in text.splitlines())
+    if found:
+        return
+    if getattr(registered.cls, "EXAMPLES", None):
+        why = "the example's overrides must choose it"
+    else:
+        key = SELECTING_KEYS.get(kind, "<the config key that selects it>")
+        why = ("the base config does not use it, and it has no EXAMPLES: set the class "
+               "attribute EXAMPLES to a list of config override lists that select it, e.g. "
+               f"[['{key}={name}']]")
+    report.problems.append(Problem(subject, (
+        f"not selected: no block of the emitted modules comes from {subject} "
+        f"({registered.provider.stamp}); {why}"), overrides))
+
+
+def _check_pass(cls: type, subject: str, report: ConformanceReport) -> None:
+    from compiler.passes import example_files, expected_lines, run_passes, validate_pass
+
+    for problem in validate_pass(cls):
+        report.problems.append(Problem(subject, problem))
+    if not (cls.__doc__ or "").strip():
+        report.problems.append(Problem(subject, "no docstring (docs/passes.md shows it)"))
+    for kind in ("VALID", "INVALID"):
+        for index, example in enumerate(getattr(cls, kind, ()), start=1):
+            try:
+                findings = run_passes(example_files(example), [cls])
+            except Exception as error:  # noqa: BLE001 - the pass's own crash is the finding
+                report.problems.append(Problem(subject, (
+                    f"{kind} example {index}: the pass raised {type(error).__name__}: {error}"
+                    f"{_plugin_frame(error)}")))
+                continue
+            reported = {(f.path, f.line) for f in findings if f.rule == cls.name}
+            expected = set() if kind == "VALID" else expected_lines(example)
+            if reported != expected:
+                report.problems.append(Problem(subject, (
+                    f"{kind} example {index}: reported lines {sorted(n for _, n in reported)}, "
+                    f"expected {sorted(n for _, n in expected)} (mark them with '# <-')")))
+
+
+# --------------------------------------------------------------------------- importing
+
+_IMPORT_SCRIPT = textwrap.dedent("""
+    import importlib.util, json, sys, traceback
+    results = {}
+    for directory in sys.argv[1:]:
+        problems = []
+        for index, (filename, entry) in enumerate(%(entries)r.items()):
+            path = directory + "/" + filename
+            spec = importlib.util.spec_from_file_location(
+                "conformance_%%d_%%d" %% (len(results), index), path)
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except BaseException as error:
+                frame = traceback.extract_tb(error.__traceback__)[-1]
+                problems.append("%%s does not import: %%s: %%s (line %%s: %%s)" %% (
+                    filename, type(error).__name__, error, frame.lineno, frame.line))
+                continue
+            if not callable(getattr(module, entry, None)):
+                problems.append("%%s defines no %%s()" %% (filename, entry))
+        results[directory] = problems
+    print("CONFORMANCE " + json.dumps(results))
+""")
+
+
+def _digest(sources: Mapping[str, str]) -> str:
+    text = "\0".join(f"{k}\0{v}" for k, v in sorted(sources.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _import_all(modules: Mapping[str, Mapping[str, str]], timeout: float = 600.0
+                ) -> dict[str, str]:
+    """Import every module pair in one fresh interpreter; digest -> problem, for failures."""
+    if not modules:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="recforge-conformance-") as root:
+        directories = {}
+        for digest, sources in modules.items():
+            directory = Path(root) / digest
+            directory.mkdir()
+            for filename, text in sources.items():
+                (directory / filename).write_text(text, encoding="utf-8")
+            directories[str(directory)] = digest
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
+        script = _IMPORT_SCRIPT % {"entries": ENTRY_POINTS}
+        try:
+            done = subprocess.run([sys.executable, "-c", script, *directories], env=env,
+                                  capture_output=True, text=True, timeout=timeout, cwd=root)
+        except subprocess.TimeoutExpired:
+            return {d: f"importing the emitted modules took over {timeout:.0f}s"
+                    for d in modules}
+        marker = next((line for line in done.stdout.splitlines()
+                       if line.startswith("CONFORMANCE ")), None)
+        if marker is None:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+            return {d: "the import check crashed: " + " | ".join(tail) for d in modules}
+        results = json.loads(marker[len("CONFORMANCE "):])
+    return {directories[d]: "; ".join(p) for d, p in results.items() if p}
