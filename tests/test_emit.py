@@ -70,3 +70,30 @@ def test_generated_snapshots_are_up_to_date(snapshot: str, tmp_path) -> None:
             f"generated/{snapshot}/{path.name} is stale: run "
             f"`python -m compiler model={model} features={features}`"
         )
+
+
+def test_a_fragment_that_batches_twice_fails_the_compile_and_writes_nothing(
+        tmp_path, monkeypatch, capsys) -> None:
+    """The platform's bug #1, reintroduced into a fragment: the candidates step re-batches the
+    already batched eval dataset. The double-batching pass stops the emit."""
+    import plugins.retrieval
+    from compiler.__main__ import main
+    from compiler.errors import PassFailure
+
+    buggy = plugins.retrieval.CANDIDATE_STEP.replace(
+        "eval_dataset]", "eval_dataset.batch(128)]")
+    assert buggy != plugins.retrieval.CANDIDATE_STEP
+    monkeypatch.setattr(plugins.retrieval, "CANDIDATE_STEP", buggy)
+
+    out = tmp_path / "out"
+    with pytest.raises(PassFailure) as raised:
+        compile_overrides(["model=hybrid_v1"], output_dir=out)
+    rules = {finding.rule for finding in raised.value.findings}
+    assert "double-batching" in rules
+    assert not out.exists()
+
+    code = main(["model=hybrid_v1", f"output_dir={out}", f"ledger=sqlite:///{tmp_path}/l.db"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "trainer_module.py:" in err and "double-batching" in err
+    assert not out.exists()
