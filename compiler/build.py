@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from compiler import __version__
+from compiler.errors import PluginError
 from compiler.fragments import (
     TRAINER_FILE,
     TRANSFORM_FILE,
@@ -16,7 +17,6 @@ from compiler.fragments import (
 )
 from compiler.plan import Plan
 from compiler.registry import Registry, get_registry
-from compiler.errors import PluginError
 
 DOCSTRINGS = {
     TRAINER_FILE: "TFX Trainer module: ``run_fn(fn_args)`` trains, evaluates and exports a\n"

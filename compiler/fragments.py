@@ -151,7 +151,8 @@ class ModuleBuilder:
     shared: set[str] = field(default_factory=set)
     _counter: int = 0
 
-    def require_import(self, module: str, name: str | None = None, alias: str | None = None) -> None:
+    def require_import(self, module: str, name: str | None = None,
+                       alias: str | None = None) -> None:
         """Ask for an import; the final assembly writes each one once, in a stable order."""
         self.imports.add(ImportRequest(module, name, alias))
 
@@ -289,7 +290,8 @@ def _is_stdlib(module: str) -> bool:
     return module.split(".")[0] in sys.stdlib_module_names
 
 
-def _split_imports(requests: list[ImportRequest]) -> tuple[list[ImportRequest], list[ImportRequest]]:
+def _split_imports(requests: list[ImportRequest]
+                   ) -> tuple[list[ImportRequest], list[ImportRequest]]:
     early = [r for r in requests if _is_stdlib(r.module)]
     late = [r for r in requests if not _is_stdlib(r.module)]
     return early, late
@@ -326,7 +328,7 @@ def literal(value: Any) -> cst.BaseExpression:
         return cst.Name(repr(value))
     if isinstance(value, IntEnum):
         value = int(value)
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):  # str Enums
+    if hasattr(value, "value") and isinstance(value.value, str):  # str Enums
         value = value.value
     if isinstance(value, int):
         node: cst.BaseExpression = cst.Integer(str(abs(value)))

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+# ruff: noqa: UP007, UP045
 # Optional[...] rather than "X | None": OmegaConf inspects these annotations at runtime, and
 # keeps working on Python 3.10 only with typing's spelling.
 

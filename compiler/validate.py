@@ -75,7 +75,8 @@ def validate(cfg: DictConfig, registry: Registry | None = None) -> ResolvedConfi
             "model": OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True),
         }
     except MissingMandatoryValue as error:
-        raise ConfigError(str(error.full_key), "a value is required here but none was set") from None
+        raise ConfigError(str(error.full_key), "a value is required here but none was set") \
+            from None
     except OmegaConfBaseException as error:
         raise translate_error(error, (), _conf_dir()) from None
     if not isinstance(features, FeaturesConfig) or not isinstance(model, ModelConfig):
@@ -188,7 +189,8 @@ def _check_feature(spec: FeatureSpec, key: str) -> None:
         if spec.embedding.oov_buckets < 1:
             raise ConfigError(f"{key}.embedding.oov_buckets", "expected at least 1")
     if spec.cyclical and dtype != "timestamp":
-        raise ConfigError(f"{key}.cyclical", f"cyclical encodings need dtype timestamp, not {dtype}")
+        raise ConfigError(f"{key}.cyclical",
+                          f"cyclical encodings need dtype timestamp, not {dtype}")
     if spec.bucketize is not None:
         if dtype == "string":
             raise ConfigError(f"{key}.bucketize", "bucketize needs a numeric or timestamp feature")
@@ -245,7 +247,8 @@ def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registr
     _check_positive(model.epochs, "model.epochs")
     for name in ("retrieval_weight", "ranking_weight"):
         if getattr(model, name) < 0:
-            raise ConfigError(f"model.{name}", f"expected a weight >= 0, got {getattr(model, name)}")
+            raise ConfigError(f"model.{name}",
+                              f"expected a weight >= 0, got {getattr(model, name)}")
     if not model.top_k:
         raise ConfigError("model.top_k", "expected at least one K")
     for index, k in enumerate(model.top_k):

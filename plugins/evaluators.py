@@ -42,9 +42,8 @@ def _evaluate_recall(model, dataset, candidates):
 '''
 
 RECALL_STEP = '''
-metrics["final"].update(
-    {"val_" + key: value for key, value in _evaluate_recall(model, eval_dataset, candidates).items()}
-)
+validation_recall = _evaluate_recall(model, eval_dataset, candidates)
+metrics["final"].update({"val_" + key: value for key, value in validation_recall.items()})
 if test_dataset is not None:
     metrics["final"].update(_evaluate_recall(model, test_dataset, candidates))
 '''

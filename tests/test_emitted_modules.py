@@ -77,7 +77,7 @@ def test_run_fn_trains_evaluates_and_exports(model: str, transformed: Path) -> N
         assert set(answers) == {"serving_default", "serve_ranking"}
     else:
         assert set(answers) == {"serving_default"}
-    for name, outputs in answers.items():
+    for outputs in answers.values():
         if "product_ids" in outputs:  # retrieval: top-K raw product ids for raw buyer examples
             top_k = min(100, metrics["candidates"]["unique_products"])
             assert len(outputs["product_ids"]) == top_k
@@ -104,7 +104,8 @@ def test_emitted_calendar_arithmetic_matches_python(tmp_path) -> None:
     seconds = tf.constant([int(m.timestamp()) for m in moments], tf.int64)
     days = module._days_since_epoch(seconds)
     year, month, day = (t.numpy() for t in module._civil_from_days(days))
-    assert list(zip(year, month, day)) == [(m.year, m.month, m.day) for m in moments]
+    assert list(zip(year, month, day, strict=True)) == [(m.year, m.month, m.day)
+                                                        for m in moments]
     year_start = module._days_from_civil(tf.constant(year), tf.ones_like(tf.constant(year)),
                                          tf.ones_like(tf.constant(year)))
     day_of_year = (days - year_start).numpy()

@@ -74,7 +74,8 @@ def test_towers_without_hidden_layers_are_allowed() -> None:
 
 def test_scann_and_other_optimizers_validate() -> None:
     for optimizer in ("adam", "adagrad", "sgd"):
-        validate(compose_config([f"model.optimizer={optimizer}", "model.retrieval_algorithm=scann"]))
+        validate(compose_config([f"model.optimizer={optimizer}",
+                                 "model.retrieval_algorithm=scann"]))
 
 
 def test_fragment_params_are_validated_against_the_fragment_schema() -> None:

@@ -430,9 +430,8 @@ def run_fn(fn_args):
     # [retrieval_index/brute_force · recforge 0.1.0]
     index = _build_index(model, candidates)
     # [evaluator/recall_at_k · recforge 0.1.0]
-    metrics["final"].update(
-        {"val_" + key: value for key, value in _evaluate_recall(model, eval_dataset, candidates).items()}
-    )
+    validation_recall = _evaluate_recall(model, eval_dataset, candidates)
+    metrics["final"].update({"val_" + key: value for key, value in validation_recall.items()})
     if test_dataset is not None:
         metrics["final"].update(_evaluate_recall(model, test_dataset, candidates))
     # [export/serving · recforge 0.1.0]
