@@ -29,6 +29,7 @@ _MULTIRUN_FLAGS = ("-m", "--multirun")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    _plugin_warnings_as_lines()
     try:
         if any(a in _MULTIRUN_FLAGS for a in args):
             return _sweep(args)
@@ -42,6 +43,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the run directory is not marked complete", file=sys.stderr)
         return 130
+
+
+def _plugin_warnings_as_lines() -> None:
+    """A skipped plugin is reported as ``warning: ...``, not as Python's warning format."""
+    import warnings
+
+    show = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if category.__name__ == "PluginWarning":
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = showwarning
 
 
 def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None = None,

@@ -68,7 +68,7 @@ def build(plan: Plan, registry: Registry | None = None) -> dict[str, cst.Module]
         label = origin_label(use, provider.distribution, provider.version)
         try:
             fragment.contribute(use, context, Contributions(builder, label))
-        except (cst.ParserSyntaxError, TypeError, ValueError, KeyError) as error:
+        except Exception as error:  # a fragment is plugin code: name it, whatever it raised
             raise PluginError(
                 f"{use.kind} fragment '{use.name}' ({provider.distribution} {provider.version}) "
                 f"failed to build: {type(error).__name__}: {error}"

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from compiler import __version__
 from compiler.build import build
 from compiler.emit import EmitResult, emit
-from compiler.errors import PassFailure
+from compiler.errors import PassFailure, PluginError
 from compiler.fragments import block_origin, unique
 from compiler.plan import Plan, plan
 from compiler.registry import Registry, get_registry
@@ -45,10 +45,26 @@ def run_passes(sources: dict[str, str], registry: Registry, the_plan: Plan | Non
                ) -> list[Any]:
     """Stage 5 — the static passes over every built file: all registered ones, or with a plan,
     those that apply to it (``Registry.passes_for``: a plugin's passes run where it is used)."""
+    from compiler.passes import SourceError
     from compiler.passes import run_passes as run_all
 
     passes = registry.passes_for(the_plan.uses) if the_plan else registry.passes
-    return run_all(sources, [r.cls for _, r in sorted(passes.items())])
+    ordered = sorted(passes.items())
+    try:
+        return run_all(sources, [r.cls for _, r in ordered])
+    except SourceError:
+        raise
+    except Exception as error:  # a pass is plugin code: find which one crashed, and name it
+        for name, registered in ordered:
+            try:
+                run_all(sources, [registered.cls])
+            except Exception as own_error:  # noqa: BLE001 - reported below with its plugin
+                provider = registered.provider
+                raise PluginError(
+                    f"pass '{name}' ({provider.distribution} {provider.version}) crashed: "
+                    f"{type(own_error).__name__}: {own_error}"
+                ) from own_error
+        raise error
 
 
 def compile_config(

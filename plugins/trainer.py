@@ -135,6 +135,7 @@ class RunFn(Fragment):
     kind: ClassVar[str] = "trainer"
     name: ClassVar[str] = "run_fn"
     description: ClassVar[str] = "TFX run_fn: fit, evaluate, export, write training_metrics.json"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]  # every config uses it
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         for module, alias in (("json", None), ("logging", None), ("tensorflow", "tf"),
