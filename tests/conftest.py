@@ -129,3 +129,13 @@ def _fresh_hydra() -> Iterator[None]:
 
     release()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _ledger_in_tmp(tmp_path_factory: pytest.TempPathFactory,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiles and runs record experiments; keep the tests' records out of the checkout's
+    .recforge/ledger.db (tests that pass ``ledger=`` or set the variable themselves win)."""
+    root = tmp_path_factory.getbasetemp() / "ledger"
+    root.mkdir(exist_ok=True)
+    monkeypatch.setenv("RECFORGE_LEDGER_URL", f"sqlite:///{root}/ledger.db")
