@@ -6,10 +6,18 @@ TFX serving does, so clients never re-implement the preprocessing.
 
 from __future__ import annotations
 
+import textwrap
 from typing import ClassVar
 
 from compiler import hookimpl
-from compiler.fragments import BuildContext, Contributions, Fragment, Section, statements
+from compiler.fragments import (
+    BuildContext,
+    Contributions,
+    Fragment,
+    Section,
+    expression,
+    statements,
+)
 from compiler.plan import FragmentUse
 
 RAW_FEATURES = '''
@@ -70,8 +78,6 @@ class ServingExport(Fragment):
     EXAMPLES: ClassVar[list[list[str]]] = [[], ["model=retrieval_v1"], ["model=ranking_v1"]]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
-        from compiler.fragments import expression
-
         out.require_import("tensorflow", alias="tf")
         config = ctx.config
         features = config.features
@@ -80,23 +86,22 @@ class ServingExport(Fragment):
             buyer=tuple(f.name for f in features.buyer),
             product=tuple(f.name for f in features.product),
         ))
-        function = statements(EXPORT_HEAD)
-        body: list = []
+        # The function is assembled from our own template text (never from config values,
+        # which arrive as CST nodes below), so it reads as one hand-written function.
+        parts = [EXPORT_HEAD]
         if config.has_retrieval:
-            body += statements(RETRIEVAL_SIGNATURE).body
+            parts.append(textwrap.indent(RETRIEVAL_SIGNATURE, "    "))
         if config.has_ranking:
-            log = features.target is not None and features.target.log
-            untransform = expression("tf.math.expm1(predictions)" if log else "predictions")
-            signature = "serve_ranking" if config.has_retrieval else "serving_default"
-            body += statements(RANKING_SIGNATURE, untransform=untransform,
-                               signature=signature).body
-        options = expression("_save_options()" if config.has_retrieval
-                             else "tf.saved_model.SaveOptions()")
-        body += statements(EXPORT_TAIL, options=options).body
-        definition = function.body[0]
-        definition = definition.with_changes(
-            body=definition.body.with_changes(body=[*definition.body.body, *body])
-        )
+            parts.append(textwrap.indent(RANKING_SIGNATURE, "    "))
+        parts.append(textwrap.indent(EXPORT_TAIL, "    "))
+        log = features.target is not None and features.target.log
+        definition = statements(
+            "".join(parts),
+            untransform=expression("tf.math.expm1(predictions)" if log else "predictions"),
+            signature="serve_ranking" if config.has_retrieval else "serving_default",
+            options=expression("_save_options()" if config.has_retrieval
+                               else "tf.saved_model.SaveOptions()"),
+        ).body[0]
         out.add(Section.EXPORT, [definition])
         out.add_to_function("run_fn", statements(EXPORT_STEP))
 

@@ -434,26 +434,29 @@ def _export_serving_model(model, tf_transform_output, serving_model_dir, index):
     serving.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
     signatures = {}
+
     buyer_spec = {name: raw_spec[name] for name in BUYER_RAW_FEATURES}
-    
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def recommend(examples):
         """Buyer features -> the top-K product ids and their scores."""
         transformed = serving.tft_layer(tf.io.parse_example(examples, buyer_spec))
         scores, product_ids = serving.index(transformed)
         return {"product_ids": product_ids, "scores": scores}
-    
+
     signatures["serving_default"] = recommend
+
     pair_spec = {name: raw_spec[name] for name in BUYER_RAW_FEATURES + PRODUCT_RAW_FEATURES}
-    
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def rank(examples):
         """Buyer + product features -> the predicted target, in the target's own units."""
         transformed = serving.tft_layer(tf.io.parse_example(examples, pair_spec))
         predictions = serving.model.predict_rating(transformed, training=False)
         return {"predictions": tf.math.expm1(predictions)}
-    
+
     signatures["serve_ranking"] = rank
+
     tf.saved_model.save(serving, serving_model_dir, signatures=signatures, options=_save_options())
 
 
