@@ -151,6 +151,9 @@ def test_mismatches_are_listed() -> None:
 
 
 def test_sdists(tmp_path: Path) -> None:
+    # An editable install may have left recforge.egg-info in the checkout; the build must not
+    # write there (it builds from a copy of the tree), so compare before and after.
+    checkout_before = sorted(p.name for p in ROOT.iterdir())
     sdist = build_recforge_sdist(tmp_path / "dist")
     assert sdist.name == "recforge-0.1.0.tar.gz"
     with tarfile.open(sdist) as tar:
@@ -158,7 +161,7 @@ def test_sdists(tmp_path: Path) -> None:
     assert "recforge-0.1.0/compiler/cloud/submit.py" in names
     assert "recforge-0.1.0/pyproject.toml" in names
     assert not any("__pycache__" in n for n in names)
-    assert not (ROOT / "recforge.egg-info").exists()  # built from a copy of the tree
+    assert sorted(p.name for p in ROOT.iterdir()) == checkout_before
     reqs = build_requirements_sdist(["tf-keras~=2.17.0", "tensorflow-recommenders>=0.7.3"],
                                     tmp_path / "reqs")
     top = "recforge_job_requirements-1.0"
