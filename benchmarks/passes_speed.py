@@ -4,8 +4,8 @@
 
 Prints the median (and min/max) over ``--runs`` runs of ``run_passes`` over FILE, parse
 included, as a compile does it. FILE defaults to the largest ``*.py`` under ``generated/``, or,
-when there is none, a synthetic ~600-line trainer in the shape recforge emits. The budget is
-150 ms median for ~600 lines.
+when there is none, a synthetic ~600-line trainer in the shape recforge emits. Target (issue
+#8, figure 2): <= 100 ms. ``--write`` records the figure in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ if str(ROOT) not in sys.path:
 
 from compiler.check import _registered_passes  # noqa: E402
 from compiler.passes import run_passes  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import update_section, write_summary  # noqa: E402
 
 _HEADER = '''\
 """Synthetic trainer module for the pass benchmark (shape of recforge's generated trainers)."""
@@ -178,12 +181,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", help="module to check (default: see above)")
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument("--summary", help="also write the figure as JSON here")
     args = parser.parse_args(argv)
     if args.file:
         name, source = args.file, Path(args.file).read_text(encoding="utf-8")
     else:
         name, source = default_file()
     times = measure(name, source, args.runs)
+    shown = Path(name).relative_to(ROOT) if Path(name).is_relative_to(ROOT) else name
+    if args.write:
+        update_section(
+            "passes-speed", "Static passes speed (issue #8, figure 2)",
+            f"All {len(_registered_passes())} registered passes over `{shown}` "
+            f"({source.count(chr(10))} lines), parse included, as a compile runs them: "
+            f"**{statistics.median(times):.1f} ms** median of {args.runs} "
+            f"(min {min(times):.1f}, max {max(times):.1f}). Target: <= 100 ms.",
+            "python benchmarks/passes_speed.py --write")
+    if args.summary:
+        write_summary(args.summary, {"median_ms": statistics.median(times),
+                                     "lines": source.count(chr(10)), "file": str(shown)})
     print(
         f"{name}: {source.count(chr(10))} lines, {len(_registered_passes())} passes, "
         f"{args.runs} runs: median {statistics.median(times):.1f} ms "

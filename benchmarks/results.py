@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -39,7 +40,10 @@ def commit() -> str:
         return "unknown"
 
 
-def update_section(name: str, title: str, body: str, command: str) -> None:
+def update_section(name: str, title: str, body: str, command: str, *, first: bool = False
+                   ) -> None:
+    """Replace section ``name`` (or add it: at the end, or right after the header when
+    ``first``)."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     section = (
         f"<!-- BEGIN {name} -->\n## {title}\n\n"
@@ -49,7 +53,16 @@ def update_section(name: str, title: str, body: str, command: str) -> None:
     text = RESULTS.read_text() if RESULTS.exists() else HEADER
     pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->",
                          re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else (
-        text.rstrip() + "\n\n" + section + "\n")
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    elif first and text.startswith(HEADER):
+        text = HEADER + "\n" + section + "\n\n" + text[len(HEADER):].lstrip("\n")
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
     RESULTS.write_text(text)
     print(section)
+
+
+def write_summary(path: str, figures: dict) -> None:
+    """Write one script's headline figures as JSON, for ``run_all.py``'s summary table."""
+    Path(path).write_text(json.dumps(figures, indent=2, sort_keys=True, default=str))

@@ -403,7 +403,23 @@ def statements(template: str, **values: Any) -> cst.Module:
     parsed = _parsed_template(template, frozenset(nodes), "module")
     if parsed is None:
         return parse_template_module(template, **nodes)
-    return _unmangle(parsed, nodes) if nodes else parsed
+    if not nodes:
+        return parsed
+    # Filling placeholders walks the whole template, the larger part of a build; most
+    # templates get the same values in every compile (and every point of a sweep). The same
+    # text in gives the same tree out, and trees are immutable, so each filling is kept.
+    key = (template, tuple((name, _EMPTY.code_for_node(node)) for name, node in nodes.items()))
+    filled = _FILLED.get(key)
+    if filled is None:
+        if len(_FILLED) >= _FILLED_MAX:
+            _FILLED.clear()
+        filled = _FILLED[key] = _unmangle(parsed, nodes)
+    return filled
+
+
+_EMPTY = cst.Module(body=[])
+_FILLED: dict[tuple[str, tuple[tuple[str, str], ...]], cst.Module] = {}
+_FILLED_MAX = 4096
 
 
 def expression(template: str, **values: Any) -> cst.BaseExpression:

@@ -114,7 +114,8 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
             target.column,
         ))
 
-    uses.append(FragmentUse("input", model.input, "model.input"))
+    uses.append(FragmentUse("input", model.input, "model.input",
+                            {"cache": model.performance.cache}))
     uses.append(FragmentUse("encoder", "concat", "features"))
     for side in ("buyer", "product"):
         tower = getattr(model, f"{side}_tower")
@@ -155,6 +156,8 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
     uses.append(FragmentUse("export", "serving", "model.model_type"))
     uses.append(FragmentUse("trainer", "run_fn", "model", {
         "batch_size": model.batch_size, "epochs": model.epochs, "seed": model.seed,
+        "steps_per_execution": model.performance.steps_per_execution,
+        "jit_compile": model.performance.jit_compile,
     }))
 
     for use in uses:  # every fragment the plan names must exist, with a clear key if not

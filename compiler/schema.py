@@ -123,6 +123,22 @@ class HeadConfig:
 
 
 @dataclass
+class PerformanceConfig:
+    """How the emitted trainer runs, not what it computes: every switch keeps the metrics
+    within the tolerance that ``benchmarks/training_speed.py`` states and
+    ``tests/test_performance_switches.py`` checks. Measurements: ``benchmarks/RESULTS.md``."""
+
+    #: Keep the parsed, batched splits in memory after their first pass (where the data fits).
+    cache: bool = True
+    #: Batches per call of Keras' compiled step in fit/evaluate; 1 = one call per batch.
+    #: More than 1 needs the number of batches, which only a cached dataset knows for free.
+    steps_per_execution: int = 32
+    #: Compile the train and evaluation steps with XLA. On CPU at hybrid_v1's size the
+    #: compile (per batch shape) costs more than the faster steps save, so it is off.
+    jit_compile: bool = False
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING
     display_name: str = ""
@@ -149,6 +165,7 @@ class ModelConfig:
     #: Registered name of the ``input`` fragment.
     input: str = "tfrecord"
     seed: int = 42
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
 
 
 @dataclass

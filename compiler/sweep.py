@@ -10,10 +10,13 @@ once. ``dry_run=true`` prints the plan and stops there.
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from compiler.errors import RecforgeError
 
@@ -70,33 +73,99 @@ def point_output_dir(sweep_root: str, model: str, features: str, config_hash: st
     return str(Path(sweep_root) / f"{model}__{features}-{config_hash}")
 
 
-def preflight(overrides: Sequence[str]) -> Preflight:
-    """Compose, validate and compile every point of the sweep without writing anything."""
+def preflight(overrides: Sequence[str], *, workers: int | None = None) -> Preflight:
+    """Compose, validate and compile every point of the sweep without writing anything.
+
+    Points are composed here, in order; identical ones (same ``point_key``) are compiled
+    once. Each distinct point is compiled as soon as it is found, by one of ``workers``
+    processes (default: one per CPU) forked from this one, so that each starts with Hydra and
+    the plugins loaded; with fewer than two workers, or no ``fork``, all in this process.
+    """
+    from compiler.compose import compose
+
+    points = [Point(number, o) for number, o in enumerate(expand(overrides), start=1)]
+    result = Preflight(points)
+    with _Compiler(workers, len(points)) as compiler:
+        first_of: dict[str, int] = {}
+        for point in points:
+            try:
+                key = point_key(compose(point.overrides))
+            except RecforgeError as error:
+                point.problem = str(error)
+                continue
+            if key in first_of:
+                point.same_as = first_of[key]
+            else:
+                first_of[key] = point.number
+                compiler.submit(point)
+    for point in points:
+        if point.same_as is not None:  # the same work as an earlier point: compiled there
+            first = points[point.same_as - 1]
+            point.config_hash, point.output_dir = first.config_hash, first.output_dir
+            point.errors, point.warnings = first.errors, first.warnings
+            point.action, point.problem = first.action, first.problem
+    return result
+
+
+class _Compiler:
+    """Compiles points here or in forked worker processes; results land on the points when
+    the ``with`` block ends."""
+
+    #: Below this many points per process, forking costs more than it saves.
+    POINTS_PER_WORKER = 4
+
+    def __init__(self, workers: int | None, points: int) -> None:
+        self.workers = min(workers or os.cpu_count() or 1, points // self.POINTS_PER_WORKER)
+        if "fork" not in multiprocessing.get_all_start_methods():
+            self.workers = 1
+        self.pool: ProcessPoolExecutor | None = None
+        self.pending: list[tuple[Point, Any]] = []
+
+    def submit(self, point: Point) -> None:
+        if self.workers < 2 or self.pool is None and not self.pending:
+            # The first compile runs here: it loads the plugins and parses the templates,
+            # which the workers forked next then inherit instead of each doing it again.
+            self.pending.append((point, _compile_point(point.overrides)))
+            return
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(self.workers,
+                                            mp_context=multiprocessing.get_context("fork"))
+        self.pending.append((point, self.pool.submit(_compile_point, point.overrides)))
+
+    def __enter__(self) -> _Compiler:
+        return self
+
+    def __exit__(self, error_type: Any, *exc_info: Any) -> None:
+        try:
+            for point, outcome in self.pending if error_type is None else ():
+                if not isinstance(outcome, dict):
+                    outcome = outcome.result()
+                for name, value in outcome.items():
+                    setattr(point, name, value)
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
+
+
+def _compile_point(point_overrides: list[str]) -> dict[str, Any]:
+    """Compile one point in memory: what the preflight reports of it."""
     from compiler.compose import compose
     from compiler.pipeline import compile_config
 
-    result = Preflight()
-    first_of: dict[str, int] = {}
-    for number, point_overrides in enumerate(expand(overrides), start=1):
-        point = Point(number, point_overrides)
-        result.points.append(point)
-        try:
-            cfg = compose(point_overrides)
-            compiled = compile_config(cfg, write=False, overrides=point_overrides)
-        except RecforgeError as error:
-            point.problem = str(error)
-            continue
-        point.config_hash = compiled.config.config_hash
-        point.errors, point.warnings = len(compiled.errors), len(compiled.warnings)
-        point.output_dir = point_output_dir(str(cfg.sweep_dir), compiled.config.model.name,
-                                            compiled.config.features.name, point.config_hash)
-        point.action = _action(cfg)
-        key = point_key(cfg)
-        if key in first_of:
-            point.same_as = first_of[key]
-        else:
-            first_of[key] = number
-    return result
+    try:
+        cfg = compose(point_overrides)
+        compiled = compile_config(cfg, write=False, overrides=point_overrides)
+    except RecforgeError as error:
+        return {"problem": str(error)}
+    config = compiled.config
+    return {
+        "config_hash": config.config_hash,
+        "errors": len(compiled.errors),
+        "warnings": len(compiled.warnings),
+        "output_dir": point_output_dir(str(cfg.sweep_dir), config.model.name,
+                                       config.features.name, config.config_hash),
+        "action": _action(cfg),
+    }
 
 
 def point_key(cfg) -> str:  # noqa: ANN001 - DictConfig

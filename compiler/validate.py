@@ -253,6 +253,14 @@ def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registr
         raise ConfigError("model.top_k", "expected at least one K")
     for index, k in enumerate(model.top_k):
         _check_positive(k, f"model.top_k[{index}]")
+    performance = model.performance
+    _check_positive(performance.steps_per_execution, "model.performance.steps_per_execution")
+    if performance.steps_per_execution > 1 and not performance.cache:
+        raise ConfigError(
+            "model.performance.steps_per_execution",
+            f"{performance.steps_per_execution} batches per step needs "
+            "model.performance.cache=true (Keras must know the number of batches); set it to 1",
+        )
 
 
 def _check_tower(tower: TowerConfig, key: str, model: ModelConfig, registry: Registry) -> None:

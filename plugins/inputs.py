@@ -9,10 +9,7 @@ from compiler.fragments import BuildContext, Contributions, Fragment, Section, s
 from compiler.plan import FragmentUse
 
 TFRECORD_INPUT = '''
-def _gzip_reader(filenames):
-    return tf.data.TFRecordDataset(
-        filenames, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE
-    )
+CACHE_DATASETS = {cache}  # keep each split's parsed batches in memory (model.performance)
 
 
 def _input_fn(file_pattern, tf_transform_output, batch_size, shuffle=False):
@@ -20,20 +17,28 @@ def _input_fn(file_pattern, tf_transform_output, batch_size, shuffle=False):
 
     Every consumer (fit, evaluation, candidates) iterates these batches as they are; batching
     them again fails on the last, smaller batch ("Cannot batch tensors with different shapes").
+    Records are read in parallel, shuffled once with a fixed seed (every epoch sees the same
+    batches, cached or not), then parsed a whole batch at a time.
     """
-    return tf.data.experimental.make_batched_features_dataset(
-        file_pattern=file_pattern,
-        batch_size=batch_size,
-        features=tf_transform_output.transformed_feature_spec(),
-        reader=_gzip_reader,
-        num_epochs=1,
-        shuffle=shuffle,
-        shuffle_buffer_size=10 * batch_size,
-        shuffle_seed=SEED,
-        prefetch_buffer_size=tf.data.AUTOTUNE,
-        reader_num_threads=tf.data.AUTOTUNE,
-        parser_num_threads=tf.data.AUTOTUNE,
+    patterns = file_pattern if isinstance(file_pattern, (list, tuple)) else [file_pattern]
+    files = sorted(path for pattern in patterns for path in tf.io.gfile.glob(pattern))
+    dataset = tf.data.TFRecordDataset(
+        files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE
     )
+    if shuffle:
+        dataset = dataset.shuffle(10 * batch_size, seed=SEED, reshuffle_each_iteration=False)
+    feature_spec = tf_transform_output.transformed_feature_spec()
+    dataset = dataset.batch(batch_size).map(
+        lambda records: tf.io.parse_example(records, feature_spec),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if CACHE_DATASETS:
+        dataset = dataset.cache()
+        # Counting the batches fills the cache (the first epoch's reading, done now) and gives
+        # the dataset the known size that Keras needs for steps_per_execution > 1.
+        batches = dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    return dataset.prefetch(tf.data.AUTOTUNE)
 '''
 
 
@@ -45,7 +50,7 @@ class TFRecordInput(Fragment):
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")
-        out.add(Section.INPUT, statements(TFRECORD_INPUT))
+        out.add(Section.INPUT, statements(TFRECORD_INPUT, cache=use.params.get("cache", True)))
 
 
 @hookimpl

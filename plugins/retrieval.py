@@ -58,8 +58,7 @@ def _unique_candidates(model, datasets, tf_transform_output):
 CANDIDATE_STEP = '''
 candidates = _unique_candidates(
     model,
-    [_input_fn(fn_args.train_files, tf_transform_output, batch_size), eval_dataset]
-    + ([test_dataset] if test_dataset is not None else []),
+    [train_dataset, eval_dataset] + ([test_dataset] if test_dataset is not None else []),
     tf_transform_output,
 )
 metrics["candidates"] = {

@@ -16,6 +16,11 @@ CONSTANTS = '''
 BATCH_SIZE = {batch_size}
 EPOCHS = {epochs}
 SEED = {seed}
+#: Batches per call of the compiled train / evaluation step (model.performance): fewer calls
+#: from Python per epoch.
+STEPS_PER_EXECUTION = {steps_per_execution}
+#: Compile the train / evaluation steps with XLA (model.performance.jit_compile).
+JIT_COMPILE = {jit_compile}
 METRICS_FILE = "training_metrics.json"
 
 logger = logging.getLogger(__name__)
@@ -108,16 +113,22 @@ def run_fn(fn_args):
     tf_transform_output = tft.TFTransformOutput(_transform_output_dir(fn_args))
 
     train_dataset = _input_fn(fn_args.train_files, tf_transform_output, batch_size, shuffle=True)
-    eval_dataset = _input_fn(fn_args.eval_files, tf_transform_output, batch_size).cache()
+    eval_dataset = _input_fn(fn_args.eval_files, tf_transform_output, batch_size)
     test_files = _test_split_files(fn_args.train_files)
-    test_dataset = (
-        _input_fn(test_files, tf_transform_output, batch_size).cache() if test_files else None
-    )
+    test_dataset = _input_fn(test_files, tf_transform_output, batch_size) if test_files else None
 
     model = RecommenderModel(tf_transform_output)
-    model.compile(optimizer=_make_optimizer())
+    model.compile(
+        optimizer=_make_optimizer(),
+        steps_per_execution=STEPS_PER_EXECUTION,
+        jit_compile=JIT_COMPILE,
+    )
+    # Create every variable (layers, optimizer slots) before fit: a tf.function whose first
+    # trace creates variables is traced twice.
+    model.compute_loss(next(iter(train_dataset)))
+    model.optimizer.build(model.trainable_variables)
     history = model.fit(
-        train_dataset.cache(),
+        train_dataset,
         validation_data=eval_dataset,
         epochs=epochs,
         callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir + "/logs")],
@@ -144,6 +155,8 @@ class RunFn(Fragment):
         out.add(Section.CONSTANTS, statements(
             CONSTANTS, batch_size=use.params["batch_size"], epochs=use.params["epochs"],
             seed=use.params["seed"],
+            steps_per_execution=use.params.get("steps_per_execution", 1),
+            jit_compile=use.params.get("jit_compile", False),
         ))
         out.require_import("tensorflow_recommenders", alias="tfrs")
         out.add(Section.HELPERS, statements(HELPERS))

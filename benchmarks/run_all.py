@@ -1,0 +1,144 @@
+"""Every benchmark of issue #8, one command; writes benchmarks/RESULTS.md.
+
+    python benchmarks/run_all.py            # all six figures, medians of several runs (~15 min)
+    python benchmarks/run_all.py --quick    # fewer runs of each (~6 min): for a quick look
+
+Runs, each in its own process: compile_speed.py (1), passes_speed.py (2),
+transform_speed.py (3), training_speed.py (4 and 6), eval_speed.py (5). Each rewrites its own
+section of RESULTS.md; this script then writes the summary at the top: every figure beside
+its target, and for a target missed, what limits it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from results import update_section  # noqa: E402
+
+#: script -> (full arguments, --quick arguments)
+STEPS = {
+    "compile_speed.py": ([], ["--runs", "10", "--cold-runs", "3", "--cli-runs", "3",
+                              "--sweep-runs", "2"]),
+    "passes_speed.py": (["--write"], ["--write", "--runs", "10"]),
+    "transform_speed.py": ([], ["--runs", "2"]),
+    "training_speed.py": ([], ["--rounds", "2", "--tutorial-rounds", "1",
+                               "--switch-rounds", "1"]),
+    "eval_speed.py": ([], ["--runs", "3", "--epochs", "3"]),
+}
+
+#: What limits a figure when it misses its target (measured; see each section).
+LIMITS = {
+    "warm": "the static passes: they re-parse and analyse both emitted files on every compile "
+            "(see figure 2), more than the whole budget on this machine; build and codegen "
+            "take most of the rest.",
+    "cli": "importing the compiler's dependencies (Hydra/OmegaConf, libcst) and SQLAlchemy, "
+           "which the experiment ledger needs on every compile, plus the warm compile.",
+    "sweep": "each point is a full compile, passes included (see the warm figure); preflight "
+             "is sequential.",
+    "passes": "parsing and analysing ~520 lines of trainer with libcst in Python.",
+    "training": "against the tuned reference both trainers spend the step in the same "
+                "TensorFlow CPU kernels (the in-batch softmax cross-entropy over 1024x1024 "
+                "scores, the towers' matmuls, Adam's dense moment updates); what the emitted "
+                "trainer removes is per-step Python and dispatch (steps_per_execution) and "
+                "per-epoch parsing (cache). XLA (jit_compile) was measured: its per-shape "
+                "compile costs more than it saves here.",
+    "eval": "on a 1,500-row test split both are dominated by tracing the towers once.",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs of every figure")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    summaries: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="recforge_benchmarks_") as tmp:
+        for script, (full, quick) in STEPS.items():
+            summary = Path(tmp) / f"{script}.json"
+            step_started = time.perf_counter()
+            print(f"== {script}", flush=True)
+            subprocess.run([sys.executable, str(HERE / script), *(quick if args.quick else full),
+                            "--summary", str(summary)], check=True, cwd=HERE.parent)
+            summaries[script] = json.loads(summary.read_text())
+            print(f"== {script}: {time.perf_counter() - step_started:.0f} s", flush=True)
+    write_summary(summaries, args.quick, time.perf_counter() - started)
+    return 0
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def write_summary(s: dict[str, dict], quick: bool, seconds: float) -> None:
+    compile_, passes = s["compile_speed.py"], s["passes_speed.py"]
+    transform, training = s["transform_speed.py"], s["training_speed.py"]
+    evaluation = s["eval_speed.py"]
+    rows: list[tuple[str, str, str, bool | None, str]] = [
+        ("1", "compile hybrid_v1 in-process, warm", f"{compile_['warm_ms']:.0f} ms "
+         f"(cold {compile_['cold_ms']:.0f} ms)", compile_["warm_ms"] <= 50, "warm"),
+        ("1", "compile, CLI wall time", f"{compile_['cli_ms']:.0f} ms",
+         compile_["cli_ms"] <= 1000, "cli"),
+        ("1", "100-point sweep preflight", f"{compile_['sweep_configs_per_s']:.1f} configs/s",
+         compile_["sweep_configs_per_s"] >= 20, "sweep"),
+        ("2", "all static passes over one emitted trainer", f"{passes['median_ms']:.0f} ms",
+         passes["median_ms"] <= 100, "passes"),
+    ]
+    for name, figure in transform["transform"].items():
+        rows.append(("3", f"local Transform, {name}",
+                     f"{figure['rows_per_second']:,.0f} rows/s ({figure['seconds']:.1f} s)",
+                     None, ""))
+    rows += [
+        ("4", "training throughput, emitted / tutorial-style reference (steady state)",
+         f"{training['steady_ratio_tutorial']:.2f}x (all epochs: "
+         f"{training['fit_ratio_tutorial']:.2f}x)", training["steady_ratio_tutorial"] >= 1.3,
+         "training"),
+        ("4", "training throughput, emitted / tuned reference (steady state)",
+         f"{training['steady_ratio_tuned']:.2f}x (all epochs: "
+         f"{training['fit_ratio_tuned']:.2f}x)", training["steady_ratio_tuned"] >= 1.3,
+         "training"),
+    ]
+    for name, figure in evaluation.items():
+        ratios = figure["ratios"]
+        rows.append(("5", f"Recall@K on the test split, {name}: emitted / FactorizedTopK "
+                     "(tutorial form)",
+                     f"{ratios['FactorizedTopK, tutorial (Streaming)']:.2f}x",
+                     ratios["FactorizedTopK, tutorial (Streaming)"] >= 3, "eval"))
+        rows.append(("5", f"... {name}: emitted / FactorizedTopK over a BruteForce index",
+                     f"{ratios['FactorizedTopK, BruteForce index']:.2f}x",
+                     ratios["FactorizedTopK, BruteForce index"] >= 3, "eval"))
+    rows.append(("6", "quality parity, emitted vs reference (9 final metrics)",
+                 f"{'all agree' if training['parity_ok'] else 'NOT all agree'} "
+                 f"({training['seeds']} seeds each)", training["parity_ok"], ""))
+    targets = {"warm": "<= 50 ms", "cli": "<= 1.0 s", "sweep": ">= 20 configs/s",
+               "passes": "<= 100 ms", "training": ">= 1.3x, with parity", "eval": ">= 3x",
+               "": ""}
+    lines = ["Machine: see the line above; **CPU only — this task had no GPU**, so every "
+             "figure is a 2-core CPU figure. Each figure is a median of several runs, each "
+             "comparison a ratio within one process or one interleaved run; details in the "
+             f"sections below. {'`--quick` run: fewer runs per figure.' if quick else ''}", "",
+             "| # | figure | result | target | met |", "|---|---|---|---|---|"]
+    missed = []
+    for number, name, value, ok, key in rows:
+        target = targets[key] if key else ("within tolerance" if number == "6" else "—")
+        met = "—" if ok is None else _met(ok)
+        lines.append(f"| {number} | {name} | {value} | {target} | {met} |")
+        if ok is False and key and key not in missed:
+            missed.append(key)
+    if missed:
+        lines += ["", "What limits the figures that miss their target:", ""]
+        lines += [f"- **{key}**: {LIMITS[key]}" for key in missed]
+    lines += ["", f"Total benchmark time: {seconds / 60:.1f} min."]
+    update_section("summary", "Issue #8: all figures and their targets", "\n".join(lines),
+                   "python benchmarks/run_all.py" + (" --quick" if quick else ""), first=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
