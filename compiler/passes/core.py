@@ -16,6 +16,7 @@ import builtins
 import contextlib
 import dataclasses
 import enum
+import functools
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -394,7 +395,11 @@ class SourceFile:
 BUILTIN_NAMES = frozenset(vars(builtins))
 
 
+@functools.lru_cache(maxsize=16)
 def _parse(path: str, source: str) -> cst.Module:
+    # Parsing is most of a compile's pass time; trees are immutable and every SourceFile keeps
+    # its own index, so one parse per distinct text serves every compile of it (in a sweep the
+    # Transform module is the same for every point).
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
