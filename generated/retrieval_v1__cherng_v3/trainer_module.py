@@ -362,9 +362,9 @@ def _evaluate_recall(model, dataset, candidates):
         scores = tf.linalg.matmul(queries, candidates["embeddings"], transpose_b=True)
         true_rows = tf.gather(candidates["positions"], tf.reshape(batch[PRODUCT_ID_KEY], [-1]))
         true_scores = tf.gather(scores, tf.maximum(true_rows, 0), batch_dims=1)
-        ranks = tf.reduce_sum(tf.cast(scores > true_scores[:, None], tf.int64), axis=1)
+        ranks = tf.reduce_sum(tf.cast(scores > true_scores[:, None], tf.int32), axis=1)
         # A product that is not a candidate is never a hit.
-        ranks = tf.where(true_rows >= 0, ranks, tf.int64.max)
+        ranks = tf.where(true_rows >= 0, ranks, tf.int32.max)
         batch_hits = [tf.reduce_sum(tf.cast(ranks < k, tf.int64)) for k in TOP_K]
         return hits + tf.stack(batch_hits), total + tf.size(true_rows, out_type=tf.int64)
 
