@@ -193,8 +193,12 @@ _PG_MIGRATION_LOCK = zlib.crc32(b"recforge-ledger-migrations")
 def schema_version(conn: Connection) -> int:
     """The schema version of the database behind ``conn`` (0: no ledger there yet)."""
     insp = inspect(conn)
-    if not insp.has_table(VERSION_TABLE):
-        if insp.has_table(EXPERIMENTS_TABLE):
+    # Outside the migration lock another process may commit the schema between two catalog
+    # queries. Both tables appear in one transaction, so ask for the experiments table first:
+    # if it is there, a later query sees the version table too, unless it really is missing.
+    has_experiments = insp.has_table(EXPERIMENTS_TABLE)
+    if not inspect(conn).has_table(VERSION_TABLE):
+        if has_experiments:
             raise LedgerError(
                 f"the database has a {EXPERIMENTS_TABLE} table but no {VERSION_TABLE} "
                 "table; it was not made by recforge's ledger and is left alone"
