@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     summaries: dict[str, dict] = {}
+    loads: list[float] = []
     with tempfile.TemporaryDirectory(prefix="recforge_benchmarks_") as tmp:
         for script, (full, quick) in STEPS.items():
             summary = Path(tmp) / f"{script}.json"
@@ -76,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([sys.executable, str(HERE / script), *(quick if args.quick else full),
                             "--summary", str(summary)], check=True, cwd=HERE.parent)
             summaries[script] = json.loads(summary.read_text())
+            loads.append(os.getloadavg()[1])  # 5-minute load: this benchmark's own and others'
+
             print(f"== {script}: {time.perf_counter() - step_started:.0f} s", flush=True)
-    write_summary(summaries, args.quick, time.perf_counter() - started)
+    write_summary(summaries, args.quick, time.perf_counter() - started, max(loads))
     return 0
 
 
@@ -85,7 +89,7 @@ def _met(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
 
-def write_summary(s: dict[str, dict], quick: bool, seconds: float) -> None:
+def write_summary(s: dict[str, dict], quick: bool, seconds: float, load: float) -> None:
     compile_, passes = s["compile_speed.py"], s["passes_speed.py"]
     transform, training = s["transform_speed.py"], s["training_speed.py"]
     evaluation = s["eval_speed.py"]
@@ -143,7 +147,10 @@ def write_summary(s: dict[str, dict], quick: bool, seconds: float) -> None:
     if missed:
         lines += ["", "What limits the figures that miss their target:", ""]
         lines += [f"- **{key}**: {LIMITS[key]}" for key in missed]
-    lines += ["", f"Total benchmark time: {seconds / 60:.1f} min."]
+    lines += ["", f"Total benchmark time: {seconds / 60:.1f} min. Highest 5-minute load average "
+              f"after a step: {load:.1f} on {os.cpu_count()} cores (the benchmarks themselves "
+              "keep one or two busy; more means other work shared the machine, and the "
+              "figures are noisier)."]
     update_section("summary", "Issue #8: all figures and their targets", "\n".join(lines),
                    "python benchmarks/run_all.py" + (" --quick" if quick else ""), first=True)
 

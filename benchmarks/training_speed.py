@@ -1,6 +1,6 @@
 """Training throughput (issue #8, figure 4) and quality parity (figure 6).
 
-    python benchmarks/training_speed.py [--rounds 5] [--tutorial-rounds 3] [--switch-rounds 2]
+    python benchmarks/training_speed.py [--rounds 5] [--tutorial-rounds 3] [--switch-rounds 3]
 
 The emitted hybrid_v1 trainer (``run_fn`` exactly as compiled, default performance switches)
 against ``reference_trainer.py``, a hand-written TFRS multitask trainer in the tutorials'
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="emitted + tuned reference runs, one seed each")
     parser.add_argument("--tutorial-rounds", type=int, default=3,
                         help="rounds that also run the tutorial-form reference (slow)")
-    parser.add_argument("--switch-rounds", type=int, default=2,
+    parser.add_argument("--switch-rounds", type=int, default=3,
                         help="rounds that also run each switch variant")
     parser.add_argument("--summary", help="also write the figures as JSON here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
