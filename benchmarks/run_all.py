@@ -46,7 +46,7 @@ LIMITS = {
            "compile (~0.5 s: Hydra's first compose, first template parses, passes).",
     "sweep": "each distinct point is a full compile, passes included (~130 ms of CPU). The "
              "preflight now skips duplicate points and compiles the distinct ones in one "
-             "forked process per core: 8 -> 18 configs/s on these 2 cores.",
+             "forked process per core: 8 -> 18-19 configs/s on these 2 cores.",
     "passes": "parsing and analysing ~540 lines of trainer with libcst in Python.",
     "training": "against the tuned reference both trainers spend the step in the same "
                 "TensorFlow CPU kernels (the in-batch softmax cross-entropy over 1024x1024 "
