@@ -168,9 +168,10 @@ def compute_baselines(transform_dir: str, plan_required: Mapping[str, str],
     """
     import numpy as np
 
+    from compiler.runner._tf import import_tf
     from compiler.runner.fn_args import fn_args_from_transform, split_file_pattern
 
-    tf = __import__("compiler.runner._tf", fromlist=["import_tf"]).import_tf()
+    tf = import_tf()
     fn_args = fn_args_from_transform(transform_dir, "/unused")
     examples = fn_args.train_files[0].rsplit("/", 2)[0]
     columns = [c for c in (product_key, target_key) if c]
