@@ -211,6 +211,13 @@ def run_config(cfg: DictConfig) -> LocalRunConfig:
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 
+def check_run_config(node: Any, config: Any = None) -> LocalRunConfig:
+    """Preflight for the ``run`` group: every run setting checked before anything is written.
+    ``config`` is the validated ``ResolvedConfig``. Raises ``ConfigError`` naming ``run.<key>``."""
+    merged = OmegaConf.merge(OmegaConf.structured(LocalRunConfig), node)
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
 def run_local(result: CompileResult, cfg: DictConfig, *, console: Any = None) -> LocalRunResult:
     """Run the compiled modules end to end; see the module docstring for the layout."""
     from rich.console import Console

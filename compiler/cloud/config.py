@@ -143,3 +143,11 @@ def from_omegaconf(node: Any) -> VertexSubmitConfig:
 
     merged = OmegaConf.merge(OmegaConf.structured(VertexSubmitConfig), node)
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def check_submit_config(node: Any) -> VertexSubmitConfig:
+    """Preflight for the ``submit`` group: every value checked before any network call,
+    staging or ledger write. Raises a ``RecforgeError`` (exit 2) naming ``submit.<key>``."""
+    cfg = from_omegaconf(node)
+    check_required(cfg, need_source=not cfg.dry_run)
+    return cfg

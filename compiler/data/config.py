@@ -188,3 +188,17 @@ def as_data_config(cfg: DataConfig | DictConfig | dict[str, Any]) -> DataConfig:
         raise DataError(f"invalid data config: {exc}") from exc
     assert isinstance(obj, DataConfig)
     return obj
+
+
+def check_data_config(node: Any, features: Any = None) -> DataConfig:
+    """Preflight for the ``data`` group: everything about the data that can be checked before
+    anything is loaded or written. Raises ``ConfigError`` naming ``data.<key>``.
+
+    ``features`` is the validated ``FeaturesConfig`` (the columns the data must provide).
+    """
+    from compiler.errors import ConfigError
+
+    try:
+        return as_data_config(node)
+    except DataError as error:
+        raise ConfigError("data", str(error)) from None

@@ -63,6 +63,12 @@ def resolve_url(url: str | os.PathLike[str] | None = None) -> str:
     return chosen
 
 
+def check_ledger_url(url: str | os.PathLike[str] | None = None) -> str:
+    """Preflight for ``ledger=`` / ``$RECFORGE_LEDGER_URL``: the resolved URL, or a
+    ``ConfigError`` before anything is created."""
+    return resolve_url(url)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
