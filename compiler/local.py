@@ -7,6 +7,7 @@ The run directory (``<runs_root>/<timestamp>-<model>__<features>-<hash>/``) hold
     model_run/            training_metrics.json, TensorBoard logs (logs/)
     modules/              copies of the emitted modules and manifest.json
     run.json              this run's manifest; its "status" is written last
+    run.log               TensorFlow, absl, Beam and Keras output (unless --verbose)
 
 A run is complete only when ``run.json`` says ``"status": "completed"``; a failure or Ctrl-C
 leaves ``failed`` / ``interrupted`` there.
@@ -15,11 +16,12 @@ leaves ``failed`` / ``interrupted`` there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,9 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from compiler.errors import RecforgeError
+from compiler import __version__
+from compiler.errors import ConfigError, RecforgeError, did_you_mean
+from compiler.local_transform import (
+    cached_output_matches,
+    check_remote_transform_source,
+    check_transform_output,
+    check_transform_source,
+    recorded_data_hash,
+    resolve_transform_source,
+)
 from compiler.pipeline import CompileResult
+from compiler.run_logging import LOG_FILE, library_output_to, step, verbose_requested
+from compiler.runner.transform_digest import DIGEST_FILE, record_text
 from compiler.schema import LocalRunConfig
 
 RUN_MANIFEST = "run.json"
@@ -38,7 +52,8 @@ CONTRACT_METRICS = (
     "recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100",
 )
 #: Bumped when the Transform runner's output could change for the same inputs.
-TRANSFORM_CACHE_VERSION = "1"
+#: 2: every entry holds the Transform settings record (recforge_transform.json).
+TRANSFORM_CACHE_VERSION = "2"
 
 
 class RunError(RecforgeError):
@@ -51,6 +66,8 @@ class LocalRunResult:
     metrics: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     transform_reused: str | None = None
+    #: content hash of the loaded data (None when a reused Transform output recorded none)
+    data_hash: str | None = None
 
 
 def raw_schema(result: CompileResult) -> dict[str, str]:
@@ -117,42 +134,16 @@ def data_fingerprint(splits: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def transform_cache_key(splits: Mapping[str, Any], transform_source: str) -> str:
+def transform_cache_key(splits: Mapping[str, Any], transform_source: str, *,
+                        data_hash: str | None = None) -> str:
+    """Cache key of a Transform output: the data's content hash (``data_hash`` when the caller
+    has it already) and the Transform module's source."""
     digest = hashlib.sha256()
-    for part in (TRANSFORM_CACHE_VERSION, data_fingerprint(splits), transform_source):
+    for part in (TRANSFORM_CACHE_VERSION, data_hash or data_fingerprint(splits),
+                 transform_source):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:20]
-
-
-def check_transform_output(transform_dir: str, required: Mapping[str, str]) -> None:
-    """Refuse a Transform output that lacks a feature the trainer reads, or has another dtype."""
-    from compiler.runner._tf import import_tf
-
-    import_tf()
-    import tensorflow_transform as tft
-
-    from compiler.runner.fn_args import fn_args_from_transform
-
-    try:
-        graph = fn_args_from_transform(transform_dir, "/unused").transform_output
-        spec = tft.TFTransformOutput(graph).transformed_feature_spec()
-    except (FileNotFoundError, OSError, ValueError) as error:
-        raise RunError(
-            f"run.transform_from: no usable Transform output under {transform_dir} ({error}); "
-            "expected transform_graph/ and transformed_examples/Split-train|eval|test/"
-        ) from None
-    problems = []
-    for name, dtype in required.items():
-        if name not in spec:
-            problems.append(f"'{name}' is missing")
-        elif spec[name].dtype.name != dtype:
-            problems.append(f"'{name}' is {spec[name].dtype.name}, the trainer expects {dtype}")
-    if problems:
-        raise RunError(
-            f"run.transform_from: the Transform output at {transform_dir} does not match the "
-            f"feature config: {'; '.join(problems)}"
-        )
 
 
 # --------------------------------------------------------------------------- baselines
@@ -206,25 +197,102 @@ def compute_baselines(transform_dir: str, plan_required: Mapping[str, str],
 # --------------------------------------------------------------------------- the run
 
 
+#: A run name is one path segment: letters, digits and ``._=+-``, not starting with a dot.
+_RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=+-]{0,199}")
+
+
 def run_config(cfg: DictConfig) -> LocalRunConfig:
-    merged = OmegaConf.merge(OmegaConf.structured(LocalRunConfig), cfg.run)
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    return check_run_config(cfg.run)
 
 
 def check_run_config(node: Any, config: Any = None) -> LocalRunConfig:
     """Preflight for the ``run`` group: every run setting checked before anything is written.
-    ``config`` is the validated ``ResolvedConfig``. Raises ``ConfigError`` naming ``run.<key>``."""
-    merged = OmegaConf.merge(OmegaConf.structured(LocalRunConfig), node)
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+    ``config`` is the validated ``ResolvedConfig``; with it, a local ``run.transform_from`` is
+    checked against the feature config (see ``compiler.local_transform``). Pure: reads files,
+    writes nothing. Raises ``ConfigError`` naming ``run.<key>``.
+    """
+    return _check_run(node, config)[0]
+
+
+def _merge_run_node(node: Any) -> LocalRunConfig:
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(LocalRunConfig), node)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as error:
+        key = str(getattr(error, "full_key", "") or getattr(error, "key", "") or "")
+        key = key.removeprefix("run.")
+        fields = [f.name for f in dataclasses.fields(LocalRunConfig)]
+        if key and key not in fields:
+            raise ConfigError(f"run.{key}", f"expected one of {', '.join(fields)}, got "
+                              f"'{key}'", suggestion=did_you_mean(key, fields)) from None
+        wanted = {f.name: f.type for f in dataclasses.fields(LocalRunConfig)}.get(key, "")
+        value = node.get(key) if key and isinstance(node, (Mapping, DictConfig)) else None
+        raise ConfigError(f"run.{key or '?'}", f"expected {_describe_type(str(wanted))}, got "
+                          f"{value!r}") from None
+
+
+def _describe_type(annotation: str) -> str:
+    if "int" in annotation:
+        return "an integer"
+    if "bool" in annotation:
+        return "true or false"
+    return "a string"
+
+
+def _check_directory(key: str, path: str) -> None:
+    """``path`` is a directory or can become one: neither it nor an ancestor is a file."""
+    existing = Path(path).expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "a file" if existing == Path(path).expanduser().absolute() else \
+            f"a path under the file {existing}"
+        raise ConfigError(key, f"expected a directory, got {where} ({path})")
+
+
+def _check_run(node: Any, config: Any) -> tuple[LocalRunConfig, list[str]]:
+    """(the run settings, settings of a reused Transform that could not be verified)."""
+    settings = _merge_run_node(node)
+    for key in ("epochs", "batch_size"):
+        value = getattr(settings, key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"run.{key}", f"expected a positive integer, got {value}")
+    _check_directory("run.runs_root", settings.runs_root)
+    if settings.cache_dir:
+        _check_directory("run.cache_dir", settings.cache_dir)
+    if settings.name is not None:
+        if not _RUN_NAME.fullmatch(settings.name):
+            raise ConfigError("run.name", "expected one directory name (letters, digits and "
+                              f"._=+-, not starting with a dot), got {settings.name!r}")
+        existing = Path(settings.runs_root).expanduser() / settings.name / RUN_MANIFEST
+        if existing.exists():
+            raise ConfigError("run.name", f"expected a new run name, got '{settings.name}', "
+                              f"which already holds a run ({existing.parent})")
+    unverified: list[str] = []
+    source = settings.transform_from
+    if source is not None and "://" not in source:  # gs:// is read when the run starts
+        if config is None:
+            if not Path(source).expanduser().exists():
+                raise ConfigError("run.transform_from", "expected a run directory or a "
+                                  f"Transform output, got {source}, which does not exist")
+        else:
+            unverified = check_transform_source(str(Path(source).expanduser()), config)
+    return settings, unverified
 
 
 def run_local(result: CompileResult, cfg: DictConfig, *, console: Any = None) -> LocalRunResult:
-    """Run the compiled modules end to end; see the module docstring for the layout."""
+    """Run the compiled modules end to end; see the module docstring for the layout.
+
+    Library output goes to ``<run_dir>/run.log`` unless ``run.verbose`` or ``--verbose``.
+    """
     from rich.console import Console
 
-    console = console or Console(soft_wrap=True)
-    settings = run_config(cfg)
     config = result.config
+    # The preflight ran this already; again here because it is cheap and the settings that
+    # could not be verified are printed below.
+    settings, unverified = _check_run(cfg.run, config)
+    verbose = verbose_requested(settings.verbose)
     started = datetime.now(timezone.utc)
     name = settings.name or (
         f"{started:%Y%m%d-%H%M%S}-{config.model.name}__{config.features.name}-"
@@ -237,42 +305,131 @@ def run_local(result: CompileResult, cfg: DictConfig, *, console: Any = None) ->
         while run_dir.exists():
             suffix += 1
             run_dir = runs_root / f"{name}-{suffix}"
-    elif (run_dir / RUN_MANIFEST).exists():
-        raise RunError(f"run.name: {run_dir} already holds a run; choose another name")
     run_dir.mkdir(parents=True, exist_ok=True)
     _copy_modules(result, run_dir / "modules")
-    timings: dict[str, float] = {}
-    base = {"config_hash": config.config_hash, "model": config.model.name,
-            "features": config.features.name, "run_dir": str(run_dir)}
-    with _run_manifest(run_dir, base) as state:
-        transform_dir, reused = _transform_step(result, cfg, settings, run_dir, console, timings)
-        state["transform"] = {"dir": transform_dir, "reused": reused}
-        metrics = _train_step(result, settings, transform_dir, run_dir, console, timings)
-        if settings.baselines:
-            with _step(console, "baselines", timings):
-                plan_features = result.plan.required_features()
-                target = next((f.name for f in result.plan.transformed_features
-                               if f.side == "target"), None)
-                product = f"{config.features.product_id}_id" if config.has_retrieval else None
-                metrics["baselines"] = compute_baselines(
-                    transform_dir, plan_features, product,
-                    target if config.has_ranking else None, list(config.model.top_k))
-        metrics["timings"] = timings
-        _write_json_atomic(run_dir / "model_run" / "training_metrics.json", metrics)
-        state["metrics"] = {k: metrics["final"].get(k) for k in CONTRACT_METRICS
-                            if k in metrics["final"]}
-        state["timings"] = timings
-    print_metrics_table(console, metrics, run_dir)
-    return LocalRunResult(run_dir, metrics, timings, reused)
+    log_path = None if verbose else run_dir / LOG_FILE
+    with library_output_to(log_path) as stream:
+        console = console or Console(file=stream, soft_wrap=True)
+        if log_path is not None:
+            console.print(f"  library logs (TensorFlow, Beam, Keras): {log_path} "
+                          "(--verbose shows them here)", highlight=False)
+        run = _Run(result, cfg, settings, run_dir, console, partial_lines=not verbose)
+        outcome = run.execute(unverified)
+    return outcome
 
 
-@contextlib.contextmanager
-def _step(console: Any, label: str, timings: dict[str, float]) -> Iterator[None]:
-    started = time.perf_counter()
-    with console.status(f"[bold]{label}[/]…"):
-        yield
-    timings[label] = round(time.perf_counter() - started, 2)
-    console.print(f"[green]✓[/] {label} [dim]({timings[label]:.1f} s)[/]")
+class _Run:
+    """One local run's steps, sharing the console, timings and settings."""
+
+    def __init__(self, result: CompileResult, cfg: DictConfig, settings: LocalRunConfig,
+                 run_dir: Path, console: Any, *, partial_lines: bool) -> None:
+        self.result, self.cfg, self.settings = result, cfg, settings
+        self.run_dir, self.console = run_dir, console
+        self.partial_lines = partial_lines
+        self.timings: dict[str, float] = {}
+
+    def step(self, label: str) -> contextlib.AbstractContextManager[None]:
+        return step(self.console, label, self.timings, partial_lines=self.partial_lines)
+
+    def execute(self, unverified: list[str]) -> LocalRunResult:
+        result, config, run_dir = self.result, self.result.config, self.run_dir
+        base = {"config_hash": config.config_hash, "model": config.model.name,
+                "features": config.features.name, "run_dir": str(run_dir)}
+        with _run_manifest(run_dir, base) as state:
+            transform_dir, reused, data_hash = self._transform(unverified)
+            state["transform"] = {"dir": transform_dir, "reused": reused}
+            state["data_hash"] = data_hash
+            metrics = self._train(transform_dir)
+            if self.settings.baselines:
+                with self.step("baselines"):
+                    plan_features = result.plan.required_features()
+                    target = next((f.name for f in result.plan.transformed_features
+                                   if f.side == "target"), None)
+                    product = f"{config.features.product_id}_id" if config.has_retrieval \
+                        else None
+                    metrics["baselines"] = compute_baselines(
+                        transform_dir, plan_features, product,
+                        target if config.has_ranking else None, list(config.model.top_k))
+            metrics["timings"] = self.timings
+            _write_json_atomic(run_dir / "model_run" / "training_metrics.json", metrics)
+            state["metrics"] = {k: metrics["final"].get(k) for k in CONTRACT_METRICS
+                                if k in metrics["final"]}
+            state["timings"] = self.timings
+        print_metrics_table(self.console, metrics, run_dir)
+        return LocalRunResult(run_dir, metrics, self.timings, reused, data_hash)
+
+    def _transform(self, unverified: list[str]) -> tuple[str, str | None, str | None]:
+        """(Transform output directory, what was reused or None, content hash of the data)."""
+        result, settings, console = self.result, self.settings, self.console
+        required = result.plan.required_features()
+        if settings.transform_from:
+            source = resolve_transform_source(str(Path(settings.transform_from).expanduser())
+                                              if "://" not in settings.transform_from
+                                              else settings.transform_from)
+            with self.step(f"check Transform output at {source}"):
+                if "://" in source:
+                    unverified = check_remote_transform_source(source, result.config)
+                check_transform_output(source, required)
+            if unverified:
+                console.print(f"  not verifiable without a {DIGEST_FILE} (a platform "
+                              f"Transform output): {', '.join(unverified)}", highlight=False)
+            console.print(f"  reusing Transform output: {source} (Transform skipped)",
+                          highlight=False)
+            return source, source, (recorded_data_hash(source) if "://" not in source
+                                    else None)
+
+        from compiler.data import DataError, as_data_config, load_data
+
+        if self.cfg.get("data") is None:
+            raise RunError("data: no data config selected (use data=default or data=<name>)")
+        try:
+            with self.step("load data"):
+                loaded = load_data(as_data_config(self.cfg.data), raw_schema(result),
+                                   result.config.features.target.column
+                                   if result.config.features.target else None)
+        except DataError as error:
+            raise RunError(str(error)) from None
+        console.print(f"  {loaded.summary()}", highlight=False)
+
+        data_hash = data_fingerprint(loaded.splits)
+        transform_source = result.sources["transform_module.py"]
+        key = transform_cache_key(loaded.splits, transform_source, data_hash=data_hash)
+        cache_root = Path(settings.cache_dir or ".recforge/transform_cache").expanduser()
+        cached = cache_root.resolve() / key
+        target = self.run_dir / "transform"
+        if settings.transform_cache and (cached / "DONE").exists() \
+                and cached_output_matches(cached, result.config):
+            with self.step("reuse cached Transform output"):
+                shutil.copytree(cached, target, ignore=shutil.ignore_patterns("DONE"))
+            console.print(f"  Transform cache hit ({key}): same data and feature config, "
+                          "Transform skipped", highlight=False)
+            return str(target), str(cached), data_hash
+
+        from compiler.runner.transform import run_transform
+
+        record = record_text(
+            result.config.features, data_hash=data_hash, recforge_version=__version__,
+            transform_module_sha256=hashlib.sha256(transform_source.encode()).hexdigest())
+        module = self.run_dir / "modules" / "transform_module.py"
+        with self.step("Transform (tensorflow-transform on Beam DirectRunner)"):
+            run_transform(loaded.splits, _transform_kinds(raw_schema(result)), module,
+                          str(target), record=record)
+        if settings.transform_cache:
+            _store_in_cache(target, cached)
+        return str(target), None, data_hash
+
+    def _train(self, transform_dir: str) -> dict[str, Any]:
+        from compiler.runner.fn_args import fn_args_from_transform
+        from compiler.runner.trainer import run_trainer
+
+        custom_config: dict[str, Any] = {}
+        if self.settings.epochs is not None:
+            custom_config["epochs"] = self.settings.epochs
+        if self.settings.batch_size is not None:
+            custom_config["batch_size"] = self.settings.batch_size
+        fn_args = fn_args_from_transform(transform_dir, str(self.run_dir), custom_config)
+        with self.step("train and evaluate (run_fn)"):
+            return run_trainer(self.run_dir / "modules" / "trainer_module.py", fn_args)
 
 
 def _copy_modules(result: CompileResult, target: Path) -> None:
@@ -281,80 +438,19 @@ def _copy_modules(result: CompileResult, target: Path) -> None:
     emit(result.sources, result.manifest, target)
 
 
-def _transform_step(result: CompileResult, cfg: DictConfig, settings: LocalRunConfig,
-                    run_dir: Path, console: Any, timings: dict[str, float]
-                    ) -> tuple[str, str | None]:
-    required = result.plan.required_features()
-    if settings.transform_from:
-        source = settings.transform_from
-        if "://" not in source and not Path(source).exists():
-            raise RunError(f"run.transform_from: {source} does not exist")
-        if "://" not in source and (Path(source) / "transform").is_dir():
-            source = str(Path(source) / "transform")  # a recforge run directory
-        with _step(console, f"check Transform output at {source}", timings):
-            check_transform_output(source, required)
-        console.print(f"  reusing Transform output: {source} (Transform skipped)")
-        return source, source
-
-    from compiler.data import DataError, as_data_config, load_data
-
-    if cfg.get("data") is None:
-        raise RunError("data: no data config selected (use data=default or data=<name>)")
-    try:
-        with _step(console, "load data", timings):
-            loaded = load_data(as_data_config(cfg.data), raw_schema(result),
-                               result.config.features.target.column
-                               if result.config.features.target else None)
-    except DataError as error:
-        raise RunError(str(error)) from None
-    console.print(f"  {loaded.summary()}")
-
-    transform_source = result.sources["transform_module.py"]
-    key = transform_cache_key(loaded.splits, transform_source)
-    cache_root = Path(settings.cache_dir or ".recforge/transform_cache").expanduser().resolve()
-    cached = cache_root / key
-    target = run_dir / "transform"
-    if settings.transform_cache and (cached / "DONE").exists():
-        with _step(console, "reuse cached Transform output", timings):
-            shutil.copytree(cached, target, ignore=shutil.ignore_patterns("DONE"))
-        console.print(f"  Transform cache hit ({key}): same data and feature config, "
-                      "Transform skipped")
-        return str(target), str(cached)
-
-    from compiler.runner.transform import run_transform
-
-    module = run_dir / "modules" / "transform_module.py"
-    with _step(console, "Transform (tensorflow-transform on Beam DirectRunner)", timings):
-        run_transform(loaded.splits, _transform_kinds(raw_schema(result)), module, str(target))
-    if settings.transform_cache:
-        _store_in_cache(target, cached)
-    return str(target), None
-
-
 def _store_in_cache(source: Path, cached: Path) -> None:
     staging = cached.with_name(f".{cached.name}.{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(source, staging)
     (staging / "DONE").write_text("")
+    if cached.exists() and not (cached / DIGEST_FILE).exists():
+        # An entry stored without a settings record (an older recforge, a benchmark) can
+        # never be reused; make room for this one.
+        shutil.rmtree(cached, ignore_errors=True)
     try:
         os.replace(staging, cached)
     except OSError:  # another run stored the same key first; theirs is as good as ours
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _train_step(result: CompileResult, settings: LocalRunConfig, transform_dir: str,
-                run_dir: Path, console: Any, timings: dict[str, float]) -> dict[str, Any]:
-    from compiler.runner.fn_args import fn_args_from_transform
-    from compiler.runner.trainer import run_trainer
-
-    custom_config: dict[str, Any] = {}
-    if settings.epochs is not None:
-        custom_config["epochs"] = settings.epochs
-    if settings.batch_size is not None:
-        custom_config["batch_size"] = settings.batch_size
-    fn_args = fn_args_from_transform(transform_dir, str(run_dir), custom_config)
-    with _step(console, "train and evaluate (run_fn)", timings):
-        return run_trainer(run_dir / "modules" / "trainer_module.py", fn_args)
 
 
 def print_metrics_table(console: Any, metrics: Mapping[str, Any], run_dir: Path) -> None:

@@ -187,6 +187,9 @@ class LocalRunConfig:
     batch_size: Optional[int] = None
     #: Compute most-popular and train-mean baselines beside the model's metrics.
     baselines: bool = True
+    #: Show TensorFlow, absl, Beam and Keras output on the console instead of only in
+    #: ``<run_dir>/run.log`` (also ``python -m compiler --verbose``).
+    verbose: bool = False
 
 
 @dataclass

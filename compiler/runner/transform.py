@@ -4,6 +4,7 @@ The output follows TFX's Transform layout, so a trainer cannot tell it from a pi
 
     <output_dir>/transform_graph/                                    # tft.TFTransformOutput
     <output_dir>/transformed_examples/Split-<name>/transformed_examples-00000-of-00001.gz
+    <output_dir>/recforge_transform.json     # the transform settings and digest (``record``)
 
 Analysis runs on the ``train`` split only; every split (train included) is then transformed
 with that one transform graph, as TFX does.
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from compiler.runner._modules import load_module_from_path
 from compiler.runner._tf import import_tf
+from compiler.runner.transform_digest import DIGEST_FILE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,6 +146,8 @@ def run_transform(
     raw_schema: Mapping[str, str],
     module_file: str | Path,
     output_dir: str,
+    *,
+    record: str | None = None,
 ) -> TransformArtifacts:
     """Analyze ``splits["train"]`` and transform every split with ``module_file``'s
     ``preprocessing_fn``, writing TFX-layout artifacts under ``output_dir``.
@@ -157,6 +161,9 @@ def run_transform(
         output_dir: local directory or any URI tf.io.gfile can write (``gs://``, ``ram://``):
             everything under it is written through tf.io.gfile. Beam's temporary files stay
             in a local temporary directory.
+        record: the text of ``recforge_transform.json`` (the feature config's transform
+            settings and their digest, see :mod:`compiler.runner.transform_digest`), written
+            at the root of ``output_dir`` once the Transform succeeded.
 
     Returns:
         The written paths, row counts and the wall time.
@@ -200,8 +207,10 @@ def run_transform(
 
     # in_memory + one worker: for data this small, the multi-process / multi-thread runner
     # modes only add start-up and serialisation cost on a 2-core machine.
+    # flags=[]: without it Beam parses the process's sys.argv (Hydra overrides such as
+    # model=hybrid_v1) and warns "Unparseable argument" for each.
     options = PipelineOptions(
-        runner="DirectRunner", direct_running_mode="in_memory", direct_num_workers=1
+        flags=[], runner="DirectRunner", direct_running_mode="in_memory", direct_num_workers=1
     )
     with tempfile.TemporaryDirectory(prefix="recforge_tft_") as temp_dir:
         # Each split goes to a local Arrow IPC file and the pipeline carries only its path:
@@ -259,6 +268,9 @@ def run_transform(
     metadata_io.write_metadata(
         dataset_metadata.DatasetMetadata(schema), _join(transform_graph, RAW_METADATA_DIR)
     )
+    if record is not None:
+        with tf.io.gfile.GFile(_join(root, DIGEST_FILE), "w") as handle:
+            handle.write(record)
     return TransformArtifacts(
         root=root,
         transform_graph=transform_graph,
