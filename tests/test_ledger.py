@@ -489,6 +489,77 @@ def test_schema_version_is_recorded_and_matches_the_current_tables(
     engine.dispose()
 
 
+def test_a_version_1_ledger_is_upgraded_in_place(ledger_url: str) -> None:
+    from datetime import datetime
+
+    from sqlalchemy import MetaData, Table
+
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        assert schema.migrate(conn, schema.MIGRATIONS[:1]) == 1
+        old = Table(schema.EXPERIMENTS_TABLE, MetaData(), autoload_with=conn)
+        conn.execute(old.insert().values(
+            config_hash="v1-hash", model="hybrid_v1", features="cherng_v3", overrides=["a=1"],
+            resolved_config=RESOLVED, kind="compile", status="compiled",
+            created_at=datetime.now(timezone.utc), artifacts={},
+        ))
+    engine.dispose()
+    with Ledger(ledger_url) as ledger:
+        (old_record,) = ledger.list()
+        assert old_record.config_hash == "v1-hash" and old_record.resolved_config == RESOLVED
+        assert old_record.compiler_version is None and old_record.seeds == {}
+        assert old_record.data_hash is None and old_record.pid is None
+        ledger.start(old_record.number, host="h", pid=1)  # old rows take part in new features
+        ledger.complete(old_record.number, MULTITASK_METRICS, data_hash="d" * 64)
+        new = compile_one(ledger, compiler_version="0.1.0", source_digest="s" * 64,
+                          seeds={"model.seed": 1}, effective={"epochs": 2})
+        record = ledger.get(new)
+        assert (record.compiler_version, record.source_digest) == ("0.1.0", "s" * 64)
+        assert record.seeds == {"model.seed": 1} and record.effective == {"epochs": 2}
+        assert ledger.get(old_record.number).data_hash == "d" * 64
+    engine = create_engine(ledger_url)
+    with engine.connect() as conn:
+        assert schema.schema_version(conn) == LATEST_VERSION == 2
+        rows = conn.execute(text("SELECT version, description FROM recforge_schema_version"))
+        assert [r.version for r in rows] == [1, 2]
+    engine.dispose()
+
+
+def test_heartbeat_refreshes_a_running_record(ledger: Ledger) -> None:
+    from compiler.ledger.liveness import Heartbeat, this_host
+
+    number = compile_one(ledger)
+    ledger.start(number, host=this_host(), pid=os.getpid())
+    started = ledger.get(number).heartbeat_at
+    with Heartbeat(ledger, number, interval=0.05) as beat:
+        deadline = time.monotonic() + 20
+        while beat.beats < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    assert ledger.get(number).heartbeat_at > started
+    assert ledger.get(number).status == "running"  # this process is alive
+    ledger.complete(number, MULTITASK_METRICS)
+    assert ledger.heartbeat(number) is False  # a finished record is left alone
+
+
+def test_a_stale_heartbeat_reads_as_abandoned(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECFORGE_LEDGER_STALE_S", "0.5")
+    elsewhere = compile_one(ledger, "other-host")
+    ledger.start(elsewhere, host="another-machine", pid=os.getpid())  # pid means nothing here
+    vertex = compile_one(ledger, "vertex")
+    ledger.start(vertex, kind="vertex")  # no pid: the job, not a process here, is the run
+    assert ledger.get(elsewhere).status == "running"
+    time.sleep(0.7)
+    assert ledger.get(elsewhere).status == "abandoned"
+    assert ledger.get(vertex).status == "running"
+    assert [e.number for e in ledger.list(status="abandoned")] == [elsewhere]
+    assert [e.number for e in ledger.list(status="running")] == [vertex]
+    assert ledger.heartbeat(elsewhere) is True  # a late beat brings it back
+    assert ledger.get(elsewhere).status == "running"
+
+
 def _snapshot(url: str) -> object:
     """What a 'not touched' check compares: file bytes (SQLite) or version rows (PostgreSQL)."""
     if url.startswith("sqlite"):
@@ -506,7 +577,7 @@ def test_newer_schema_is_refused_and_left_untouched(ledger_url: str) -> None:
         compile_one(ledger)
 
     def future_step(conn: object) -> None:
-        """Version 2 from the future: a new column."""
+        """A version from the future: a new column."""
         from sqlalchemy import Connection
 
         assert isinstance(conn, Connection)

@@ -7,9 +7,11 @@
     ledger.start(n, kind="local")           # or "vertex", then ledger.set_job(n, job_id)
     ledger.complete(n, json.load(open("training_metrics.json")))   # or ledger.fail(n, error)
 
-The URL is the argument, else ``$RECFORGE_LEDGER_URL``, else the project's SQLite file; any
-SQLAlchemy URL works, e.g. ``postgresql://user@host/db`` for a team ledger (psycopg 3).
-Never imports TensorFlow.
+The URL is the argument, else ``$RECFORGE_LEDGER_URL``, else the project's SQLite file. It must
+be a ``sqlite:///<file>`` or ``postgresql[+psycopg]://user@host/db`` URL (a team ledger, psycopg
+3) or a path ending in ``.db``/``.sqlite``/``.sqlite3``; ``check_ledger_url`` says why not,
+creating nothing. Provenance (``provenance``) and liveness (``liveness``: heartbeat, pid, host,
+``abandoned``) are recorded beside each run. Never imports TensorFlow.
 """
 
 from compiler.ledger.records import (
@@ -17,6 +19,7 @@ from compiler.ledger.records import (
     KINDS,
     METRIC_KEYS,
     RUN_KINDS,
+    SHOWN_STATUSES,
     SORTABLE_COLUMNS,
     STATUSES,
     DuplicateSubmission,
@@ -29,7 +32,7 @@ from compiler.ledger.records import (
     split_metrics,
 )
 from compiler.ledger.schema import LATEST_VERSION
-from compiler.ledger.store import ENV_URL, Ledger, default_url, resolve_url
+from compiler.ledger.store import ENV_URL, Ledger, check_ledger_url, default_url, resolve_url
 
 __all__ = [
     "ENV_URL",
@@ -38,6 +41,7 @@ __all__ = [
     "LATEST_VERSION",
     "METRIC_KEYS",
     "RUN_KINDS",
+    "SHOWN_STATUSES",
     "SORTABLE_COLUMNS",
     "STATUSES",
     "DuplicateSubmission",
@@ -46,6 +50,7 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "LedgerNotFound",
+    "check_ledger_url",
     "check_metric_name",
     "check_sort_column",
     "default_url",

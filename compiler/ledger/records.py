@@ -34,7 +34,10 @@ Kind = Literal["compile", "local", "vertex"]
 Status = Literal["compiled", "running", "completed", "failed"]
 KINDS: tuple[str, ...] = ("compile", "local", "vertex")
 RUN_KINDS: tuple[str, ...] = ("local", "vertex")
+#: What the database stores.
 STATUSES: tuple[str, ...] = ("compiled", "running", "completed", "failed")
+#: What a reader may also see: a ``running`` record whose process is gone (``ledger.liveness``).
+SHOWN_STATUSES: tuple[str, ...] = (*STATUSES, "abandoned")
 
 #: Columns ``Ledger.list(sort_by=...)`` and ``python -m compiler.runs list --sort`` accept.
 SORTABLE_COLUMNS: tuple[str, ...] = (
@@ -96,6 +99,23 @@ class Experiment:
     #: ``test_split``, ``model_type``, extra ``final`` keys, ...
     extra: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
+    #: Provenance (schema version 2; ``None`` / empty for records written before it).
+    compiler_version: str | None = None
+    source_digest: str | None = None
+    #: ``{"model.seed": 42, "data.split.seed": 42}``
+    seeds: dict[str, Any] = field(default_factory=dict)
+    #: The epochs and batch size the trainer got, and where each came from:
+    #: ``{"epochs": 2, "epochs_from": "run.epochs", "batch_size": 256, ...}``
+    effective: dict[str, Any] = field(default_factory=dict)
+    #: Content hash of the data the run loaded (``None``: not loaded, or not yet).
+    data_hash: str | None = None
+    #: Liveness of a local run: where it ran, and its last heartbeat.
+    host: str | None = None
+    pid: int | None = None
+    heartbeat_at: datetime | None = None
+    #: The status in the database; ``status`` says ``abandoned`` where this says ``running``
+    #: and the run's process is gone.
+    stored_status: str = ""
 
     @property
     def history(self) -> list[dict[str, Any]]:

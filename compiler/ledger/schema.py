@@ -107,6 +107,15 @@ experiments = Table(
     *(Column(key, Double, nullable=True) for key in METRIC_KEYS),
     Column("metrics_extra", _Json, nullable=True),
     Column("artifacts", _Json, nullable=False),
+    # Version 2: what else can change a run's result, and whether its process is alive.
+    Column("compiler_version", Text, nullable=True),
+    Column("source_digest", String(64), nullable=True),
+    Column("seeds", _Json, nullable=True),
+    Column("effective", _Json, nullable=True),
+    Column("data_hash", String(64), nullable=True),
+    Column("host", Text, nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("heartbeat_at", _Timestamp, nullable=True),
     Index("ix_recforge_experiments_config_hash", "config_hash"),
     Index("ix_recforge_experiments_sweep_id", "sweep_id"),
     Index("ix_recforge_experiments_status", "status"),
@@ -182,8 +191,30 @@ def _v1_initial(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v2_provenance_and_liveness(conn: Connection) -> None:
+    """Version 2: provenance (compiler version, source digest, seeds, effective run settings,
+    data hash) and liveness (host, pid, heartbeat) of experiments."""
+    added = (
+        Column("compiler_version", Text, nullable=True),
+        Column("source_digest", String(64), nullable=True),
+        Column("seeds", _Json, nullable=True),
+        Column("effective", _Json, nullable=True),
+        Column("data_hash", String(64), nullable=True),
+        Column("host", Text, nullable=True),
+        Column("pid", Integer, nullable=True),
+        Column("heartbeat_at", _Timestamp, nullable=True),
+    )
+    for column in added:
+        # Nullable columns without defaults: an ADD COLUMN both databases do in place, and
+        # rows recorded before version 2 read back with "not recorded" (NULL) for each.
+        column_type = column.type.compile(dialect=conn.dialect)
+        conn.execute(
+            text(f"ALTER TABLE {EXPERIMENTS_TABLE} ADD COLUMN {column.name} {column_type}")
+        )
+
+
 #: Ordered migration steps; step i (1-based) produces schema version i.
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_provenance_and_liveness)
 LATEST_VERSION = len(MIGRATIONS)
 
 # Key of the PostgreSQL advisory lock that serialises migrations between processes.

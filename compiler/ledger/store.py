@@ -15,14 +15,17 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, select, update
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from compiler.errors import ConfigError
 from compiler.ledger import schema
+from compiler.ledger.liveness import ABANDONED, is_abandoned
 from compiler.ledger.records import (
     HIGHER_IS_BETTER,
     KINDS,
     METRIC_KEYS,
     RUN_KINDS,
+    SHOWN_STATUSES,
     STATUSES,
     DuplicateSubmission,
     Experiment,
@@ -34,8 +37,10 @@ from compiler.ledger.records import (
 )
 from compiler.ledger.schema import experiments as T
 from compiler.ledger.schema import sweeps as S
+from compiler.ledger.urls import ENV_URL, check_ledger_url, default_url, resolve_url
 
-ENV_URL = "RECFORGE_LEDGER_URL"
+__all__ = ["ENV_URL", "Ledger", "check_ledger_url", "default_url", "resolve_url"]
+
 #: How long one SQLite connection waits for the write lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_S = 30.0
 #: Total time a write keeps retrying transient lock/serialisation errors.
@@ -44,29 +49,6 @@ WRITE_RETRY_S = 120.0
 _R = TypeVar("_R")
 # Execution option the SQLite "begin" hook reads to emit BEGIN IMMEDIATE for writes.
 _WRITE = "recforge_write"
-
-
-def default_url(cwd: str | os.PathLike[str] | None = None) -> str:
-    """``sqlite:///<cwd>/.recforge/ledger.db``: the per-project embedded ledger."""
-    base = Path(cwd) if cwd is not None else Path.cwd()
-    return f"sqlite:///{(base / '.recforge' / 'ledger.db').resolve()}"
-
-
-def resolve_url(url: str | os.PathLike[str] | None = None) -> str:
-    """The ledger URL: the explicit argument, else ``$RECFORGE_LEDGER_URL``, else the default.
-
-    A bare path (no ``scheme://``) means a SQLite file at that path.
-    """
-    chosen = os.fspath(url) if url is not None else os.environ.get(ENV_URL) or default_url()
-    if "://" not in chosen:
-        chosen = f"sqlite:///{Path(chosen).expanduser().resolve()}"
-    return chosen
-
-
-def check_ledger_url(url: str | os.PathLike[str] | None = None) -> str:
-    """Preflight for ``ledger=`` / ``$RECFORGE_LEDGER_URL``: the resolved URL, or a
-    ``ConfigError`` before anything is created."""
-    return resolve_url(url)
 
 
 def _now() -> datetime:
@@ -98,21 +80,23 @@ def _json_data(value: Any, what: str) -> Any:
 class Ledger:
     """The run ledger. Open it with a SQLAlchemy URL; the default is the project's SQLite file.
 
-    ``url``: explicit URL (or SQLite file path) > ``$RECFORGE_LEDGER_URL`` > ``default_url()``.
-    ``postgresql://...`` URLs use the psycopg (v3) driver. ``create=False`` raises
-    ``LedgerNotFound`` instead of creating a missing ledger (read-only tools use it).
+    ``url``: explicit URL (or SQLite file path) > ``$RECFORGE_LEDGER_URL`` > ``default_url()``,
+    checked by ``check_ledger_url`` (a bad URL, or a file that is not a SQLite database, is a
+    ``LedgerError`` and nothing is created). ``postgresql://...`` URLs use the psycopg (v3)
+    driver. ``create=False`` raises ``LedgerNotFound`` instead of creating a missing ledger
+    (read-only tools use it).
 
     Every method is one short transaction; instances are cheap, thread-compatible through the
     engine's pool, and safe across ``fork`` (a child re-opens its own connections).
     """
 
     def __init__(self, url: str | os.PathLike[str] | None = None, *, create: bool = True) -> None:
-        self.url = resolve_url(url)
         try:
-            sa_url = make_url(self.url)
-        except ArgumentError as exc:
-            raise LedgerError(f"not a database URL: {self.url!r} ({exc})") from None
-        if sa_url.drivername in ("postgresql", "postgres"):
+            self.url = check_ledger_url(url)
+        except ConfigError as error:
+            raise LedgerError(str(error)) from None
+        sa_url = make_url(self.url)
+        if sa_url.drivername == "postgresql":
             # SQLAlchemy's default PostgreSQL driver is psycopg2; recforge ships psycopg 3.
             sa_url = sa_url.set(drivername="postgresql+psycopg")
         self.display_url = sa_url.render_as_string(hide_password=True)
@@ -134,13 +118,7 @@ class Ledger:
             except ImportError as exc:
                 hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
                 raise LedgerError(f"{self.display_url}: driver missing: {exc}{hint}") from None
-        database = sa_url.database or ""
-        if database in ("", ":memory:") or database.startswith("file:"):
-            raise LedgerError(
-                f"{self.display_url}: the ledger needs a SQLite file (an in-memory database "
-                "would vanish with the process)"
-            )
-        path = Path(database)
+        path = Path(sa_url.database or "")  # check_ledger_url: a file path, or no file yet
         if not path.exists():
             if not create:
                 raise LedgerNotFound(f"no ledger at {path} (nothing has been recorded yet)")
@@ -217,8 +195,18 @@ class Ledger:
         resolved_config: Mapping[str, Any],
         artifacts: Mapping[str, str] | None = None,
         sweep_id: int | None = None,
+        *,
+        compiler_version: str | None = None,
+        source_digest: str | None = None,
+        seeds: Mapping[str, Any] | None = None,
+        effective: Mapping[str, Any] | None = None,
     ) -> int:
-        """Record a compile; return its experiment number (assigned by the database)."""
+        """Record a compile; return its experiment number (assigned by the database).
+
+        ``resolved_config`` is everything that can change the result (``compiler.ledger.
+        provenance.record_config``); ``compiler_version``, ``source_digest``, ``seeds`` and
+        ``effective`` (the epochs and batch size the trainer gets) are provenance.
+        """
         if not isinstance(config_hash, str) or not config_hash:
             raise LedgerError("config_hash must be a non-empty string")
         if isinstance(overrides, str):
@@ -231,6 +219,8 @@ class Ledger:
         if not isinstance(config, dict):
             raise LedgerError("resolved_config must be a mapping")
         artifact_map = _artifacts(artifacts)
+        seed_map = _json_data(dict(seeds or {}), "seeds")
+        effective_map = _json_data(dict(effective or {}), "effective")
 
         def insert(conn: Connection) -> int:
             if (
@@ -250,6 +240,10 @@ class Ledger:
                     created_at=_now(),
                     sweep_id=sweep_id,
                     artifacts=artifact_map,
+                    compiler_version=compiler_version,
+                    source_digest=source_digest,
+                    seeds=seed_map or None,
+                    effective=effective_map or None,
                 )
             )
             return int(result.inserted_primary_key[0])
@@ -264,20 +258,26 @@ class Ledger:
             )
         )
 
-    def start(self, number: int, kind: str = "local") -> None:
+    def start(
+        self, number: int, kind: str = "local", *, host: str | None = None, pid: int | None = None
+    ) -> None:
         """Mark a compiled experiment as running locally (``kind="local"``) or on Vertex AI.
 
-        A second active Vertex AI run of the same config hash is refused with
+        ``host`` and ``pid``: the process doing the run, which then keeps ``heartbeat(number)``
+        going (``ledger.liveness.Heartbeat``); readers show the run ``abandoned`` once that
+        process is gone. A second active Vertex AI run of the same config hash is refused with
         ``DuplicateSubmission`` -- by a unique index, so racing submitters cannot both pass.
         """
         if kind not in RUN_KINDS:
             raise LedgerError(f"kind must be one of {', '.join(RUN_KINDS)}, got {kind!r}")
+        now = _now()
+        liveness = {"host": host, "pid": pid, "heartbeat_at": now} if pid is not None else {}
         try:
             self._transition(
                 number,
                 "start",
                 ("compiled",),
-                {"status": "running", "kind": kind, "started_at": _now()},
+                {"status": "running", "kind": kind, "started_at": now, **liveness},
             )
         except IntegrityError:
             exp = self.get(number)
@@ -295,19 +295,28 @@ class Ledger:
         number: int,
         metrics: Mapping[str, Any],
         artifacts: Mapping[str, str] | None = None,
+        *,
+        data_hash: str | None = None,
     ) -> None:
         """Mark a running experiment completed with its ``training_metrics.json`` content.
 
-        ``artifacts`` (name -> path) are merged into those recorded at compile time.
+        ``artifacts`` (name -> path) are merged into those recorded at compile time;
+        ``data_hash`` is the content hash of the data the run loaded.
         """
         columns, extra = split_metrics(metrics)
-        self._transition(
-            number,
-            "complete",
-            ("running",),
-            {"status": "completed", "finished_at": _now(), **columns, "metrics_extra": extra},
-            artifacts,
+        values = {"status": "completed", "finished_at": _now(), **columns, "metrics_extra": extra}
+        if data_hash is not None:
+            values["data_hash"] = str(data_hash)
+        self._transition(number, "complete", ("running",), values, artifacts)
+
+    def heartbeat(self, number: int) -> bool:
+        """Refresh a running experiment's heartbeat; False when it is no longer running."""
+        statement = (
+            update(T)
+            .where(T.c.number == number, T.c.status == "running")
+            .values(heartbeat_at=_now())
         )
+        return bool(self._write(lambda c: c.execute(statement).rowcount))
 
     def fail(self, number: int, error: str) -> None:
         """Mark an experiment failed (from compiled: it failed before any run started)."""
@@ -379,13 +388,16 @@ class Ledger:
         """Experiments, sorted by any column of ``SORTABLE_COLUMNS``; missing values last.
 
         ``descending=None`` means best first for a metric (recalls high to low, losses and
-        errors low to high) and ascending for every other column.
+        errors low to high) and ascending for every other column. ``status`` filters by the
+        status a reader sees: ``running`` excludes, ``abandoned`` selects, abandoned runs.
         """
         column = check_sort_column(sort_by)
         if descending is None:
             descending = HIGHER_IS_BETTER.get(column, False)
-        if status is not None and status not in STATUSES:
-            raise LedgerError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        if status is not None and status not in SHOWN_STATUSES:
+            raise LedgerError(
+                f"status must be one of {', '.join(SHOWN_STATUSES)}, got {status!r}"
+            )
         if kind is not None and kind not in KINDS:
             raise LedgerError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         order = T.c[column].desc() if descending else T.c[column].asc()
@@ -393,9 +405,12 @@ class Ledger:
         if sweep_id is not None:
             query = query.where(T.c.sweep_id == sweep_id)
         if status is not None:
-            query = query.where(T.c.status == status)
+            query = query.where(T.c.status == ("running" if status == ABANDONED else status))
         if kind is not None:
             query = query.where(T.c.kind == kind)
+        if status in ("running", ABANDONED):  # decided per row, after the query
+            rows = self._read(lambda c: [_experiment(r) for r in c.execute(query)])
+            return [e for e in rows if e.status == status][:limit]
         if limit is not None:
             query = query.limit(limit)
         return self._read(lambda c: [_experiment(r) for r in c.execute(query)])
@@ -440,13 +455,15 @@ def _artifacts(artifacts: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _experiment(row: Any) -> Experiment:
+    heartbeat_at = _utc(row.heartbeat_at)
+    abandoned = is_abandoned(row.status, row.host, row.pid, heartbeat_at)
     return Experiment(
         number=row.number,
         config_hash=row.config_hash,
         model=row.model,
         features=row.features,
         kind=row.kind,
-        status=row.status,
+        status=ABANDONED if abandoned else row.status,
         overrides=tuple(row.overrides or ()),
         resolved_config=row.resolved_config or {},
         created_at=_utc(row.created_at),  # type: ignore[arg-type]
@@ -458,6 +475,15 @@ def _experiment(row: Any) -> Experiment:
         metrics={key: getattr(row, key) for key in METRIC_KEYS},
         extra=row.metrics_extra or {},
         artifacts=row.artifacts or {},
+        compiler_version=row.compiler_version,
+        source_digest=row.source_digest,
+        seeds=row.seeds or {},
+        effective=row.effective or {},
+        data_hash=row.data_hash,
+        host=row.host,
+        pid=row.pid,
+        heartbeat_at=heartbeat_at,
+        stored_status=row.status,
     )
 
 
