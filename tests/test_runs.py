@@ -195,7 +195,99 @@ def test_compare_shows_config_differences_and_metric_deltas(
     assert re.search(r"recall_at_100\s+0\.21\s+0\.3\s+\+0\.09 \(\+42\.9%\)\s+better", out)
     assert re.search(r"val_rmse\s+0\.97\s+0\.92\s+-0\.05 \(-5\.2%\)\s+better", out)
     code, out, _ = run(capsys, "compare", "1", "1", "--ledger", ledger_url)
-    assert "The resolved configs are identical." in out
+    # Records without provenance: the configs match, but nothing more can be claimed.
+    assert "The recorded configs are identical." in out
+    assert "#1 and #1 predate(s) provenance recording" in out
+
+
+def truthful_pair(ledger_url: str, **second: object) -> tuple[int, int]:
+    """Two records with provenance, as ``python -m compiler`` writes them; ``second`` changes
+    the second one (``data``/``run`` groups, ``data_hash``, ``source_digest`` ...)."""
+    numbers = []
+    with Ledger(ledger_url) as ledger:
+        for changes in ({}, second):
+            config = copy.deepcopy(BASE)
+            config["model"]["epochs"] = 20
+            config["data"] = {"source": "default", "split": {"seed": 42}}
+            config["run"] = {"epochs": 2, "runs_root": "runs"}
+            config["submit"] = None
+            for group in ("data", "run"):
+                config[group].update(changes.get(group, {}))  # type: ignore[attr-defined]
+            number = ledger.record_compile(
+                "same-code-hash", "hybrid_v1", "cherng_v3", [], config,
+                compiler_version="0.1.0",
+                source_digest=str(changes.get("source_digest", "a" * 64)),
+                seeds={"model.seed": 42, "data.split.seed": 42},
+                effective={"epochs": config["run"]["epochs"], "epochs_from": "run.epochs",
+                           "batch_size": 1024, "batch_size_from": "model.batch_size"},
+            )
+            ledger.start(number, "local", host="h", pid=os.getpid())
+            ledger.complete(number, metrics(0.2, 0.9),
+                            data_hash=str(changes.get("data_hash", "d" * 64)))
+            numbers.append(number)
+    return numbers[0], numbers[1]
+
+
+def test_compare_lists_data_run_and_provenance_differences(
+    ledger_url: str, capsys: pytest.CaptureFixture
+) -> None:
+    a, b = truthful_pair(ledger_url, data={"source": "/data/other.csv"}, run={"epochs": 1},
+                         data_hash="e" * 64)
+    code, out, _ = run(capsys, "compare", str(a), str(b), "--ledger", ledger_url)
+    assert code == 0
+    assert re.search(r"run\.epochs\s+2\s+1", out)
+    assert re.search(r"data\.source\s+default\s+/data/other\.csv", out)
+    assert re.search(r"effective epochs\s+2\s+1", out)
+    assert re.search(r"data hash\s+d{64}\s+e{64}", out)
+    assert "identical" not in out
+
+
+def test_compare_says_what_ran_differs_when_only_the_source_or_data_did(
+    ledger_url: str, capsys: pytest.CaptureFixture
+) -> None:
+    a, b = truthful_pair(ledger_url, source_digest="b" * 64)
+    code, out, _ = run(capsys, "compare", str(a), str(b), "--ledger", ledger_url)
+    assert re.search(r"source digest\s+a{64}\s+b{64}", out)
+    assert "The configs are identical, but what ran differs (above)." in out
+    a, b = truthful_pair(ledger_url)
+    code, out, _ = run(capsys, "compare", str(a), str(b), "--ledger", ledger_url)
+    assert "Identical: config (model, features, data, run, submit), seeds, data hash" in out
+
+
+def test_show_reports_provenance_and_the_epochs_that_trained(
+    ledger_url: str, capsys: pytest.CaptureFixture
+) -> None:
+    a, _ = truthful_pair(ledger_url)
+    code, out, _ = run(capsys, "show", str(a), "--ledger", ledger_url)
+    assert code == 0
+    assert re.search(r"^epochs\s+2 \(run\.epochs\)", out, re.M)
+    assert re.search(r"^seeds\s+model\.seed=42 data\.split\.seed=42", out, re.M)
+    assert re.search(r"^data hash\s+d{64}", out, re.M)
+    assert re.search(r"^source digest\s+a{64}", out, re.M)
+    assert re.search(r"^compiler\s+recforge 0\.1\.0", out, re.M)
+    assert re.search(rf"^process\s+pid {os.getpid()} on h", out, re.M)
+    # The config table shows what trained, and says the model config said otherwise.
+    assert re.search(r"model\.epochs\s+2 \(from run\.epochs; model\.epochs says 20\)", out)
+    assert re.search(r"run\.epochs\s+2", out) and re.search(r"data\.source\s+default", out)
+
+
+def test_sweep_leaderboard_ranks_points_by_the_objective(
+    ledger_url: str, capsys: pytest.CaptureFixture
+) -> None:
+    from rich.console import Console
+
+    from compiler.runs.leaderboard import print_sweep_leaderboard
+
+    console = Console(width=200, record=True)
+    with Ledger(ledger_url) as ledger:
+        print_sweep_leaderboard(ledger, 1, console)
+    text = console.export_text()
+    assert "sweep #1 · objective recall_at_100 (higher is better)" in text
+    ranks = re.findall(r"^\s+(\d|—)\s+(\d)\s+(.+?)\s{2,}(completed|failed)\s+(\S+)", text, re.M)
+    assert [(r[0], r[1], r[4]) for r in ranks] == [
+        ("1", "2", "0.3"), ("2", "3", "0.25"), ("3", "1", "0.21"), ("—", "4", "—")]
+    assert ranks[0][2] == "model.learning_rate=0.01 model.batch_size=1024"
+    assert ranks[3][2] == "model.learning_rate=1.0"
 
 
 def test_fail_command_releases_a_stuck_run(ledger_url: str, capsys: pytest.CaptureFixture) -> None:

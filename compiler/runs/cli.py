@@ -36,7 +36,15 @@ from compiler.ledger import (
     check_metric_name,
     check_sort_column,
 )
-from compiler.runs.diff import config_diff, flatten, format_value, is_missing
+from compiler.runs.diff import (
+    config_diff,
+    effective_note,
+    flatten,
+    format_value,
+    has_provenance,
+    is_missing,
+    provenance_diff,
+)
 
 EXIT_ERROR = 2
 
@@ -143,7 +151,13 @@ def _duration(exp: Experiment) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-_STATUS_STYLE = {"completed": "green", "failed": "red", "running": "yellow", "compiled": "cyan"}
+_STATUS_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "running": "yellow",
+    "compiled": "cyan",
+    "abandoned": "magenta",
+}
 
 
 def _status(exp: Experiment) -> Text:
@@ -250,6 +264,7 @@ def _show(args: argparse.Namespace, console: Console) -> int:
         ("finished", _time(e.finished_at)),
         ("took", _duration(e)),
         ("overrides", " ".join(e.overrides) or "—"),
+        *_provenance_fields(e),
     ]
     for key in ("model_type", "test_split", "candidates", "nonfinite"):
         if key in e.extra:
@@ -295,10 +310,38 @@ def _show(args: argparse.Namespace, console: Console) -> int:
     config = Table(title="resolved config", box=box.SIMPLE_HEAD, title_justify="left")
     config.add_column("key")
     config.add_column("value")
+    trained = {f"model.{name}": effective_note(e, name) for name in ("epochs", "batch_size")}
     for key, value in flatten(e.resolved_config).items():
-        config.add_row(key, format_value(value))
+        # The value the trainer got, where run.* overrode the model's (say so, with both).
+        config.add_row(key, trained.get(key) or format_value(value))
     console.print(config)
     return 0
+
+
+def _provenance_fields(e: Experiment) -> list[tuple[str, str | Text]]:
+    fields: list[tuple[str, str | Text]] = []
+    if e.pid is not None:
+        beat = f", last heartbeat {_time(e.heartbeat_at)}" if e.heartbeat_at else ""
+        fields.append(("process", f"pid {e.pid} on {e.host or '?'}{beat}"))
+    if e.status != e.stored_status:
+        fields.append(("recorded status", f"{e.stored_status} (its process is gone)"))
+    if not has_provenance(e):
+        return [*fields, ("provenance", Text("not recorded (no compiler version, source "
+                                             "digest, seeds or run settings)", "dim"))]
+    effective = e.effective or {}
+    for name, label in (("epochs", "epochs"), ("batch_size", "batch size")):
+        if effective.get(name) is not None:
+            source = effective.get(f"{name}_from", "")
+            fields.append((label, f"{effective[name]} ({source})" if source else
+                           str(effective[name])))
+    seeds = " ".join(f"{k}={format_value(v)}" for k, v in (e.seeds or {}).items())
+    fields += [
+        ("seeds", seeds or "—"),
+        ("data hash", e.data_hash or Text("— (no data loaded by a finished run)", "dim")),
+        ("compiler", f"recforge {e.compiler_version}"),
+        ("source digest", e.source_digest or "—"),
+    ]
+    return fields
 
 
 def _cell(value: object) -> str:
@@ -324,6 +367,25 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     console.print(head)
 
     diff = config_diff(a.resolved_config, b.resolved_config)
+    recorded = provenance_diff(a, b)
+    if recorded:
+        table = Table(
+            title=f"what ran: differences ({len(recorded)})",
+            box=box.SIMPLE_HEAD,
+            title_justify="left",
+        )
+        table.add_column("")
+        table.add_column(f"#{a.number}")
+        table.add_column(f"#{b.number}")
+        for key, left, right in recorded:
+            table.add_row(
+                key,
+                Text("(not recorded)" if left is None else format_value(left),
+                     style="dim" if left is None else ""),
+                Text("(not recorded)" if right is None else format_value(right),
+                     style="dim" if right is None else ""),
+            )
+        console.print(table)
     if diff:
         table = Table(
             title=f"config differences ({len(diff)})", box=box.SIMPLE_HEAD, title_justify="left"
@@ -338,8 +400,20 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
                 Text(format_value(right), style="dim" if is_missing(right) else ""),
             )
         console.print(table)
-    else:
-        console.print("\nThe resolved configs are identical.")
+    undocumented = [f"#{e.number}" for e in (a, b) if not has_provenance(e)]
+    if not diff and not recorded and not undocumented:
+        console.print("\nIdentical: config (model, features, data, run, submit), seeds, data "
+                      "hash, source digest and compiler version.")
+    elif not diff and recorded:
+        console.print("\nThe configs are identical, but what ran differs (above).")
+    elif not diff:
+        console.print("\nThe recorded configs are identical.")
+    if undocumented:
+        console.print(
+            f"{' and '.join(undocumented)} predate(s) provenance recording: data, run "
+            "settings, seeds and source were not stored, so they may differ.",
+            style="yellow",
+        )
 
     metrics = Table(title="metrics", box=box.SIMPLE_HEAD, title_justify="left")
     metrics.add_column("metric")

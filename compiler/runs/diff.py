@@ -142,3 +142,47 @@ def _lookup(config: Any, dotted: str) -> Any:
             return _MISSING
         node = node[part]
     return node
+
+
+#: Provenance rows ``runs show`` and ``runs compare`` report, beside the stored config.
+PROVENANCE_KEYS = (
+    "effective epochs",
+    "effective batch size",
+    "data hash",
+    "source digest",
+    "compiler version",
+)
+
+
+def provenance(exp: Experiment) -> dict[str, Any]:
+    """What the record says, beyond its config, about what ran (``None``: not recorded)."""
+    effective = exp.effective or {}
+    return {
+        "effective epochs": effective.get("epochs"),
+        "effective batch size": effective.get("batch_size"),
+        "data hash": exp.data_hash,
+        "source digest": exp.source_digest,
+        "compiler version": exp.compiler_version,
+    }
+
+
+def provenance_diff(a: Experiment, b: Experiment) -> list[tuple[str, Any, Any]]:
+    """``(label, value in a, value in b)`` for every provenance row that differs."""
+    left, right = provenance(a), provenance(b)
+    return [(key, left[key], right[key]) for key in PROVENANCE_KEYS if left[key] != right[key]]
+
+
+def has_provenance(exp: Experiment) -> bool:
+    """False for records written before the ledger stored data, run settings and source."""
+    return exp.compiler_version is not None
+
+
+def effective_note(exp: Experiment, name: str = "epochs") -> str | None:
+    """``"2 (run.epochs; model.epochs says 20)"`` when ``run.*`` overrode the model's value."""
+    effective = exp.effective or {}
+    source = effective.get(f"{name}_from")
+    if effective.get(name) is None or source is None or source == f"model.{name}":
+        return None
+    configured = _lookup(exp.resolved_config, f"model.{name}")
+    said = "" if configured is _MISSING else f"; model.{name} says {format_value(configured)}"
+    return f"{format_value(effective[name])} (from {source}{said})"
