@@ -1,9 +1,12 @@
 """``python -m compiler model=hybrid_v1 features=cherng_v3 [overrides]``
 
-Plain invocations compose with Hydra's compose API, so a bad config becomes one clear message
-and exit code 2. ``-m`` sweeps are checked point by point first (``compiler.sweep``), then run
-by Hydra's multirun (basic, joblib or Optuna). Hydra's other flags (``--help``, ``--cfg``,
-``--info`` ...) go straight to ``hydra.main`` with the same config directory.
+Every command composes its configs, then runs one preflight (``compiler.preflight``) over
+everything it will use, and only then writes, records, loads, trains or submits. Bad input the
+user can cause ends as one line, ``error: <key or file:line>: expected ..., got ...``, and exit
+code 2; ``--debug`` (or ``HYDRA_FULL_ERROR=1``) adds the traceback. ``-m`` sweeps are checked
+point by point first (``compiler.sweep``), then run by Hydra's multirun (basic, joblib or
+Optuna). Hydra's other flags (``--help``, ``--cfg``, ``--info`` ...) go to ``hydra.main`` once
+their overrides have composed.
 """
 
 from __future__ import annotations
@@ -11,38 +14,93 @@ from __future__ import annotations
 import math
 import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from compiler.errors import PassFailure, RecforgeError
 
-#: Flags that only Hydra's application runner understands.
-_HYDRA_FLAGS = (
-    "-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg", "-p", "--package",
-    "--info", "-i", "--resolve", "--version", "--shell-completion", "-sc", "--config-path",
-    "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun",
-)
 _MULTIRUN_FLAGS = ("-m", "--multirun")
+#: recforge's own flags, taken out before Hydra sees the command line.
+DEBUG_FLAG, VERBOSE_FLAG = "--debug", "--verbose"
+#: Set by ``--verbose``: the run code shows TensorFlow's and Beam's own logs.
+VERBOSE_ENV = "RECFORGE_VERBOSE"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in args or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    if VERBOSE_FLAG in args:
+        os.environ[VERBOSE_ENV] = "1"
+    args = [a for a in args if a not in (DEBUG_FLAG, VERBOSE_FLAG)]
     _plugin_warnings_as_lines()
     try:
-        if any(a in _MULTIRUN_FLAGS for a in args):
-            return _sweep(args)
-        if any(a.split("=", 1)[0] in _HYDRA_FLAGS for a in args):
-            return _hydra_app(args)
-        from compiler.compose import compose
-
-        return execute(compose(args), args)
+        return _dispatch(args)
     except RecforgeError as error:
+        if debug:
+            traceback.print_exc()
         return report_error(error)
     except KeyboardInterrupt:
         print("interrupted: the run directory is not marked complete", file=sys.stderr)
         return 130
+    except Exception as error:  # a bug in recforge (or a plugin), not bad input
+        if debug:
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"error: internal: {type(error).__name__}: {first} "
+              f"(run with {DEBUG_FLAG} for the traceback)", file=sys.stderr)
+        return 1
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """The command line as Hydra's own argument parser reads it."""
+
+    overrides: list[str]
+    config_dir: Path | None
+    config_name: str
+    multirun: bool
+    #: A Hydra flag other than -m/-cp/-cn (--help, --cfg, --info ...): Hydra's app handles it.
+    hydra_flags: bool
+
+
+def parse_command_line(args: list[str]) -> CommandLine:
+    """Hydra's parser, with its errors as one ``error:`` line (argparse would print usage)."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+
+    def fail(message: str) -> None:
+        raise RecforgeError(f"command line: {message}")
+
+    parser.error = fail  # type: ignore[method-assign]
+    parsed = parser.parse_args(args)
+    config_dir = Path(parsed.config_path).expanduser().resolve() if parsed.config_path else None
+    hydra_flags = any(getattr(parsed, name, None) for name in (
+        "help", "hydra_help", "cfg", "resolve", "package", "run", "shell_completion",
+        "config_dir", "experimental_rerun", "info"))
+    return CommandLine(list(parsed.overrides), config_dir, parsed.config_name or "config",
+                       bool(parsed.multirun), hydra_flags)
+
+
+def _dispatch(args: list[str]) -> int:
+    from compiler.compose import compose
+
+    command = parse_command_line(args)
+    if command.multirun:
+        return _sweep(args, command)
+    # Hydra's flags print or inspect the config: its overrides compose here first, so a bad
+    # one is one error line (Hydra would print its own multi-line report).
+    cfg = compose(command.overrides, config_dir=command.config_dir,
+                  config_name=command.config_name)
+    if command.hydra_flags:
+        return _hydra_app(args, command)
+    return execute(cfg, command.overrides)
 
 
 def _plugin_warnings_as_lines() -> None:
@@ -62,25 +120,32 @@ def _plugin_warnings_as_lines() -> None:
 
 def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None = None,
             sweep_id: int | None = None, in_sweep: bool = False) -> Any:
-    """Compile one composed config, record it, then run or submit it if the config asks to.
+    """Preflight, compile, then (unless a dry run) emit, record, and run or submit.
 
     Returns 0, or in a sweep the objective metric of the point's run (for Optuna).
     """
-    from compiler.pipeline import compile_config
+    from compiler.pipeline import compile_config, write_result
+    from compiler.preflight import preflight
 
-    dry_run = bool(cfg.get("dry_run", False))
-    result = compile_config(cfg, overrides=overrides, output_dir=output_dir, write=not dry_run)
-    print_compile_summary(result)
-    if dry_run:
-        print("  dry run: nothing written, run or submitted")
+    checked = preflight(cfg, overrides, output_dir=output_dir)
+    # Compiled in memory first: a pass error stops here, before anything is written.
+    result = compile_config(cfg, overrides=overrides, write=False, config=checked.config)
+    if checked.writes_nothing:
+        print_compile_summary(result)
+        if checked.submit is not None and checked.submit.dry_run:
+            return _submit_dry_run(result, checked)
+        print(f"  dry run: would {checked.action} → {checked.output_dir}; nothing written, "
+              "run, submitted or recorded")
         return 0
+    result = write_result(result, checked.output_dir)
+    print_compile_summary(result)
     ledger, number = _record_compile(cfg, result, overrides, sweep_id)
     metrics = None
-    if cfg.get("run") is not None:
+    if checked.run is not None:
         from compiler.local import run_local
 
         metrics = _tracked(ledger, number, "local", lambda: run_local(result, cfg))
-    elif cfg.get("submit") is not None:
+    elif checked.submit is not None:
         from compiler.cloud import main_submit
 
         code = main_submit(result.emitted.output_dir, cfg.submit,
@@ -98,17 +163,33 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
     return 0
 
 
+def _submit_dry_run(result: Any, checked: Any) -> int:
+    """``submit.dry_run=true``: the staging plan and request, from modules emitted into a
+    temporary directory that is removed afterwards; nothing is recorded or sent."""
+    from compiler.cloud import main_submit
+    from compiler.emit import emit
+
+    with tempfile.TemporaryDirectory(prefix="recforge-dry-run-") as scratch:
+        emitted = emit(result.sources, result.manifest, Path(scratch) / "modules")
+        return main_submit(emitted.output_dir, checked.cfg.submit,
+                           result.plan.required_features(), None)
+
+
 def _record_compile(cfg: DictConfig, result: Any, overrides: Sequence[str],
                     sweep_id: int | None) -> tuple[Any, int | None]:
     """Every compile gets an experiment number in the ledger (see ``compiler.ledger``)."""
     from compiler.ledger import Ledger, LedgerError
+    from compiler.ledger.provenance import record_fields
 
     try:
         ledger = Ledger(cfg.get("ledger"))
         artifacts = {"emitted": str(result.emitted.output_dir)} if result.emitted else {}
+        # The record holds everything that can change the result, not only what the code's
+        # config hash covers: data, run and submit settings, seeds, compiler and source digest.
         number = ledger.record_compile(
             result.config.config_hash, result.config.model.name, result.config.features.name,
-            list(overrides), result.config.data, artifacts=artifacts, sweep_id=sweep_id,
+            list(overrides), artifacts=artifacts, sweep_id=sweep_id,
+            **record_fields(cfg, result.config.data),
         )
     except LedgerError as error:
         raise RecforgeError(f"ledger: {error}") from None
@@ -124,15 +205,23 @@ def _ledger_metrics(ledger: Any, number: int | None) -> dict[str, Any] | None:
 
 
 def _tracked(ledger: Any, number: int | None, kind: str, work: Any) -> dict[str, Any]:
-    """Run ``work`` with its experiment marked running, then completed or failed."""
-    ledger.start(number, kind)
+    """Run ``work`` with its experiment marked running, then completed or failed.
+
+    While it runs, a heartbeat thread keeps the record fresh; with the host and pid recorded
+    here, readers show it ``abandoned`` if this process dies without a word (SIGKILL, OOM).
+    """
+    from compiler.ledger.liveness import Heartbeat, this_host
+
+    ledger.start(number, kind, host=this_host(), pid=os.getpid())
     try:
-        outcome = work()
+        with Heartbeat(ledger, number):
+            outcome = work()
     except BaseException as error:
         reason = "interrupted" if isinstance(error, KeyboardInterrupt) else str(error)
         ledger.fail(number, reason or type(error).__name__)
         raise
-    ledger.complete(number, outcome.metrics, artifacts={"run_dir": str(outcome.run_dir)})
+    ledger.complete(number, outcome.metrics, artifacts={"run_dir": str(outcome.run_dir)},
+                    data_hash=getattr(outcome, "data_hash", None))
     return outcome.metrics
 
 
@@ -168,60 +257,50 @@ def report_error(error: RecforgeError) -> int:
 # --------------------------------------------------------------------------- sweeps
 
 
-def _sweep(args: list[str]) -> int:
+def _sweep(args: list[str], command: CommandLine) -> int:
+    """Check the whole sweep (Hydra's sweeper and launcher settings, every point or the search
+    space, the objective), then create the sweep in the ledger and let Hydra run it."""
     from compiler import sweep
 
-    point_args = [a for a in args if a not in _MULTIRUN_FLAGS]
-    if _uses_search_sweeper(point_args):
-        # A search space (Optuna) has no fixed points to check up front; each trial is
-        # validated when it is composed, and a bad trial fails alone.
+    setup = sweep.check_setup(command.overrides, config_dir=command.config_dir)
+    if setup.search:
+        sweep.check_search_space(setup, command.overrides, config_dir=command.config_dir)
+        if setup.dry_run:
+            sweep.print_search_space(setup)
+            return 0
+        # Each trial is composed from the search space by the sweeper; its values were
+        # checked above, and a trial that still fails fails alone.
         print("sweep: the search space is sampled by the configured sweeper; each trial is "
-              "validated as it is composed")
+              "checked as it is composed")
     else:
-        report = sweep.preflight(point_args)
-        dry_run = any(a in ("dry_run=true", "dry_run=True", "+dry_run=true")
-                      for a in point_args)
+        report = sweep.preflight(command.overrides, config_dir=command.config_dir)
         if report.bad:
-            print(f"error: {sweep.describe_bad_points(report)}", file=sys.stderr)
-            return 2
-        sweep.print_preflight(report, dry_run=dry_run)
-        if dry_run:
+            raise RecforgeError(sweep.describe_bad_points(report))
+        sweep.check_point_objective(setup, report)
+        sweep.print_preflight(report, dry_run=setup.dry_run)
+        if setup.dry_run:
             return 0
     from compiler.ledger import Ledger
 
-    ledger_url = next((a.split("=", 1)[1] for a in point_args if a.startswith("ledger=")), None)
+    ledger_url = setup.ledger_url
     with Ledger(ledger_url) as ledger:
-        sweep_id = ledger.next_sweep_id(" ".join(point_args))
+        sweep_id = ledger.next_sweep_id(" ".join(command.overrides))
     os.environ[sweep.SWEEP_ID_ENV] = str(sweep_id)
     print(f"sweep #{sweep_id}")
     try:
-        _hydra_app(args)
+        _hydra_app(args, command)
     finally:
         del os.environ[sweep.SWEEP_ID_ENV]
+    from compiler.runs.leaderboard import print_sweep_leaderboard
+
     with Ledger(ledger_url) as ledger:
         failed = ledger.list(sweep_id=sweep_id, status="failed")
+        print_sweep_leaderboard(ledger, sweep_id)
     if failed:
         print(f"sweep #{sweep_id}: {len(failed)} point(s) failed: "
               + ", ".join(f"#{e.number}" for e in failed), file=sys.stderr)
         return 1
     return 0
-
-
-def _uses_search_sweeper(point_args: list[str]) -> bool:
-    """True when the sweep is driven by a sweeper other than Hydra's basic one (Optuna)."""
-    from hydra import compose as hydra_compose
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from compiler.compose import CONF_DIR, _ensure_initialized
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(point_args)
-        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-        _ensure_initialized(CONF_DIR)
-        cfg = hydra_compose("config", overrides=fixed, return_hydra_config=True)
-    except Exception:  # noqa: BLE001 - the preflight reports composition errors itself
-        return False
-    return "BasicSweeper" not in str(cfg.hydra.sweeper.get("_target_", ""))
 
 
 class PointFailed(Exception):
@@ -236,12 +315,13 @@ def _sweep_job(cfg: DictConfig, overrides: list[str], *, search: bool) -> Any:
     trial failed and lets the study go on.
     """
     from compiler import sweep
-    from compiler.validate import validate
+    from compiler.preflight import preflight
 
     sweep_id = int(os.environ[sweep.SWEEP_ID_ENV]) if sweep.SWEEP_ID_ENV in os.environ else None
     label = " ".join(overrides)
     try:
-        config = validate(cfg)
+        checked = preflight(cfg, overrides, output_dir=str(cfg.sweep_dir), output_key="sweep_dir")
+        config = checked.config
         point_dir = sweep.point_output_dir(str(cfg.sweep_dir), config.model.name,
                                           config.features.name, config.config_hash)
         if not sweep.claim(point_dir, sweep_id, sweep.point_key(cfg)):
@@ -258,7 +338,7 @@ def _sweep_job(cfg: DictConfig, overrides: list[str], *, search: bool) -> Any:
     return math.nan
 
 
-def _hydra_app(args: list[str]) -> int:
+def _hydra_app(args: list[str], command: CommandLine) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -287,12 +367,32 @@ def _hydra_app(args: list[str]) -> int:
 
     release()  # hydra.main initializes Hydra itself
     saved = sys.argv
-    sys.argv = [saved[0], *args]
+    sys.argv = [saved[0], *_absolute_config_path(args, command)]
     try:
         task()
     finally:
         sys.argv = saved
     return 0
+
+
+def _absolute_config_path(args: list[str], command: CommandLine) -> list[str]:
+    """``-cp DIR`` relative to the current directory, as the plain commands read it (Hydra
+    would read it relative to this file)."""
+    if command.config_dir is None:
+        return args
+    result: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg in ("-cp", "--config-path"):
+            skip = True
+            continue
+        if arg.startswith("--config-path="):
+            continue
+        result.append(arg)
+    return ["--config-path", str(command.config_dir), *result]
 
 
 if __name__ == "__main__":

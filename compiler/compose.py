@@ -16,11 +16,17 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig
+from hydra.errors import (
+    ConfigCompositionException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from compiler import schema
@@ -37,11 +43,20 @@ def compose(
     *,
     config_dir: Path | str | None = None,
     config_name: str = "config",
+    with_hydra: bool = False,
 ) -> DictConfig:
-    """Compose ``conf/config.yaml`` with Hydra overrides (``["model=ranking_v1", ...]``)."""
+    """Compose ``conf/config.yaml`` with Hydra overrides (``["model=ranking_v1", ...]``).
+
+    ``with_hydra``: keep the ``hydra`` node (sweeper, launcher), as ``hydra.main`` sees it.
+    Every composition problem is raised as one ``ConfigError``: unknown keys and options,
+    wrong types, YAML syntax (``file:line:col``), non-UTF-8 files and override grammar.
+    """
     conf_dir = Path(config_dir or CONF_DIR).resolve()
     try:
         _ensure_initialized(conf_dir)
+        if with_hydra:
+            return hydra_compose(config_name, overrides=list(overrides),
+                                 return_hydra_config=True)
         groups, values = _split_overrides(overrides)
         base = _compose_groups(conf_dir, config_name, tuple(groups))
         if not values:
@@ -49,6 +64,10 @@ def compose(
         return _apply_values(base, values)
     except (HydraException, OmegaConfBaseException) as error:
         raise translate_error(error, overrides, conf_dir) from None
+    except yaml.YAMLError as error:
+        raise yaml_error(error) from None
+    except UnicodeDecodeError as error:
+        raise encoding_error(error, conf_dir) from None
 
 
 # A sweep composes the same group selection (model=..., features=...) with many value
@@ -135,17 +154,36 @@ def translate_error(
     if cause is not None and getattr(cause, "full_key", None):
         key = str(cause.full_key)
         location = _override_for(key, overrides)
+        if "." not in key and "[" not in key and str(getattr(cause, "msg", "")).startswith(
+                "Key '"):  # a root name that is neither a group nor a key
+            known = _root_names(conf_dir)
+            return ConfigError(key, f"expected a config group or key ({', '.join(known)}), "
+                               f"got '{key}'", suggestion=did_you_mean(key, known),
+                               location=location)
         return _from_omegaconf(cause, key, getattr(cause, "object_type", None), location)
 
     text = str(error)
-    if isinstance(error, MissingConfigException) and (m := _MISSING_OPTION.search(text)):
-        group, option = m["group"], m["option"]
-        options = _group_options(conf_dir, group)
+    if isinstance(error, OverrideParseException):
+        return _grammar_error(error, overrides)
+    if isinstance(error, MissingConfigException) and (
+        error.missing_cfg_file and "/" in error.missing_cfg_file
+        or _MISSING_OPTION.search(text)
+    ):
+        if error.missing_cfg_file and "/" in error.missing_cfg_file:
+            group, option = error.missing_cfg_file.rsplit("/", 1)
+        else:
+            m = _MISSING_OPTION.search(text)
+            group, option = m["group"], m["option"]  # type: ignore[index]
+        options = [o for o in (error.options or _group_options(conf_dir, group))
+                   if not o.endswith("_schema")]
+        where = f"conf/{group}/" if (conf_dir / group).is_dir() else f"Hydra's {group}"
         return ConfigError(
-            group.replace("/", "."),
-            f"no config '{option}' in conf/{group}/ (available: {', '.join(options) or 'none'})",
+            group.replace("/", ".") if not group.startswith("hydra/") else group,
+            f"expected one of {', '.join(options) or 'no options'} ({where}), got '{option}'",
             suggestion=did_you_mean(option, options),
         )
+    if isinstance(error, ConfigCompositionException) and (m := _NO_OVERRIDE.match(text)):
+        return _unknown_override(m["target"], overrides, conf_dir)
     if m := _FILE_ERROR.search(text):
         key, object_type = m["key"], _schema_class(m["type"])
         location = _locate_in_file(conf_dir / f"{m['file']}.yaml", key)
@@ -155,6 +193,95 @@ def translate_error(
         return ConfigError(key, _rephrase(problem), location=location)
     first_line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return ConfigError("overrides", first_line)
+
+
+_NO_OVERRIDE = re.compile(r"Could not override '(?P<target>[^']+)'")
+
+
+def _grammar_error(error: OverrideParseException, overrides: Sequence[str]) -> ConfigError:
+    """An override Hydra's grammar cannot parse: name it, say what the grammar expected."""
+    override = error.override or next(iter(overrides), "")
+    reason = str(error.message).strip().splitlines()[0]
+    return ConfigError(
+        f"override '{override}'",
+        f"expected Hydra override syntax (key=value, key=a,b, key=range(1,5)), got {reason}",
+    )
+
+
+def _unknown_override(target: str, overrides: Sequence[str], conf_dir: Path) -> ConfigError:
+    """``Could not override 'x'``: a group or key that the composed config does not have."""
+    override = next((o for o in overrides if o.lstrip("+~").split("=", 1)[0] == target), target)
+    if "." in target:  # a key: list its siblings from a compose without this override
+        parent, _, leaf = target.rpartition(".")
+        try:
+            others = [o for o in overrides if o != override]
+            cfg = hydra_compose("config", overrides=others, return_hydra_config=True)
+            node = OmegaConf.select(cfg, parent)
+            known = sorted(str(k) for k in node.keys()) if isinstance(node, DictConfig) else []
+        except Exception:  # noqa: BLE001 - the suggestion is optional; the error is not
+            known = []
+        listed = f" (expected one of: {', '.join(known)})" if known else ""
+        return ConfigError(target, f"unknown key '{leaf}'{listed}",
+                           suggestion=did_you_mean(leaf, known))
+    if "/" in target:
+        return ConfigError(
+            target,
+            f"expected a config group of the composed config, got '{target}', which the "
+            f"selected options do not use (to add it anyway: '+{override.lstrip('+~')}')",
+        )
+    known = _root_names(conf_dir)
+    return ConfigError(
+        target,
+        f"expected a config group or key ({', '.join(known)}), got '{target}'",
+        suggestion=did_you_mean(target, known),
+    )
+
+
+def _root_names(conf_dir: Path) -> list[str]:
+    groups = sorted(p.name for p in conf_dir.iterdir() if p.is_dir()) if conf_dir.is_dir() else []
+    keys = [f.name for f in dataclasses.fields(schema.RecforgeConfig)]
+    return groups + [k for k in keys if k not in groups]
+
+
+# --------------------------------------------------------------------------- file errors
+
+
+def yaml_error(error: yaml.YAMLError) -> ConfigError:
+    """``conf/model/x.yaml:7:1: expected ',' or ']', got '<stream end>'``."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = str(getattr(error, "problem", None) or error).strip()
+    if problem.startswith("expected "):
+        for but in (", but found ", " but found ", ", but got ", " but got "):
+            problem = problem.replace(but, ", got ")
+    else:
+        problem = "expected valid YAML, got " + problem.removeprefix("found ")
+    if mark is None:
+        return ConfigError("YAML", problem)
+    location = f"{_relative(Path(mark.name))}:{mark.line + 1}:{mark.column + 1}"
+    return ConfigError(location, problem)
+
+
+def encoding_error(error: UnicodeDecodeError, conf_dir: Path) -> ConfigError:
+    """``conf/model/x.yaml:4: expected UTF-8 text, got byte 0xe9 at offset 47``.
+
+    Hydra does not say which file it was reading; the file is found by its bytes."""
+    data = bytes(error.object)
+    files = sorted(conf_dir.rglob("*.yaml"))
+    path = next((f for f in files if f.read_bytes() == data), None) or next(
+        (f for f in files if not _is_utf8(f.read_bytes())), None)
+    byte = data[error.start] if error.start < len(data) else 0
+    line = data.count(b"\n", 0, error.start) + 1
+    where = f"{_relative(path)}:{line}" if path else "conf"
+    return ConfigError(where, f"expected UTF-8 text, got byte 0x{byte:02x} at offset "
+                       f"{error.start}")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _from_omegaconf(

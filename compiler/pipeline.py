@@ -5,6 +5,7 @@ Each stage is its own module and can be called alone; ``compile_config`` only ch
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from omegaconf import DictConfig
 from compiler import __version__
 from compiler.build import build
 from compiler.emit import EmitResult, emit
-from compiler.errors import PassFailure, PluginError
+from compiler.errors import ConfigError, PassFailure, PluginError
 from compiler.fragments import block_origin, unique
 from compiler.plan import Plan, plan
 from compiler.registry import Registry, get_registry
@@ -74,14 +75,16 @@ def compile_config(
     write: bool = True,
     overrides: Sequence[str] = (),
     registry: Registry | None = None,
+    config: ResolvedConfig | None = None,
 ) -> CompileResult:
     """Validate, plan, build, check and (unless ``write=False``) emit one composed config.
 
-    Raises ``ConfigError``/``PluginError`` for bad input and ``PassFailure`` when a pass finds
-    an error; in every failure case nothing is written.
+    ``config`` is ``cfg`` already validated (by ``compiler.preflight``), so it is not
+    validated twice. Raises ``ConfigError``/``PluginError`` for bad input and ``PassFailure``
+    when a pass finds an error; in every failure case nothing is written.
     """
     registry = registry or get_registry()
-    config = validate(cfg, registry)
+    config = config or validate(cfg, registry)
     the_plan = plan(config, registry)
     modules = build(the_plan, registry)
     sources = {name: module.code for name, module in modules.items()}
@@ -98,8 +101,18 @@ def compile_config(
             "nothing was written",
             errors,
         )
-    emitted = emit(sources, manifest, output_dir or config.output_dir) if write else None
-    return CompileResult(config, the_plan, sources, findings, manifest, emitted)
+    result = CompileResult(config, the_plan, sources, findings, manifest, None)
+    return write_result(result, output_dir or config.output_dir) if write else result
+
+
+def write_result(result: CompileResult, output_dir: Path | str) -> CompileResult:
+    """Stage 6 — emit a compiled result's files into ``output_dir`` (atomically)."""
+    try:
+        emitted = emit(result.sources, result.manifest, output_dir)
+    except OSError as error:  # the preflight checked the directory; the disk can still refuse
+        raise ConfigError("output_dir", f"expected a writable directory, got "
+                          f"{error.strerror or error} ({error.filename or output_dir})") from None
+    return dataclasses.replace(result, emitted=emitted)
 
 
 def compile_overrides(overrides: Sequence[str] = (), **kwargs: Any) -> CompileResult:

@@ -37,6 +37,8 @@ class Point:
     problem: str | None = None
     same_as: int | None = None
     action: str = ""
+    #: The final metrics this point's run writes (``compiler.preflight.objective_metrics``).
+    metrics: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -54,9 +56,7 @@ class Preflight:
 
 def expand(overrides: Sequence[str]) -> list[list[str]]:
     """The cartesian product of a sweep's overrides, as Hydra's basic sweeper forms it."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    parsed = parse(overrides)
     axes: list[list[str]] = []
     for override in parsed:
         if override.is_hydra_override():
@@ -69,11 +69,25 @@ def expand(overrides: Sequence[str]) -> list[list[str]]:
     return [list(combination) for combination in itertools.product(*axes)]
 
 
+def parse(overrides: Sequence[str]) -> list[Any]:
+    """Hydra's parsed overrides; a grammar error is a ``ConfigError`` naming the override."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from compiler.compose import CONF_DIR, translate_error
+
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as error:
+        raise translate_error(error, overrides, CONF_DIR) from None
+
+
 def point_output_dir(sweep_root: str, model: str, features: str, config_hash: str) -> str:
     return str(Path(sweep_root) / f"{model}__{features}-{config_hash}")
 
 
-def preflight(overrides: Sequence[str], *, workers: int | None = None) -> Preflight:
+def preflight(overrides: Sequence[str], *, workers: int | None = None,
+              config_dir: Path | None = None) -> Preflight:
     """Compose, validate and compile every point of the sweep without writing anything.
 
     Points are composed here, in order; identical ones (same ``point_key``) are compiled
@@ -89,7 +103,7 @@ def preflight(overrides: Sequence[str], *, workers: int | None = None) -> Prefli
         first_of: dict[str, int] = {}
         for point in points:
             try:
-                key = point_key(compose(point.overrides))
+                key = point_key(compose(point.overrides, config_dir=config_dir))
             except RecforgeError as error:
                 point.problem = str(error)
                 continue
@@ -97,13 +111,14 @@ def preflight(overrides: Sequence[str], *, workers: int | None = None) -> Prefli
                 point.same_as = first_of[key]
             else:
                 first_of[key] = point.number
-                compiler.submit(point)
+                compiler.submit(point, config_dir)
     for point in points:
         if point.same_as is not None:  # the same work as an earlier point: compiled there
             first = points[point.same_as - 1]
             point.config_hash, point.output_dir = first.config_hash, first.output_dir
             point.errors, point.warnings = first.errors, first.warnings
             point.action, point.problem = first.action, first.problem
+            point.metrics = first.metrics
     return result
 
 
@@ -121,16 +136,17 @@ class _Compiler:
         self.pool: ProcessPoolExecutor | None = None
         self.pending: list[tuple[Point, Any]] = []
 
-    def submit(self, point: Point) -> None:
+    def submit(self, point: Point, config_dir: Path | None = None) -> None:
         if self.workers < 2 or self.pool is None and not self.pending:
             # The first compile runs here: it loads the plugins and parses the templates,
             # which the workers forked next then inherit instead of each doing it again.
-            self.pending.append((point, _compile_point(point.overrides)))
+            self.pending.append((point, _compile_point(point.overrides, config_dir)))
             return
         if self.pool is None:
             self.pool = ProcessPoolExecutor(self.workers,
                                             mp_context=multiprocessing.get_context("fork"))
-        self.pending.append((point, self.pool.submit(_compile_point, point.overrides)))
+        self.pending.append((point, self.pool.submit(_compile_point, point.overrides,
+                                                     config_dir)))
 
     def __enter__(self) -> _Compiler:
         return self
@@ -147,14 +163,20 @@ class _Compiler:
                 self.pool.shutdown(cancel_futures=True)
 
 
-def _compile_point(point_overrides: list[str]) -> dict[str, Any]:
-    """Compile one point in memory: what the preflight reports of it."""
+def _compile_point(point_overrides: list[str], config_dir: Path | None = None
+                   ) -> dict[str, Any]:
+    """Preflight and compile one point in memory: what the sweep's preflight reports of it."""
     from compiler.compose import compose
     from compiler.pipeline import compile_config
+    from compiler.preflight import objective_metrics
+    from compiler.preflight import preflight as check_point
 
     try:
-        cfg = compose(point_overrides)
-        compiled = compile_config(cfg, write=False, overrides=point_overrides)
+        cfg = compose(point_overrides, config_dir=config_dir)
+        checked = check_point(cfg, point_overrides, output_dir=str(cfg.sweep_dir),
+                              output_key="sweep_dir")
+        compiled = compile_config(cfg, write=False, overrides=point_overrides,
+                                  config=checked.config)
     except RecforgeError as error:
         return {"problem": str(error)}
     config = compiled.config
@@ -164,7 +186,8 @@ def _compile_point(point_overrides: list[str]) -> dict[str, Any]:
         "warnings": len(compiled.warnings),
         "output_dir": point_output_dir(str(cfg.sweep_dir), config.model.name,
                                        config.features.name, config.config_hash),
-        "action": _action(cfg),
+        "action": checked.action,
+        "metrics": objective_metrics(config),
     }
 
 
@@ -179,14 +202,6 @@ def point_key(cfg) -> str:  # noqa: ANN001 - DictConfig
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     text = json.dumps(container, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _action(cfg) -> str:  # noqa: ANN001 - DictConfig
-    if cfg.get("submit") is not None:
-        return "compile, submit to Vertex AI"
-    if cfg.get("run") is not None:
-        return "compile, run locally"
-    return "compile"
 
 
 def print_preflight(report: Preflight, *, dry_run: bool) -> None:
@@ -216,11 +231,13 @@ def print_preflight(report: Preflight, *, dry_run: bool) -> None:
 
 
 def describe_bad_points(report: Preflight) -> str:
-    lines = [f"{len(report.bad)} of {len(report.points)} sweep point(s) are invalid; "
-             "nothing was run:"]
-    for point in report.bad:
-        lines.append(f"  point #{point.number} [{' '.join(point.overrides)}]: {point.problem}")
-    return "\n".join(lines)
+    """One line: the first bad point with its overrides and problem, and how many are bad."""
+    first = report.bad[0]
+    others = [f"#{p.number}" for p in report.bad[1:]]
+    more = f"; also invalid: point {', '.join(others)}" if others else ""
+    return (f"sweep point #{first.number} [{' '.join(first.overrides)}]: {first.problem} "
+            f"({len(report.bad)} of {len(report.points)} point(s) invalid{more}; nothing was "
+            "run)")
 
 
 def claim(point_dir: str, sweep_id: int | None, key: str) -> bool:
@@ -232,3 +249,164 @@ def claim(point_dir: str, sweep_id: int | None, key: str) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+# --------------------------------------------------------------------------- sweep settings
+
+
+@dataclass(frozen=True)
+class SweepSetup:
+    """The sweep as a whole, checked: Hydra's sweeper and launcher, and the root settings."""
+
+    sweeper: Any  # DictConfig: hydra.sweeper
+    launcher: Any  # DictConfig: hydra.launcher
+    base: Any  # DictConfig: the config composed from the sweep's fixed overrides
+    fixed: list[str]
+    search: bool
+    dry_run: bool
+    ledger_url: str
+
+
+#: Optuna's directions (one objective: a sweep point returns one number).
+DIRECTIONS = ("minimize", "maximize")
+
+
+def check_setup(overrides: Sequence[str], *, config_dir: Path | None = None) -> SweepSetup:
+    """Compose the sweep's fixed overrides with Hydra's own config and check what only the
+    sweep uses: the sweeper and launcher options, ``dry_run`` and ``sweep_dir``, the ledger."""
+    from compiler.compose import compose
+    from compiler.errors import ConfigError
+    from compiler.ledger.store import check_ledger_url
+    from compiler.preflight import check_flag, check_output_dir
+
+    parsed = parse(overrides)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    for override in parsed:
+        if override.is_sweep_override() and override.get_key_element().lstrip("+~") in (
+                "dry_run", "ledger", "sweep_dir", "objective"):
+            raise ConfigError(override.get_key_element().lstrip("+~"),
+                              f"expected one value for the whole sweep, got "
+                              f"'{override.input_line}'")
+    full = compose(fixed, config_dir=config_dir, with_hydra=True)
+    sweeper, launcher = full.hydra.sweeper, full.hydra.launcher
+    base = compose(fixed, config_dir=config_dir)
+    search = "BasicSweeper" not in str(sweeper.get("_target_", ""))
+    _check_launcher(launcher)
+    if search:
+        _check_optuna(sweeper)
+    dry_run = check_flag(base, "dry_run")
+    check_output_dir(str(base.sweep_dir), "sweep_dir")
+    ledger_url = check_ledger_url(base.get("ledger"))
+    return SweepSetup(sweeper, launcher, base, fixed, search, dry_run, ledger_url)
+
+
+def _check_launcher(launcher: Any) -> None:
+    from compiler.errors import ConfigError
+
+    n_jobs = launcher.get("n_jobs")
+    if "joblib" in str(launcher.get("_target_", "")) and (
+            not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs == 0):
+        raise ConfigError("hydra.launcher.n_jobs",
+                          f"expected a non-zero number of processes (-1: one per CPU), "
+                          f"got {n_jobs!r}")
+
+
+def _check_optuna(sweeper: Any) -> None:
+    from compiler.errors import ConfigError, did_you_mean
+
+    n_trials = sweeper.get("n_trials")
+    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials <= 0:
+        raise ConfigError("hydra.sweeper.n_trials",
+                          f"expected a positive number of trials, got {n_trials!r}")
+    direction = _direction(sweeper)
+    if direction not in DIRECTIONS:
+        raise ConfigError("hydra.sweeper.direction",
+                          f"expected one of {', '.join(DIRECTIONS)}, got {direction!r}",
+                          suggestion=did_you_mean(str(direction), DIRECTIONS))
+    if not sweeper.get("params"):
+        raise ConfigError("hydra.sweeper.params",
+                          "expected a search space (key: choice(...) / interval(...)), got none")
+
+
+def _direction(sweeper: Any) -> Any:
+    direction = sweeper.get("direction")
+    if isinstance(direction, (str, int, float)) or direction is None:
+        return direction
+    name = getattr(direction, "name", None)  # Optuna sweeper's Direction enum
+    return name if name is not None else list(direction)
+
+
+def check_search_space(setup: SweepSetup, overrides: Sequence[str], *,
+                       config_dir: Path | None = None) -> None:
+    """A search sweeper (Optuna): the base config, every value of every search dimension
+    (each choice; an interval's bounds), and the objective with its direction, checked."""
+    from compiler.compose import compose
+    from compiler.errors import ConfigError, RecforgeError
+    from compiler.preflight import check_objective, lower_is_better, objective_metrics
+    from compiler.preflight import preflight as check_config
+
+    del overrides
+    checked = check_config(setup.base, setup.fixed, output_dir=str(setup.base.sweep_dir),
+                           output_key="sweep_dir")
+    objective = check_objective(setup.base.get("objective"), objective_metrics(checked.config))
+    direction = _direction(setup.sweeper)
+    wanted = "minimize" if lower_is_better(objective) else "maximize"
+    if direction != wanted:
+        raise ConfigError("hydra.sweeper.direction",
+                          f"expected {wanted} for objective {objective}, got {direction}")
+    for key, values in search_values(setup.sweeper.params).items():
+        for value in values:
+            try:
+                cfg = compose([*setup.fixed, f"{key}={value}"], config_dir=config_dir)
+                check_config(cfg, output_dir=str(cfg.sweep_dir), output_key="sweep_dir")
+            except RecforgeError as error:
+                raise ConfigError(f"hydra.sweeper.params.{key}",
+                                  f"expected values that give a valid config, got {value}, "
+                                  f"which gives {error}") from None
+
+
+def search_values(params: Any) -> dict[str, list[str]]:
+    """The values of each search dimension worth checking: every choice, an interval's or a
+    range's bounds."""
+    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+
+    from compiler.errors import ConfigError
+
+    values: dict[str, list[str]] = {}
+    for key, spec in (params or {}).items():
+        line = f"{key}={spec}"
+        try:
+            override = parse([line])[0]
+        except ConfigError as error:
+            raise ConfigError(f"hydra.sweeper.params.{key}", error.problem) from None
+        element = override.value()
+        if isinstance(element, IntervalSweep):
+            values[key] = [str(element.start), str(element.end)]
+        elif isinstance(element, (ChoiceSweep, RangeSweep)):
+            values[key] = list(override.sweep_string_iterator())
+        else:
+            values[key] = [override.get_value_element_as_str()]
+    return values
+
+
+def check_point_objective(setup: SweepSetup, report: Preflight) -> None:
+    """The objective is a metric that at least one point's run writes."""
+    from compiler.preflight import check_objective
+
+    written: list[str] = []
+    for point in report.points:
+        written += [m for m in point.metrics if m not in written]
+    check_objective(setup.base.get("objective"), written)
+
+
+def print_search_space(setup: SweepSetup) -> None:
+    """An Optuna dry run: what the study would search; nothing is created or recorded."""
+    sweeper = setup.sweeper
+    print(f"sweep dry run: {sweeper.get('n_trials')} trial(s), {_direction(sweeper)} "
+          f"'{setup.base.get('objective')}', sampler "
+          f"{str(sweeper.sampler.get('_target_', '?')).rsplit('.', 1)[-1]}; nothing was run "
+          "or recorded")
+    if setup.fixed:
+        print(f"every trial: {' '.join(setup.fixed)}")
+    for key, spec in sweeper.params.items():
+        print(f"  {key}: {spec}")
