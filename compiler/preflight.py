@@ -125,7 +125,7 @@ def check_output_dir(path: str, key: str = "output_dir") -> Path:
             raise ConfigError(key, f"expected path components of at most {name_max} bytes, "
                               f"got one of {len(os.fsencode(part))}")
     existing = target
-    while not existing.exists():
+    while not os.path.exists(existing):  # (Path.exists raises on an over-long name)
         if existing.is_symlink():  # a dangling link cannot hold a directory
             raise ConfigError(key, f"expected a directory, got a broken link at {existing}")
         existing = existing.parent
@@ -141,7 +141,7 @@ def check_output_dir(path: str, key: str = "output_dir") -> Path:
 
 def _name_max(path: Path) -> int:
     probe = path
-    while not probe.exists():
+    while not os.path.exists(probe):
         probe = probe.parent
     try:
         return os.pathconf(probe, "PC_NAME_MAX")

@@ -282,6 +282,11 @@ def check_setup(overrides: Sequence[str], *, config_dir: Path | None = None) -> 
     parsed = parse(overrides)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     for override in parsed:
+        if override.is_sweep_override() and override.is_hydra_override():
+            key, _, spec = override.input_line.partition("=")
+            raise ConfigError(key, f"expected one value, got the sweep {spec} (Hydra's own "
+                              "settings are not swept; a search sweeper takes a dimension on "
+                              "the command line as model.<key>=interval(a,b) or choice(...))")
         if override.is_sweep_override() and override.get_key_element().lstrip("+~") in (
                 "dry_run", "ledger", "sweep_dir", "objective"):
             raise ConfigError(override.get_key_element().lstrip("+~"),
@@ -323,9 +328,6 @@ def _check_optuna(sweeper: Any) -> None:
         raise ConfigError("hydra.sweeper.direction",
                           f"expected one of {', '.join(DIRECTIONS)}, got {direction!r}",
                           suggestion=did_you_mean(str(direction), DIRECTIONS))
-    if not sweeper.get("params"):
-        raise ConfigError("hydra.sweeper.params",
-                          "expected a search space (key: choice(...) / interval(...)), got none")
 
 
 def _direction(sweeper: Any) -> Any:
@@ -345,7 +347,14 @@ def check_search_space(setup: SweepSetup, overrides: Sequence[str], *,
     from compiler.preflight import check_objective, lower_is_better, objective_metrics
     from compiler.preflight import preflight as check_config
 
-    del overrides
+    space = dict(setup.sweeper.get("params") or {})
+    for override in parse(overrides):  # the sweeper adds command-line sweeps to the space
+        if override.is_sweep_override() and not override.is_hydra_override():
+            key, _, spec = override.input_line.partition("=")
+            space[key.lstrip("+")] = spec
+    if not space:
+        raise ConfigError("hydra.sweeper.params",
+                          "expected a search space (key: choice(...) / interval(...)), got none")
     checked = check_config(setup.base, setup.fixed, output_dir=str(setup.base.sweep_dir),
                            output_key="sweep_dir")
     objective = check_objective(setup.base.get("objective"), objective_metrics(checked.config))
@@ -354,7 +363,7 @@ def check_search_space(setup: SweepSetup, overrides: Sequence[str], *,
     if direction != wanted:
         raise ConfigError("hydra.sweeper.direction",
                           f"expected {wanted} for objective {objective}, got {direction}")
-    for key, values in search_values(setup.sweeper.params).items():
+    for key, values in search_values(space).items():
         for value in values:
             try:
                 cfg = compose([*setup.fixed, f"{key}={value}"], config_dir=config_dir)
