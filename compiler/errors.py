@@ -8,8 +8,11 @@ from collections.abc import Iterable
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest of ``choices`` to ``word``, if any is close enough to suggest."""
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    by_lower: dict[str, str] = {}
+    for choice in choices:  # case never decides: 'Relu' suggests 'relu', not 'selu'
+        by_lower.setdefault(choice.lower(), choice)
+    matches = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[matches[0]] if matches else None
 
 
 class RecforgeError(Exception):

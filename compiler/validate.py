@@ -25,6 +25,18 @@ from compiler.registry import Registry, get_registry
 from compiler.schema import FeaturesConfig, FeatureSpec, ModelConfig, TowerConfig
 
 SAFE_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: Activation names the emitted trainer passes to Keras (``tf.keras.layers.Dense(activation=)``
+#: under legacy Keras, i.e. ``tf_keras.activations.get``), checked here so that a typo fails
+#: the compile instead of the cloud job. ``tests/test_validate.py`` keeps the table in sync
+#: with what ``tf_keras.activations`` accepts (every name here; every public one there is here
+#: or in ``NOT_ACTIVATIONS``).
+ACTIVATIONS = (
+    "elu", "exponential", "gelu", "hard_sigmoid", "leaky_relu", "linear", "log_softmax",
+    "mish", "relu", "relu6", "selu", "sigmoid", "silu", "softmax", "softplus", "softsign",
+    "swish", "tanh",
+)
+#: Public names of ``tf_keras.activations`` that are helpers, not activations.
+NOT_ACTIVATIONS = ("deserialize", "get", "serialize")
 MODEL_TYPES_NEEDING_TARGET = ("ranking", "multitask")
 
 
@@ -164,6 +176,11 @@ def _check_features(features: FeaturesConfig) -> None:
             key = f"features.crosses.{side}[{index}]"
             if len(cross.features) < 2:
                 raise ConfigError(f"{key}.features", "a cross needs at least two features")
+            repeated = next((f for f in cross.features if cross.features.count(f) > 1), None)
+            if repeated is not None:
+                raise ConfigError(f"{key}.features",
+                                  f"expected two or more different features, got '{repeated}' "
+                                  f"crossed with itself ({list(cross.features)})")
             for member_index, member in enumerate(cross.features):
                 spec = side_specs.get(member)
                 if spec is None:
@@ -227,6 +244,7 @@ def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registr
         registry.fragment("head", head.type, key="model.rating_head.type")
         for index, width in enumerate(head.layers):
             _check_positive(width, f"model.rating_head.layers[{index}]")
+        check_activation(head.activation, "model.rating_head.activation")
         if not head.layers or head.layers[-1] != 1:
             raise ConfigError(
                 "model.rating_head.layers",
@@ -249,10 +267,17 @@ def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registr
         if getattr(model, name) < 0:
             raise ConfigError(f"model.{name}",
                               f"expected a weight >= 0, got {getattr(model, name)}")
+    if model.model_type == "multitask" and model.retrieval_weight == model.ranking_weight == 0:
+        raise ConfigError("model.ranking_weight",
+                          "expected at least one of retrieval_weight and ranking_weight to be "
+                          "above 0 (the loss would be zero), got both 0")
     if not model.top_k:
         raise ConfigError("model.top_k", "expected at least one K")
     for index, k in enumerate(model.top_k):
         _check_positive(k, f"model.top_k[{index}]")
+        if k in model.top_k[:index]:
+            raise ConfigError(f"model.top_k[{index}]",
+                              f"expected distinct values, got {k} twice in {list(model.top_k)}")
     performance = model.performance
     _check_positive(performance.steps_per_execution, "model.performance.steps_per_execution")
     if performance.steps_per_execution > 1 and not performance.cache:
@@ -273,11 +298,19 @@ def _check_tower(tower: TowerConfig, key: str, model: ModelConfig, registry: Reg
             f"expected it to equal the last {key} width ({tower.layers[-1]}), "
             f"got {model.output_embedding_dim}",
         )
+    check_activation(tower.activation, f"{key}.activation")
     if tower.l2 < 0:
         raise ConfigError(f"{key}.l2", f"expected a value >= 0, got {tower.l2}")
     if not 0 <= tower.dropout < 1:
         raise ConfigError(f"{key}.dropout", f"expected 0 <= dropout < 1, got {tower.dropout}")
     _check_params("tower", tower.type, tower.params, f"{key}.params", registry)
+
+
+def check_activation(name: str, key: str) -> None:
+    """``name`` is an activation Keras accepts (``ACTIVATIONS``)."""
+    if name not in ACTIVATIONS:
+        raise ConfigError(key, f"expected a Keras activation ({', '.join(ACTIVATIONS)}), "
+                          f"got '{name}'", suggestion=did_you_mean(name, ACTIVATIONS))
 
 
 def _check_params(kind: str, name: str, params: dict[str, Any], key: str,
@@ -303,7 +336,10 @@ def _check_params(kind: str, name: str, params: dict[str, Any], key: str,
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), params)
         OmegaConf.to_object(merged)  # runs the schema's own __post_init__ checks
-        return OmegaConf.to_container(merged, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+        values = OmegaConf.to_container(merged, resolve=True, enum_to_str=True)
+        if isinstance(values.get("activation"), str):  # type: ignore[union-attr]
+            check_activation(values["activation"], f"{key}.activation")  # type: ignore[index]
+        return values  # type: ignore[return-value]
     except MissingMandatoryValue as error:
         raise ConfigError(f"{key}.{error.key}", "a value is required here but none was set",
                           hint=hint) from None

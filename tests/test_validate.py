@@ -87,3 +87,53 @@ def test_fragment_params_are_validated_against_the_fragment_schema() -> None:
 def test_ranking_needs_a_target() -> None:
     error = check(["model=ranking_v1", "features.target=null"])
     assert error.key == "features.target"
+
+
+@pytest.mark.parametrize(("overrides", "key", "text"), [
+    (["model.buyer_tower.activation=banana"], "model.buyer_tower.activation",
+     "expected a Keras activation"),
+    (["model.product_tower.activation=Relu"], "model.product_tower.activation",
+     "did you mean 'relu'"),
+    (["model.rating_head.activation=tahn"], "model.rating_head.activation",
+     "did you mean 'tanh'"),
+    (["model.top_k=[5,5,10]"], "model.top_k[1]", "expected distinct values, got 5 twice"),
+    (["features.crosses.buyer.0.features=[cust_value,cust_value]"],
+     "features.crosses.buyer[0].features", "crossed with itself"),
+    (["model.retrieval_weight=0", "model.ranking_weight=0"], "model.ranking_weight",
+     "got both 0"),
+])
+def test_what_the_runtime_would_reject_fails_the_compile(overrides, key, text) -> None:
+    error = check(overrides)
+    assert error.key == key
+    assert text in str(error)
+
+
+def test_one_zero_loss_weight_is_allowed() -> None:
+    assert validate(compose_config(["model.retrieval_weight=0"])).model.ranking_weight == 1.0
+
+
+def test_every_activation_in_the_table_validates() -> None:
+    from compiler.validate import ACTIVATIONS
+
+    for name in ACTIVATIONS:
+        config = validate(compose_config([f"model.buyer_tower.activation={name}"]))
+        assert config.model.buyer_tower.activation == name
+
+
+@pytest.mark.slow
+def test_activation_table_matches_what_keras_accepts() -> None:
+    """The table holds only names Keras accepts, and every public activation Keras has (bar
+    the helpers in NOT_ACTIVATIONS): a Keras upgrade that adds or removes one fails here."""
+    import os
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import tf_keras
+
+    from compiler.validate import ACTIVATIONS, NOT_ACTIVATIONS
+
+    for name in ACTIVATIONS:
+        assert callable(tf_keras.activations.get(name)), name
+    public = {n for n in dir(tf_keras.activations) if not n.startswith("_")}
+    assert public - set(NOT_ACTIVATIONS) <= set(ACTIVATIONS), public - set(ACTIVATIONS)
+    with pytest.raises(ValueError):
+        tf_keras.activations.get("banana")
