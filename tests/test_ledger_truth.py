@@ -89,6 +89,28 @@ def test_a_bad_ledger_is_one_error_before_anything_is_written(
         assert len(ledger.list()) == rows  # and no ledger row
 
 
+@pytest.mark.parametrize(
+    ("env", "args", "key"),
+    [
+        ({"RECFORGE_LEDGER_URL": "::::"}, [], "error: RECFORGE_LEDGER_URL: expected"),
+        ({}, ["ledger=postgresql:/nobody@127.0.0.1/x"],
+         "did you mean 'postgresql://nobody@127.0.0.1/x'?"),
+    ],
+    ids=["env", "typo"],
+)
+def test_the_real_cli_refuses_a_bad_ledger_and_leaves_no_file(
+    tmp_path: Path, env: dict[str, str], args: list[str], key: str
+) -> None:
+    """As a user runs it: a subprocess in a scratch working directory, which stays empty."""
+    from tests.preflight_helpers import assert_rejected
+
+    work = tmp_path / "work"
+    work.mkdir()
+    assert_rejected(["model=hybrid_v1", f"output_dir={tmp_path / 'out'}", "run=local", *args],
+                    tmp_path=tmp_path, env=env, key=key, cwd=work)
+    assert list(work.iterdir()) == [] and not (tmp_path / "out").exists()
+
+
 def test_check_ledger_url_accepts_urls_and_sqlite_paths_and_creates_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

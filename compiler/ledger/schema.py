@@ -52,7 +52,7 @@ SWEEPS_TABLE = "recforge_sweeps"
 # queries inside these documents. ``none_as_null``: a missing document is SQL NULL, not 'null'.
 _Json = JSON(none_as_null=True)
 # Timestamps are UTC. SQLite has no time zone type: the ledger stores naive UTC there and
-# re-attaches UTC when reading (see ``store._utc``).
+# re-attaches UTC when reading (see ``rows.utc``).
 _Timestamp = DateTime(timezone=True)
 
 Migration = Callable[[Connection], None]

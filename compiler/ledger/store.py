@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import builtins
-import json
 import os
 import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,11 +18,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from compiler.errors import ConfigError
 from compiler.ledger import schema
-from compiler.ledger.liveness import ABANDONED, is_abandoned
+from compiler.ledger.liveness import ABANDONED
 from compiler.ledger.records import (
     HIGHER_IS_BETTER,
     KINDS,
-    METRIC_KEYS,
     RUN_KINDS,
     SHOWN_STATUSES,
     STATUSES,
@@ -35,6 +33,7 @@ from compiler.ledger.records import (
     check_sort_column,
     split_metrics,
 )
+from compiler.ledger.rows import artifact_map, experiment, json_data, now, utc
 from compiler.ledger.schema import experiments as T
 from compiler.ledger.schema import sweeps as S
 from compiler.ledger.urls import ENV_URL, check_ledger_url, default_url, resolve_url
@@ -49,32 +48,6 @@ WRITE_RETRY_S = 120.0
 _R = TypeVar("_R")
 # Execution option the SQLite "begin" hook reads to emit BEGIN IMMEDIATE for writes.
 _WRITE = "recforge_write"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes (everything the ledger writes is UTC); PostgreSQL hands
-    # back the session's time zone, which on a team server may be anything.
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-def _json_data(value: Any, what: str) -> Any:
-    """A JSON-normalised copy of ``value`` (tuples become lists ...), or a clear error."""
-    if type(value).__module__.startswith("omegaconf"):
-        from omegaconf import OmegaConf  # a Hydra config object: store its resolved plain form
-
-        value = OmegaConf.to_container(value, resolve=True)
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise LedgerError(f"{what} must be plain JSON data: {exc}") from None
 
 
 class Ledger:
@@ -215,12 +188,12 @@ class Ledger:
         override_list = list(overrides)
         if not all(isinstance(o, str) for o in override_list):
             raise LedgerError(f"overrides must be strings, got {override_list!r}")
-        config = _json_data(resolved_config, "resolved_config")
+        config = json_data(resolved_config, "resolved_config")
         if not isinstance(config, dict):
             raise LedgerError("resolved_config must be a mapping")
-        artifact_map = _artifacts(artifacts)
-        seed_map = _json_data(dict(seeds or {}), "seeds")
-        effective_map = _json_data(dict(effective or {}), "effective")
+        stored_artifacts = artifact_map(artifacts)
+        seed_map = json_data(dict(seeds or {}), "seeds")
+        effective_map = json_data(dict(effective or {}), "effective")
 
         def insert(conn: Connection) -> int:
             if (
@@ -237,9 +210,9 @@ class Ledger:
                     resolved_config=config,
                     kind="compile",
                     status="compiled",
-                    created_at=_now(),
+                    created_at=now(),
                     sweep_id=sweep_id,
-                    artifacts=artifact_map,
+                    artifacts=stored_artifacts,
                     compiler_version=compiler_version,
                     source_digest=source_digest,
                     seeds=seed_map or None,
@@ -254,7 +227,7 @@ class Ledger:
         """Allocate a new sweep id (database-assigned, never reused) for a group of runs."""
         return self._write(
             lambda c: int(
-                c.execute(S.insert().values(label=label, created_at=_now())).inserted_primary_key[0]
+                c.execute(S.insert().values(label=label, created_at=now())).inserted_primary_key[0]
             )
         )
 
@@ -270,14 +243,14 @@ class Ledger:
         """
         if kind not in RUN_KINDS:
             raise LedgerError(f"kind must be one of {', '.join(RUN_KINDS)}, got {kind!r}")
-        now = _now()
-        liveness = {"host": host, "pid": pid, "heartbeat_at": now} if pid is not None else {}
+        started = now()
+        liveness = {"host": host, "pid": pid, "heartbeat_at": started} if pid is not None else {}
         try:
             self._transition(
                 number,
                 "start",
                 ("compiled",),
-                {"status": "running", "kind": kind, "started_at": now, **liveness},
+                {"status": "running", "kind": kind, "started_at": started, **liveness},
             )
         except IntegrityError:
             exp = self.get(number)
@@ -304,7 +277,7 @@ class Ledger:
         ``data_hash`` is the content hash of the data the run loaded.
         """
         columns, extra = split_metrics(metrics)
-        values = {"status": "completed", "finished_at": _now(), **columns, "metrics_extra": extra}
+        values = {"status": "completed", "finished_at": now(), **columns, "metrics_extra": extra}
         if data_hash is not None:
             values["data_hash"] = str(data_hash)
         self._transition(number, "complete", ("running",), values, artifacts)
@@ -314,7 +287,7 @@ class Ledger:
         statement = (
             update(T)
             .where(T.c.number == number, T.c.status == "running")
-            .values(heartbeat_at=_now())
+            .values(heartbeat_at=now())
         )
         return bool(self._write(lambda c: c.execute(statement).rowcount))
 
@@ -324,7 +297,7 @@ class Ledger:
             number,
             "fail",
             ("compiled", "running"),
-            {"status": "failed", "finished_at": _now(), "error": str(error)},
+            {"status": "failed", "finished_at": now(), "error": str(error)},
         )
 
     def set_job(self, number: int, job_id: str) -> None:
@@ -343,7 +316,7 @@ class Ledger:
         values: dict[str, Any],
         artifacts: Mapping[str, str] | None = None,
     ) -> None:
-        new_artifacts = _artifacts(artifacts)
+        new_artifacts = artifact_map(artifacts)
 
         def apply(conn: Connection) -> None:
             # FOR UPDATE: on PostgreSQL, concurrent artifact merges must not lose each other
@@ -372,7 +345,7 @@ class Ledger:
             row = conn.execute(select(T).where(T.c.number == number)).first()
             if row is None:
                 raise ExperimentNotFound(self._missing_message(conn, number))
-            return _experiment(row)
+            return experiment(row)
 
         return self._read(fetch)
 
@@ -409,11 +382,11 @@ class Ledger:
         if kind is not None:
             query = query.where(T.c.kind == kind)
         if status in ("running", ABANDONED):  # decided per row, after the query
-            rows = self._read(lambda c: [_experiment(r) for r in c.execute(query)])
+            rows = self._read(lambda c: [experiment(r) for r in c.execute(query)])
             return [e for e in rows if e.status == status][:limit]
         if limit is not None:
             query = query.limit(limit)
-        return self._read(lambda c: [_experiment(r) for r in c.execute(query)])
+        return self._read(lambda c: [experiment(r) for r in c.execute(query)])
 
     def find_active(self, config_hash: str, source: str) -> Experiment | None:
         """The newest running experiment of ``config_hash`` of kind ``source`` (e.g. vertex)."""
@@ -426,14 +399,14 @@ class Ledger:
 
         def fetch(conn: Connection) -> Experiment | None:
             row = conn.execute(query).first()
-            return None if row is None else _experiment(row)
+            return None if row is None else experiment(row)
 
         return self._read(fetch)
 
     def sweeps(self) -> builtins.list[tuple[int, str | None, datetime]]:
         """All sweeps: (id, label, created_at), oldest first."""
         query = select(S.c.id, S.c.label, S.c.created_at).order_by(S.c.id)
-        return self._read(lambda c: [(r.id, r.label, _utc(r.created_at)) for r in c.execute(query)])
+        return self._read(lambda c: [(r.id, r.label, utc(r.created_at)) for r in c.execute(query)])
 
     def _missing_message(self, conn: Connection, number: int) -> str:
         from sqlalchemy import func
@@ -444,47 +417,6 @@ class Ledger:
         plural = "experiment" if count == 1 else "experiments"
         known = f"it has {count} {plural}, #{low}..#{high}" if count else "it is empty"
         return f"experiment {number} not found in ledger {self.display_url} ({known})"
-
-
-def _artifacts(artifacts: Mapping[str, str] | None) -> dict[str, str]:
-    if artifacts is None:
-        return {}
-    if not isinstance(artifacts, Mapping):
-        raise LedgerError("artifacts must be a mapping of name -> path")
-    return {str(k): os.fspath(v) for k, v in artifacts.items()}
-
-
-def _experiment(row: Any) -> Experiment:
-    heartbeat_at = _utc(row.heartbeat_at)
-    abandoned = is_abandoned(row.status, row.host, row.pid, heartbeat_at)
-    return Experiment(
-        number=row.number,
-        config_hash=row.config_hash,
-        model=row.model,
-        features=row.features,
-        kind=row.kind,
-        status=ABANDONED if abandoned else row.status,
-        overrides=tuple(row.overrides or ()),
-        resolved_config=row.resolved_config or {},
-        created_at=_utc(row.created_at),  # type: ignore[arg-type]
-        started_at=_utc(row.started_at),
-        finished_at=_utc(row.finished_at),
-        error=row.error,
-        job_id=row.job_id,
-        sweep_id=row.sweep_id,
-        metrics={key: getattr(row, key) for key in METRIC_KEYS},
-        extra=row.metrics_extra or {},
-        artifacts=row.artifacts or {},
-        compiler_version=row.compiler_version,
-        source_digest=row.source_digest,
-        seeds=row.seeds or {},
-        effective=row.effective or {},
-        data_hash=row.data_hash,
-        host=row.host,
-        pid=row.pid,
-        heartbeat_at=heartbeat_at,
-        stored_status=row.status,
-    )
 
 
 def _is_transient(exc: DBAPIError) -> bool:
