@@ -47,3 +47,29 @@ def test_hydra_help_and_cfg_work() -> None:
     cfg = run_cli("model=ranking_v1", "--cfg", "job")
     assert cfg.returncode == 0
     assert "model_type: ranking" in cfg.stdout
+
+
+def test_a_bad_hydra_flag_is_one_line(tmp_path) -> None:
+    from tests.preflight_helpers import assert_rejected
+
+    line = assert_rejected(["--cfg", "nosuch", f"output_dir={tmp_path / 'out'}"],
+                           tmp_path=tmp_path)
+    assert line.startswith("error: command line: argument --cfg/-c: invalid choice: 'nosuch'")
+
+
+def test_config_path_and_verbose(tmp_path) -> None:
+    """``-cp DIR`` (relative to the current directory) composes from another conf/;
+    ``--verbose`` is recforge's flag and never reaches Hydra."""
+    import shutil
+
+    from compiler.compose import CONF_DIR
+
+    shutil.copytree(CONF_DIR, tmp_path / "myconf")
+    (tmp_path / "myconf" / "model" / "small.yaml").write_text(
+        (CONF_DIR / "model" / "retrieval_v1.yaml").read_text().replace(
+            "name: retrieval_v1", "name: small"))
+    result = run_cli("--verbose", "-cp", "myconf", "model=small", "output_dir=out",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = (tmp_path / "out" / "manifest.json").read_text()
+    assert '"model": "small"' in manifest

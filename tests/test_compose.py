@@ -68,3 +68,31 @@ def test_fast_compose_equals_hydra_compose(overrides: list[str]) -> None:
     expected = compose_config(overrides)
     actual = compose(overrides)
     assert OmegaConf.to_yaml(actual) == OmegaConf.to_yaml(expected)
+
+
+def test_yaml_syntax_error_is_file_line_column(tmp_path) -> None:
+    import shutil
+
+    from compiler.compose import CONF_DIR
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    (conf / "features" / "tabs.yaml").write_text("name: tabs\nbuyer:\n\t- name: x\n")
+    with pytest.raises(ConfigError) as raised:
+        compose(["features=tabs"], config_dir=conf)
+    assert raised.value.key == f"{conf}/features/tabs.yaml:3:1"
+    assert raised.value.problem.startswith("expected valid YAML, got character '\\t'")
+
+
+def test_override_grammar_error_names_the_override() -> None:
+    with pytest.raises(ConfigError) as raised:
+        compose(["model=hybrid_v1", "model.top_k=[5,10"])
+    assert raised.value.key == "override 'model.top_k=[5,10'"
+    assert "expected Hydra override syntax" in raised.value.problem
+
+
+def test_unknown_hydra_option_suggests_one() -> None:
+    with pytest.raises(ConfigError) as raised:
+        compose(["hydra/launcher=joblibb"], with_hydra=True)
+    assert raised.value.key == "hydra/launcher"
+    assert raised.value.suggestion == "joblib"
