@@ -154,8 +154,9 @@ def translate_error(
     if cause is not None and getattr(cause, "full_key", None):
         key = str(cause.full_key)
         location = _override_for(key, overrides)
-        if "." not in key and "[" not in key and str(getattr(cause, "msg", "")).startswith(
-                "Key '"):  # a root name that is neither a group nor a key
+        if location and "." not in key and "[" not in key and str(
+                getattr(cause, "msg", "")).startswith("Key '"):
+            # an override of a root name that is neither a group nor a key
             known = _root_names(conf_dir)
             return ConfigError(key, f"expected a config group or key ({', '.join(known)}), "
                                f"got '{key}'", suggestion=did_you_mean(key, known),
