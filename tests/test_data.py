@@ -372,7 +372,7 @@ def test_error_missing_file_suggests_sibling(tmp_path: Path) -> None:
         load_data(_tiny_cfg(tmp_path / "transaction.csv"), TINY_REQUIRED)
     msg = str(err.value)
     assert "not found" in msg and "data.source" in msg and "transaction.csv" in msg
-    assert "Did you mean" in msg and "transactions.csv" in msg
+    assert "did you mean" in msg and "transactions.csv" in msg
 
 
 def test_relative_source_is_resolved_against_base_dir_and_cwd(
@@ -401,10 +401,15 @@ def test_error_mapped_column_absent_lists_columns_and_suggests(tmp_path: Path) -
 def test_error_unmapped_feature_column_and_mistyped_key(tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "log.csv", _tiny_log())
     cfg = DataConfig(source=str(path), columns={"custmer_id": "CustomerID"})
-    with pytest.raises(DataError) as err:
+    with pytest.raises(DataError) as err:  # a mistyped key is a config error, before reading
         load_data(cfg, {"customer_id": "string"})
     msg = str(err.value)
-    assert "feature column 'customer_id'" in msg and "'custmer_id'" in msg
+    assert msg.startswith("data.columns.custmer_id: expected a feature or target")
+    assert "did you mean 'customer_id'?" in msg
+    with pytest.raises(DataError) as err:
+        load_data(DataConfig(source=str(path)), {"customer_id": "string"})
+    msg = str(err.value)
+    assert "feature column 'customer_id'" in msg and "data.columns.customer_id" in msg
     assert "Did you mean 'CustomerID'?" in msg  # case-insensitive match against the header
 
 
@@ -417,7 +422,7 @@ def test_error_derived_and_filter_columns_checked(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"data\.filters\.neg\.column.*Did you mean 'Quantity'"):
         load_data(cfg, TINY_REQUIRED, target="sales")
     cfg = _tiny_cfg(path, filters={"neg": RowFilter(column="Quantity", op=FilterOp.gt)})
-    with pytest.raises(DataError, match=r"data\.filters\.neg.*set data\.filters\.neg\.value"):
+    with pytest.raises(DataError, match=r"data\.filters\.neg\.value: expected a number"):
         load_data(cfg, TINY_REQUIRED, target="sales")
 
 
@@ -440,16 +445,16 @@ def test_error_empty_split_names_split_and_settings(tmp_path: Path) -> None:
 def test_error_bad_split_config(tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "log.csv", _tiny_log())
     bad = SplitConfig(ratios=SplitRatios(train=0.8, eval=0.1, test=0.2))
-    with pytest.raises(DataError, match=r"data\.split\.ratios must be positive and sum to 1"):
+    with pytest.raises(DataError, match=r"data\.split\.ratios: expected ratios summing to 1"):
         load_data(_tiny_cfg(path, split=bad), TINY_REQUIRED)
-    with pytest.raises(DataError, match=r"data\.split\.eval_start is not set"):
+    with pytest.raises(DataError, match=r"data\.split\.test_start: expected an ISO date"):
         load_data(_tiny_cfg(path, split=SplitConfig(kind=SplitKind.date)), TINY_REQUIRED)
 
 
 def test_error_unsupported_or_unreadable_format(tmp_path: Path) -> None:
     path = tmp_path / "log.json"
     path.write_text("[]")
-    with pytest.raises(DataError, match=r"cannot tell the format of 'log\.json'.*data\.format"):
+    with pytest.raises(DataError, match=r"data\.format: .*cannot tell the format of 'log\.json'"):
         load_data(_tiny_cfg(path), TINY_REQUIRED)
 
     broken = tmp_path / "log.parquet"
@@ -555,3 +560,58 @@ def test_gcs_missing_object_and_bucket(gcs_emulator: Any, tmp_path: Path) -> Non
     assert f"Did you mean gs://{gcs_emulator.bucket}/raw/interactions.csv?" in msg
     with pytest.raises(DataError, match=r"bucket 'no-such-bucket' does not exist"):
         load_data(_tiny_cfg("gs://no-such-bucket/raw/x.csv"), TINY_REQUIRED)
+
+
+# --------------------------------------------------------------------------- formats, two-way
+
+
+def test_timestamp_formats_are_tried_in_order(tmp_path: Path) -> None:
+    """A real export mixes date formats; every listed format gets its chance."""
+    log = _tiny_log(6)
+    log["InvoiceDate"] = ["11-08-16", "4/15/2017", "12-31-99", "1/2/2020", "11-08-16", "7/4/2018"]
+    path = _write_csv(tmp_path / "mixed.csv", log)
+    single = load_data(_tiny_cfg(path, timestamp_format="%m-%d-%y",
+                                 split=SplitConfig(ratios=SplitRatios(0.5, 0.0, 0.5))),
+                       TINY_REQUIRED)
+    assert single.dropped == {"bad_timestamp:date": 3}
+    assert single.bad_values["bad_timestamp:date"] == ["'4/15/2017'", "'1/2/2020'", "'7/4/2018'"]
+    assert "bad_timestamp:date=3 (e.g. '4/15/2017', '1/2/2020', '7/4/2018')" in single.summary()
+
+    both = load_data(_tiny_cfg(path, timestamp_format=["%m-%d-%y", "%m/%d/%Y"],
+                               split=SplitConfig(ratios=SplitRatios(0.5, 0.0, 0.5))),
+                     TINY_REQUIRED)
+    assert both.dropped == {} and both.kept_rows == 6
+    stamps = sorted(pd.concat(both.splits.values())["date"].tolist())
+    expected = ["1999-12-31", "2016-11-08", "2016-11-08", "2017-04-15", "2018-07-04", "2020-01-02"]
+    assert stamps == [int(pd.Timestamp(d, tz="UTC").timestamp()) for d in expected]
+
+
+def test_bad_value_samples_name_at_most_three_per_reason(tmp_path: Path) -> None:
+    log = _tiny_log(20)
+    log.loc[0:4, "CustomerID"] = np.nan
+    log.loc[5, "InvoiceDate"] = "yesterday"
+    path = _write_csv(tmp_path / "dirty.csv", log)
+    data = load_data(_tiny_cfg(path), TINY_REQUIRED, target="sales")
+    assert data.dropped == {"missing_id:customer_id": 5, "bad_timestamp:date": 1}
+    assert data.bad_values == {"missing_id:customer_id": ["<missing>"] * 3,
+                               "bad_timestamp:date": ["'yesterday'"]}
+    with pytest.raises(DataError, match=r"data row 6, e\.g\. 'yesterday'"):
+        load_data(_tiny_cfg(path, dirty=DirtyRowsConfig(bad_timestamp=DirtyAction.fail)),
+                  TINY_REQUIRED, target="sales")
+
+
+def test_two_way_random_split_has_no_eval(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"u": [f"u{i}" for i in range(1000)], "x": np.arange(1000.0)})
+    path = _write_csv(tmp_path / "rows.csv", frame)
+    cfg = DataConfig(source=str(path),
+                     split=SplitConfig(ratios=SplitRatios(train=0.8, eval=0.0, test=0.2)))
+    data = load_data(cfg, {"u": "string", "x": "float"})
+    assert {k: len(v) for k, v in data.splits.items()} == {"train": 800, "test": 200}
+    assert "no eval split" in data.summary()
+
+
+def test_two_way_date_split_has_no_eval(tmp_path: Path) -> None:
+    path = _write_csv(tmp_path / "log.csv", _tiny_log(40))  # 2021-01-01 .. 2021-02-09, daily
+    split = SplitConfig(kind=SplitKind.date, test_start="2021-02-05")
+    data = load_data(_tiny_cfg(path, split=split), TINY_REQUIRED, target="sales")
+    assert {k: len(v) for k, v in data.splits.items()} == {"train": 35, "test": 5}

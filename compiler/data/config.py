@@ -111,7 +111,7 @@ class DirtyRowsConfig:
     - ``missing_id``: a ``string`` column is empty/missing;
     - ``bad_timestamp``: a ``timestamp`` column is missing or unparseable;
     - ``bad_number``: a ``float``/``int`` column is missing or not a number;
-    - ``non_positive_target``: the target is <= 0 (the trainer takes log1p of it).
+    - ``non_positive_target``: the target is <= 0.
     """
 
     missing_id: DirtyAction = DirtyAction.drop
@@ -131,9 +131,11 @@ class SplitRatios:
 class SplitConfig:
     """How rows are split into train / eval / test.
 
-    ``random``: a seeded permutation cut by ``ratios`` (rows keep file order inside a split).
+    ``random``: a seeded permutation cut by ``ratios`` (rows keep file order inside a split);
+    ``ratios.eval: 0`` is a two-way split, with no eval split at all.
     ``date``: rows before ``eval_start`` -> train, [eval_start, test_start) -> eval, from
     ``test_start`` on -> test; dates are ISO (``2011-10-01`` or ``2011-10-01 12:00:00``), UTC.
+    Without ``eval_start`` it is a two-way split: before ``test_start`` -> train.
     ``date_column`` is the feature-config name of the timestamp to cut on; it defaults to the only
     timestamp column. ``seed`` also drives ``data.sample``.
     """
@@ -155,8 +157,9 @@ class DataConfig:
     directory (Hydra's, when running under Hydra), then the repository root.
     ``columns``: feature-config column name -> column name in the file; a feature column without
     an entry is looked up under its own name.
-    ``timestamp_format``: a ``strftime`` format for text timestamps; unset means ISO 8601.
-    Timestamps without a zone are taken as UTC.
+    ``timestamp_format``: a ``strftime`` format for text timestamps, or a list of them tried in
+    order (a value no format parses is a ``bad_timestamp``); ``ISO8601`` names ISO 8601, which
+    is also what unset means. Timestamps without a zone are taken as UTC.
     ``sample``: keep at most this many cleaned rows (seeded by ``split.seed``), for quick runs.
     ``cache_dir``: where the synthetic dataset is cached; unset means ``<repo>/.recforge/datasets``.
     """
@@ -167,7 +170,8 @@ class DataConfig:
     derived: Dict[str, DerivedColumn] = field(default_factory=dict)
     filters: Dict[str, RowFilter] = field(default_factory=dict)
     dirty: DirtyRowsConfig = field(default_factory=DirtyRowsConfig)
-    timestamp_format: Optional[str] = None
+    #: A str or a list of str: OmegaConf structured configs have no Union of the two.
+    timestamp_format: Any = None
     split: SplitConfig = field(default_factory=SplitConfig)
     sample: Optional[int] = None
     cache_dir: Optional[str] = None
@@ -196,9 +200,48 @@ def check_data_config(node: Any, features: Any = None) -> DataConfig:
 
     ``features`` is the validated ``FeaturesConfig`` (the columns the data must provide).
     """
+    from compiler.data.checks import check_config, feature_kinds
     from compiler.errors import ConfigError
 
-    try:
-        return as_data_config(node)
-    except DataError as error:
-        raise ConfigError("data", str(error)) from None
+    if isinstance(node, DataConfig):
+        cfg = node
+    else:
+        try:
+            merged = OmegaConf.merge(OmegaConf.structured(DataConfig), node)
+            cfg = OmegaConf.to_object(merged)  # type: ignore[assignment]
+        except OmegaConfBaseException as error:
+            raise _translate(error) from None
+    if not isinstance(cfg, DataConfig):
+        raise ConfigError("data", f"expected a data config, got {type(cfg).__name__}")
+    check_config(cfg, None if features is None else feature_kinds(features))
+    return cfg
+
+
+def _translate(error: OmegaConfBaseException) -> Exception:
+    """An OmegaConf error about the data node as a ``ConfigError`` keyed ``data.<key>``."""
+    import dataclasses
+    import re
+
+    from compiler.errors import ConfigError, did_you_mean
+
+    key = "data" + (f".{error.full_key}" if getattr(error, "full_key", None) else "")
+    message = str(getattr(error, "msg", error)).strip().splitlines()[0]
+    enum = re.search(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]", message)
+    if enum:
+        choices = [c.strip() for c in enum[2].split(",")]
+        return ConfigError(key, f"expected one of {', '.join(choices)}, got '{enum[1]}'",
+                           suggestion=did_you_mean(enum[1], choices))
+    unknown = re.match(r"Key '([^']*)' not in '(\w+)'", message)
+    if unknown:
+        owner = getattr(error, "object_type", None)
+        names = [f.name for f in dataclasses.fields(owner)] \
+            if owner is not None and dataclasses.is_dataclass(owner) else []
+        listed = f" (expected one of: {', '.join(names)})" if names else ""
+        return ConfigError(key, f"unknown key '{unknown[1]}'{listed}",
+                           suggestion=did_you_mean(unknown[1], names))
+    converted = re.search(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)",
+                          message)
+    if converted:
+        return ConfigError(key, f"expected {converted[3].lower()}, got '{converted[1]}' "
+                                f"({converted[2]})")
+    return ConfigError(key, message)

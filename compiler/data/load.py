@@ -35,6 +35,17 @@ import pyarrow.parquet as pq
 from pandas.api import types as ptypes
 
 from compiler.data import synthetic
+from compiler.data.checks import (
+    KINDS,
+    SPLITS,
+    TEXT_OPS,
+    check_config,
+    check_source,
+    date_cut,
+    has_eval_split,
+    split_date_column,
+    timestamp_formats,
+)
 from compiler.data.config import (
     DEFAULT_SOURCE,
     DataConfig,
@@ -47,29 +58,25 @@ from compiler.data.config import (
     as_data_config,
 )
 from compiler.data.errors import DataError, did_you_mean, suggestion
-from compiler.data.paths import base_dirs
+from compiler.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("string", "timestamp", "float", "int")
-SPLITS = ("train", "eval", "test")
-
-_CSV_SUFFIXES = (".csv",)
-_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
-_NUMERIC_OPS = {FilterOp.gt, FilterOp.ge, FilterOp.lt, FilterOp.le}
-_TEXT_OPS = {FilterOp.startswith, FilterOp.not_startswith}
+#: Bad values shown per drop reason in the summary.
+BAD_SAMPLES = 3
 
 
 @dataclass
 class LoadedData:
     """Cleaned, typed, split raw features.
 
-    ``splits``: ``train`` / ``eval`` / ``test`` frames (never empty), rows in file order.
+    ``splits``: ``train`` / ``eval`` / ``test`` frames (never empty), rows in file order; a
+    two-way split (``has_eval_split``) has no ``eval``.
     ``dropped``: rows dropped per reason (only reasons that dropped something); reasons are the
     filter names and ``missing_id:<col>``, ``bad_timestamp:<col>``, ``bad_number:<col>``,
-    ``non_positive_target:<col>``. ``total_rows``: rows in the source, before anything was
-    dropped or sampled.
+    ``non_positive_target:<col>``. ``bad_values``: per reason, up to ``BAD_SAMPLES`` of the
+    offending cells as text (``<missing>`` for an empty one). ``total_rows``: rows in the
+    source, before anything was dropped or sampled.
     """
 
     splits: dict[str, pd.DataFrame]
@@ -78,6 +85,7 @@ class LoadedData:
     source_description: str
     sampled_out: int = 0
     kinds: dict[str, str] = field(default_factory=dict)
+    bad_values: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def kept_rows(self) -> int:
@@ -85,7 +93,13 @@ class LoadedData:
 
     def summary(self) -> str:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
-        dropped = ", ".join(f"{k}={v}" for k, v in self.dropped.items()) or "none"
+        if "eval" not in self.splits:
+            sizes += ", no eval split"
+        dropped = ", ".join(
+            f"{k}={v}" + (f" (e.g. {', '.join(self.bad_values[k])})" if self.bad_values.get(k)
+                          else "")
+            for k, v in self.dropped.items()
+        ) or "none"
         sampled = f", {self.sampled_out} sampled out" if self.sampled_out else ""
         return (
             f"{self.source_description}: {self.total_rows} rows, kept {self.kept_rows} "
@@ -110,7 +124,11 @@ def load_data(
     """
     cfg = as_data_config(cfg)
     kinds = _check_required(required, target)
-    _check_config(cfg, kinds)
+    try:
+        check_config(cfg, kinds, base_dir=base_dir)
+    except ConfigError as error:  # one exception type for the loader's callers
+        raise DataError(str(error)) from None
+    formats = timestamp_formats(cfg)
 
     with _local_copy(cfg, base_dir) as (path, fmt, label, description):
         header = _read_header(path, fmt, label)
@@ -120,20 +138,25 @@ def load_data(
     total = len(raw)
     alive = np.ones(total, dtype=bool)
     dropped: dict[str, int] = {}
+    bad_values: dict[str, list[str]] = {}
 
-    def drop(reason: str, bad: np.ndarray, action: DirtyAction, what: str, key: str) -> None:
+    def drop(reason: str, bad: np.ndarray, action: DirtyAction, what: str, key: str,
+             cells: pd.Series | np.ndarray) -> None:
         nonlocal alive
         newly = bad & alive
         count = int(newly.sum())
         if count == 0:
             return
+        rows = np.flatnonzero(newly)
+        shown = _show_cells(cells, rows[:BAD_SAMPLES])
         if action is DirtyAction.fail:
-            first = int(np.flatnonzero(newly)[0])
             raise DataError(
-                f"{label}: {count} row(s) {what} (first at data row {first + 1}); {key} is "
-                f"'fail' - set it to 'drop' to drop and count such rows instead."
+                f"{label}: {count} row(s) {what} (first at data row {rows[0] + 1}, e.g. "
+                f"{', '.join(shown)}); {key} is 'fail' - set it to 'drop' to drop and count "
+                "such rows instead."
             )
         dropped[reason] = count
+        bad_values[reason] = shown
         alive &= ~bad
 
     for name, spec in cfg.derived.items():
@@ -147,6 +170,7 @@ def load_data(
             flt.on_violation,
             f"fail filter data.filters.{name} ({_describe_filter(flt)})",
             f"data.filters.{name}.on_violation",
+            raw[flt.column],
         )
 
     out: dict[str, np.ndarray] = {}
@@ -162,16 +186,17 @@ def load_data(
                 cfg.dirty.missing_id,
                 f"have a missing {where}",
                 "data.dirty.missing_id",
+                series,
             )
         elif kind == "timestamp":
-            values, bad = _to_unix_seconds(series, cfg.timestamp_format)
-            fmt_hint = cfg.timestamp_format or "ISO 8601"
+            values, bad = _to_unix_seconds(series, formats)
             drop(
                 f"bad_timestamp:{col}",
                 bad,
                 cfg.dirty.bad_timestamp,
-                f"have a missing or unparseable ({fmt_hint}) timestamp in {where}",
+                f"have a missing or unparseable ({' or '.join(formats)}) timestamp in {where}",
                 "data.dirty.bad_timestamp",
+                series,
             )
         else:
             values, bad = _to_number(series, integral=kind == "int")
@@ -181,6 +206,7 @@ def load_data(
                 cfg.dirty.bad_number,
                 f"have a missing or non-numeric {where}",
                 "data.dirty.bad_number",
+                series,
             )
         out[col] = values
     if target is not None:
@@ -192,6 +218,7 @@ def load_data(
             cfg.dirty.non_positive_target,
             f"have a target {target!r} <= 0",
             "data.dirty.non_positive_target",
+            out[target],
         )
 
     keep_idx = np.flatnonzero(alive)
@@ -214,6 +241,8 @@ def load_data(
     labels = _split_labels(frame, cfg, kinds, split_seq)
     splits: dict[str, pd.DataFrame] = {}
     for i, name in enumerate(SPLITS):
+        if name == "eval" and not has_eval_split(cfg):
+            continue  # a two-way split: train and test only
         part = frame[labels == i].reset_index(drop=True)
         if part.empty:
             raise DataError(
@@ -229,6 +258,7 @@ def load_data(
         source_description=description,
         sampled_out=sampled_out,
         kinds=dict(kinds),
+        bad_values=bad_values,
     )
     logger.info("%s", result.summary())
     return result
@@ -256,78 +286,6 @@ def _check_required(required: Mapping[str, str], target: str | None) -> dict[str
     return kinds
 
 
-def _check_config(cfg: DataConfig, kinds: Mapping[str, str]) -> None:
-    for name, spec in cfg.derived.items():
-        if len(spec.inputs) < 2:
-            raise DataError(
-                f"data.derived.{name}.inputs needs at least 2 columns to {spec.op.value}; "
-                f"got {list(spec.inputs)}."
-            )
-    for name, flt in cfg.filters.items():
-        key = f"data.filters.{name}"
-        if not flt.column:
-            raise DataError(f"{key}.column is not set; name the column the filter tests.")
-        if flt.op in _NUMERIC_OPS and flt.value is None:
-            raise DataError(f"{key}: op {flt.op.value!r} compares numbers; set {key}.value.")
-        if flt.op in _TEXT_OPS and flt.text is None:
-            raise DataError(f"{key}: op {flt.op.value!r} compares text; set {key}.text.")
-        if flt.op in (FilterOp.eq, FilterOp.ne) and (flt.value is None) == (flt.text is None):
-            raise DataError(f"{key}: op {flt.op.value!r} needs exactly one of value or text.")
-    if cfg.sample is not None and cfg.sample < 1:
-        raise DataError(f"data.sample must be a positive row count or null; got {cfg.sample}.")
-    split = cfg.split
-    if split.kind is SplitKind.random:
-        ratios = {n: getattr(split.ratios, n) for n in SPLITS}
-        if any(r <= 0 for r in ratios.values()) or abs(sum(ratios.values()) - 1.0) > 1e-6:
-            shown = ", ".join(f"{n}={r}" for n, r in ratios.items())
-            raise DataError(
-                f"data.split.ratios must be positive and sum to 1; got {shown} "
-                f"(sum {sum(ratios.values()):g})."
-            )
-    else:
-        for key in ("eval_start", "test_start"):
-            if getattr(split, key) is None:
-                raise DataError(
-                    f"data.split.kind is 'date' but data.split.{key} is not set; give an ISO "
-                    "date such as 2011-10-01."
-                )
-        if _date_cut(split.eval_start, "eval_start") > _date_cut(split.test_start, "test_start"):
-            raise DataError(
-                f"data.split.eval_start ({split.eval_start}) is after data.split.test_start "
-                f"({split.test_start}); eval must come before test."
-            )
-        _split_date_column(cfg, kinds)
-
-
-def _date_cut(value: str | None, key: str) -> int:
-    try:
-        ts = pd.Timestamp(str(value))
-    except (ValueError, TypeError) as exc:
-        raise DataError(
-            f"data.split.{key}: cannot parse {value!r} as a date; expected ISO, e.g. 2011-10-01."
-        ) from exc
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.timestamp())
-
-
-def _split_date_column(cfg: DataConfig, kinds: Mapping[str, str]) -> str:
-    stamps = [c for c, k in kinds.items() if k == "timestamp"]
-    chosen = cfg.split.date_column
-    if chosen is not None:
-        if kinds.get(chosen) != "timestamp":
-            raise DataError(
-                f"data.split.date_column {chosen!r} is not a timestamp feature column; timestamp "
-                f"columns: {stamps}.{suggestion(chosen, stamps)}"
-            )
-        return chosen
-    if len(stamps) != 1:
-        raise DataError(
-            f"data.split.kind is 'date' and there are {len(stamps)} timestamp feature columns "
-            f"({stamps}); set data.split.date_column to the one to split on."
-        )
-    return stamps[0]
-
-
 # --------------------------------------------------------------------------- sources
 
 
@@ -337,6 +295,10 @@ def _local_copy(
 ) -> Iterator[tuple[Path, SourceFormat, str, str]]:
     """Yield (local path, format, label for messages, description) for ``cfg.source``."""
     source = str(cfg.source).strip()
+    try:
+        local, fmt = check_source(cfg, base_dir)
+    except ConfigError as error:
+        raise DataError(str(error)) from None
     if source == DEFAULT_SOURCE:
         path = synthetic.ensure_cached(cfg.cache_dir)
         yield (
@@ -346,42 +308,12 @@ def _local_copy(
             (f"{synthetic.describe()} from {path}"),
         )
         return
-    if source.startswith("gs://"):
-        fmt = _detect_format(source, cfg.format)
+    if local is None:  # gs://
         with tempfile.TemporaryDirectory(prefix="recforge-data-") as tmp:
             path = _download_gcs(source, Path(tmp))
             yield path, fmt, source, f"{source} ({fmt.value})"
         return
-    path = _resolve_local(source, base_dir)
-    fmt = _detect_format(path.name, cfg.format)
-    yield path, fmt, str(path), f"{path} ({fmt.value})"
-
-
-def _resolve_local(source: str, base_dir: str | os.PathLike[str] | None) -> Path:
-    given = Path(source).expanduser()
-    if given.is_absolute():
-        candidates = [given]
-    else:
-        bases = [Path(base_dir).resolve()] if base_dir is not None else base_dirs()
-        candidates = [b / given for b in bases]
-    for cand in candidates:
-        if cand.is_dir():
-            raise DataError(
-                f"data.source {source!r} is a directory ({cand}); point it at one CSV or "
-                "Parquet file."
-            )
-        if cand.is_file():
-            return cand.resolve()
-    tried = ", ".join(str(c) for c in candidates)
-    hint = ""
-    for cand in candidates:
-        if cand.parent.is_dir():
-            siblings = sorted(p.name for p in cand.parent.iterdir() if p.is_file())
-            best = did_you_mean(cand.name, siblings)
-            if best is not None:
-                hint = f" Did you mean {str(cand.parent / best)!r}?"
-                break
-    raise DataError(f"data file not found: data.source is {source!r}; looked for {tried}.{hint}")
+    yield local, fmt, str(local), f"{local} ({fmt.value})"
 
 
 def _download_gcs(uri: str, tmp: Path) -> Path:
@@ -429,25 +361,6 @@ def _gcs_hint(client: Any, bucket_name: str, blob_name: str) -> str:
         return "."
     best = did_you_mean(blob_name, names)
     return f". Did you mean gs://{bucket_name}/{best}?" if best else "."
-
-
-def _detect_format(name: str, fmt: SourceFormat) -> SourceFormat:
-    if fmt is not SourceFormat.auto:
-        return fmt
-    lower = name.lower()
-    stem = lower
-    for comp in _COMPRESSION_SUFFIXES:
-        if stem.endswith(comp):
-            stem = stem[: -len(comp)]
-            break
-    if stem.endswith(_CSV_SUFFIXES):
-        return SourceFormat.csv
-    if lower.endswith(_PARQUET_SUFFIXES):
-        return SourceFormat.parquet
-    raise DataError(
-        f"cannot tell the format of {name!r} from its name (expected .csv, .csv.gz or .parquet); "
-        "set data.format to csv or parquet."
-    )
 
 
 # --------------------------------------------------------------------------- reading
@@ -537,7 +450,7 @@ def _plan_columns(
     text.update(
         f.column
         for f in cfg.filters.values()
-        if f.column in have and (f.op in _TEXT_OPS or f.text is not None)
+        if f.column in have and (f.op in TEXT_OPS or f.text is not None)
     )
     return _Plan(sources, [c for c in header if c in needed], text)
 
@@ -627,9 +540,10 @@ def _to_text(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return out, pd.isna(out)
 
 
-def _to_unix_seconds(series: pd.Series, fmt: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _to_unix_seconds(series: pd.Series, formats: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """int64 Unix seconds (UTC) and the bad mask. Naive times are taken as UTC; numbers are
-    taken as Unix seconds already."""
+    taken as Unix seconds already. Text is parsed with each of ``formats`` in turn, each one
+    only on the values no earlier format parsed."""
     if ptypes.is_datetime64_any_dtype(series.dtype):
         stamps = pd.to_datetime(series, utc=True)
     elif ptypes.is_numeric_dtype(series.dtype) and not ptypes.is_bool_dtype(series.dtype):
@@ -640,13 +554,31 @@ def _to_unix_seconds(series: pd.Series, fmt: str | None) -> tuple[np.ndarray, np
         return seconds, bad
     else:
         text = series.where(series.notna(), None).astype(object)
-        stamps = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce", utc=True)
+        stamps = pd.to_datetime(text, format=formats[0], errors="coerce", utc=True)
+        for fmt in formats[1:]:
+            left = stamps.isna() & text.notna()
+            if not left.any():
+                break
+            parsed = pd.to_datetime(text[left], format=fmt, errors="coerce", utc=True)
+            stamps = stamps.combine_first(parsed)
     bad = stamps.isna().to_numpy()
     naive = stamps.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
     seconds = np.zeros(len(naive), dtype=np.int64)
     # Floor division so times before 1970 with sub-second parts round down, like a clock would.
     seconds[~bad] = naive[~bad].astype(np.int64) // 1_000_000_000
     return seconds, bad
+
+
+def _show_cells(cells: pd.Series | np.ndarray, rows: np.ndarray) -> list[str]:
+    """The cells at ``rows`` as short quoted text, ``<missing>`` for an empty one."""
+    values = cells.iloc[rows] if isinstance(cells, pd.Series) else cells[rows]
+    shown = []
+    for value in values:
+        missing = value is None or (isinstance(value, float) and np.isnan(value)) \
+            or value is pd.NA or value is pd.NaT
+        text = "<missing>" if missing else repr(value if isinstance(value, str) else str(value))
+        shown.append(text if len(text) <= 40 else text[:37] + "...")
+    return shown
 
 
 def _to_number(series: pd.Series, *, integral: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -676,11 +608,11 @@ def _filter_mask(series: pd.Series, flt: RowFilter) -> np.ndarray:
     present = series.notna().to_numpy()
     if flt.op is FilterOp.not_null:
         return present
-    if flt.op in _TEXT_OPS or flt.text is not None:
+    if flt.op in TEXT_OPS or flt.text is not None:
         text, missing = _to_text(series)
         want = str(flt.text)
         hit = np.zeros(len(text), dtype=bool)
-        if flt.op in _TEXT_OPS:
+        if flt.op in TEXT_OPS:
             hit[~missing] = [t.startswith(want) for t in text[~missing]]
         else:
             hit[~missing] = text[~missing] == want
@@ -689,7 +621,7 @@ def _filter_mask(series: pd.Series, flt: RowFilter) -> np.ndarray:
         return ~hit  # not_startswith / ne: a missing cell passes
     values = _numeric(series)
     ok = ~np.isnan(values)
-    ref = float(flt.value)  # type: ignore[arg-type]  # checked in _check_config
+    ref = float(flt.value)  # type: ignore[arg-type]  # checked by check_config
     compare = {
         FilterOp.gt: np.greater,
         FilterOp.ge: np.greater_equal,
@@ -704,7 +636,7 @@ def _filter_mask(series: pd.Series, flt: RowFilter) -> np.ndarray:
 
 
 def _describe_filter(flt: RowFilter) -> str:
-    ref = flt.text if flt.op in _TEXT_OPS or flt.text is not None else flt.value
+    ref = flt.text if flt.op in TEXT_OPS or flt.text is not None else flt.value
     return f"{flt.column} {flt.op.value}" + ("" if flt.op is FilterOp.not_null else f" {ref!r}")
 
 
@@ -715,9 +647,11 @@ def _split_labels(
     n = len(frame)
     split = cfg.split
     if split.kind is SplitKind.date:
-        stamps = frame[_split_date_column(cfg, kinds)].to_numpy()
-        eval_cut = _date_cut(split.eval_start, "eval_start")
-        test_cut = _date_cut(split.test_start, "test_start")
+        stamps = frame[split_date_column(cfg, kinds)].to_numpy()
+        test_cut = date_cut(split.test_start, "test_start")
+        # No eval_start (a two-way split): the eval interval is empty.
+        eval_cut = test_cut if split.eval_start is None else date_cut(split.eval_start,
+                                                                       "eval_start")
         return (stamps >= eval_cut).astype(np.int8) + (stamps >= test_cut).astype(np.int8)
     n_train = min(n, int(np.floor(n * split.ratios.train + 0.5)))
     n_eval = min(n - n_train, int(np.floor(n * split.ratios.eval + 0.5)))
@@ -734,7 +668,7 @@ def _describe_split(cfg: DataConfig, frame: pd.DataFrame, kinds: Mapping[str, st
             f"data.split.kind=random, seed={split.seed}, ratios train={r.train} eval={r.eval} "
             f"test={r.test}"
         )
-    col = _split_date_column(cfg, kinds)
+    col = split_date_column(cfg, kinds)
     stamps = pd.to_datetime(frame[col], unit="s", utc=True)
     return (
         f"data.split.kind=date on {col!r}, eval_start={split.eval_start}, "
