@@ -166,6 +166,16 @@ def test_the_variable_is_named_when_it_is_the_bad_value(monkeypatch: pytest.Monk
     assert check_ledger_url("x.db").endswith("/x.db")  # an explicit value wins
 
 
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "nan"])
+def test_heartbeat_settings_are_checked_with_the_url(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("RECFORGE_LEDGER_STALE_S", value)
+    with pytest.raises(ConfigError, match=f"RECFORGE_LEDGER_STALE_S: expected a positive "
+                                          f"number of seconds, got '{value}'"):
+        check_ledger_url("x.db")
+
+
 def test_ledger_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     path = tmp_path / "results.db"
     path.write_text(NOT_A_DB)
@@ -367,3 +377,31 @@ def test_a_sigkilled_local_run_is_abandoned(tmp_path: Path, monkeypatch: pytest.
     process.wait(30)
     assert runs_main(["list", "--ledger", ledger]) == 0
     assert re.search(r"^\s+1\s+abandoned\s+local", capsys.readouterr().out, re.M)
+
+
+@pytest.mark.slow
+def test_a_real_local_sweep_ends_with_a_ranked_leaderboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    csv = write_csv(tmp_path / "data.csv", seed=9)
+    code = compiler_main(["-m", "model=retrieval_v1", "model.learning_rate=0.0001,0.05",
+                          "run=local", "run.epochs=1", "run.batch_size=128", "run.baselines=false",
+                          f"data.source={csv}", f"run.runs_root={tmp_path / 'runs'}",
+                          f"run.cache_dir={tmp_path / 'cache'}", f"ledger={ledger}",
+                          f"sweep_dir={tmp_path / 'sweeps'}",
+                          f"hydra.sweep.dir={tmp_path / 'multirun'}"])
+    assert code == 0
+    out = capsys.readouterr().out
+    with Ledger(ledger) as records:
+        points = records.list(sweep_id=1, sort_by="recall_at_100")  # best first
+    assert [p.status for p in points] == ["completed", "completed"]
+    board = out[out.index("sweep #1 · objective recall_at_100 (higher is better)"):]
+    rows = re.findall(r"^\s+(\d)\s+(\d)\s+(model\.learning_rate=\S+)\s+completed\s+(\S+)",
+                      board, re.M)
+    assert [(rank, int(number)) for rank, number, _, _ in rows] == [
+        ("1", points[0].number), ("2", points[1].number)]
+    for (_, _, override, value), point in zip(rows, points, strict=True):
+        assert override in point.overrides
+        assert float(value) == pytest.approx(point.metric("recall_at_100"), rel=1e-3)

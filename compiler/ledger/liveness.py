@@ -11,11 +11,14 @@ A reader shows such a run as ``abandoned`` when
 The verdict is computed when a record is read and is not written back: reading the ledger never
 changes it. ``python -m compiler.runs fail N --reason ...`` records the end of such a run.
 Runs without a pid (Vertex AI submissions: the job, not the submitting process, is the run)
-are never judged this way.
+are never judged this way. "This host" is ``socket.gethostname()``: two containers that share
+a hostname but not a pid namespace would misjudge each other's runs, so give them distinct
+hostnames when they share a ledger.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -35,7 +38,24 @@ def _seconds(name: str, default: float) -> float:
         value = float(raw) if raw else default
     except ValueError:
         return default
-    return value if value > 0 else default
+    return value if value > 0 and math.isfinite(value) else default
+
+
+def check_liveness_settings() -> None:
+    """``RECFORGE_LEDGER_HEARTBEAT_S`` / ``RECFORGE_LEDGER_STALE_S``, when set, are positive
+    numbers of seconds (``ConfigError`` naming the variable); no side effects."""
+    from compiler.errors import ConfigError
+
+    for name in (HEARTBEAT_ENV, STALE_ENV):
+        raw = os.environ.get(name)
+        if not raw:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(name, f"expected a positive number of seconds, got {raw!r}")
 
 
 def heartbeat_interval() -> float:

@@ -57,9 +57,13 @@ def chosen_url(url: str | os.PathLike[str] | None = None) -> tuple[str, str | No
 def check_ledger_url(url: str | os.PathLike[str] | None = None) -> str:
     """The resolved ledger URL, or ``ConfigError`` naming ``ledger`` / ``RECFORGE_LEDGER_URL``.
 
-    A bare SQLite path becomes ``sqlite:///<absolute path>``. No side effects: nothing is
-    created, connected to or written.
+    A bare SQLite path becomes ``sqlite:///<absolute path>``. The heartbeat settings
+    (``ledger.liveness``) are checked too. No side effects: nothing is created, connected to
+    or written.
     """
+    from compiler.ledger.liveness import check_liveness_settings
+
+    check_liveness_settings()
     raw, key = chosen_url(url)
     key = key or "ledger"
     value = raw.strip()
