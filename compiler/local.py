@@ -475,4 +475,6 @@ def print_metrics_table(console: Any, metrics: Mapping[str, Any], run_dir: Path)
     console.print(table)
     if metrics.get("test_split") != "found":
         console.print("[bold red]No test split: test metrics were not computed.[/]")
+    if metrics.get("eval_split") == "absent":  # a two-way split: val_* are absent, not zero
+        console.print("No eval split (two-way split): val_* metrics were not computed.")
     console.print(f"run directory: {run_dir}")

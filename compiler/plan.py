@@ -123,8 +123,9 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
                                  registry)
         uses.append(FragmentUse(
             "tower", tower.type, f"model.{side}_tower",
-            {"layers": list(tower.layers), "activation": tower.activation, "l2": tower.l2,
-             "dropout": tower.dropout, "output_dim": model.output_embedding_dim, **params},
+            {"layers": list(tower.layers), "projection": tower.projection.value,
+             "activation": tower.activation, "l2": tower.l2, "dropout": tower.dropout,
+             "output_dim": model.output_embedding_dim, **params},
             side,
         ))
     if config.has_ranking:

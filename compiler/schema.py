@@ -35,8 +35,23 @@ class Cycle(str, Enum):
 
 
 class ConfigType(str, Enum):
+    """What a feature config is for; ``compiler.validate`` enforces it.
+
+    ``ranking``: it has a target, and serves ranking, multitask and retrieval models alike.
+    ``retrieval``: it has no target, and serves retrieval models only.
+    """
+
     retrieval = "retrieval"
     ranking = "ranking"
+
+
+class Projection(str, Enum):
+    """What a tower with ``layers: []`` does with its concatenated feature encodings."""
+
+    #: Nothing: the encodings are the embedding, so their width must be output_embedding_dim.
+    none = "none"
+    #: One linear Dense layer (no activation) to output_embedding_dim.
+    linear = "linear"
 
 
 @dataclass
@@ -84,7 +99,10 @@ class ClipSpec:
 class TargetSpec:
     column: str = MISSING
     clip: Optional[ClipSpec] = None
-    log: bool = True
+    #: Apply log1p after clipping (serving inverts it with expm1). Off unless set: the
+    #: regression metrics are computed on the transformed target.
+    log: bool = False
+
 
 
 @dataclass
@@ -100,11 +118,37 @@ class FeaturesConfig:
     product_id: str = "product_id"
 
 
+def encoded_widths(features: FeaturesConfig, side: str) -> list[tuple[str, int]]:
+    """The columns one side's feature encoder concatenates, with their widths, in order:
+    embedding / bucket / cross -> its embedding dim, each dense float (cyclical sin and cos,
+    normalize) -> 1. What a tower with no dense layer outputs; the plan's transformed features
+    are the same list (``tests/test_semantics.py`` checks)."""
+    widths: list[tuple[str, int]] = []
+    for spec in getattr(features, side):
+        if spec.embedding is not None:
+            widths.append((f"{spec.name}_id", spec.embedding.dim))
+        for cycle in spec.cyclical:
+            period = cycle.value if isinstance(cycle, Enum) else str(cycle)
+            widths += [(f"{spec.name}_{period}_sin", 1), (f"{spec.name}_{period}_cos", 1)]
+        if spec.bucketize is not None:
+            widths.append((f"{spec.name}_bucket", spec.bucketize.embedding_dim))
+        if spec.normalize:
+            widths.append((f"{spec.name}_norm", 1))
+    for cross in getattr(features.crosses, side):
+        widths.append(("_x_".join(cross.features), cross.embedding_dim))
+    return widths
+
+
 @dataclass
 class TowerConfig:
     #: Registered name of a ``tower`` fragment.
     type: str = "mlp"
+    #: Dense layer widths after the feature encoder; the last is output_embedding_dim.
+    #: ``[]``: no dense layer (see ``projection``).
     layers: list[int] = field(default_factory=list)
+    #: Only with ``layers: []``: ``none`` (the default) emits no dense layer at all, so the
+    #: concatenated encodings must be output_embedding_dim wide; ``linear`` projects them.
+    projection: Projection = Projection.none
     activation: str = "relu"
     l2: float = 0.0
     dropout: float = 0.0

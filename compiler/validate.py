@@ -22,7 +22,15 @@ from compiler import PROJECT_NAME
 from compiler.compose import translate_error
 from compiler.errors import ConfigError, did_you_mean
 from compiler.registry import Registry, get_registry
-from compiler.schema import FeaturesConfig, FeatureSpec, ModelConfig, TowerConfig
+from compiler.schema import (
+    ConfigType,
+    FeaturesConfig,
+    FeatureSpec,
+    ModelConfig,
+    Projection,
+    TowerConfig,
+    encoded_widths,
+)
 
 SAFE_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 #: Activation names the emitted trainer passes to Keras (``tf.keras.layers.Dense(activation=)``
@@ -139,6 +147,17 @@ def _check_features(features: FeaturesConfig) -> None:
             seen[spec.name] = f"{key}.name"
             _check_feature(spec, key)
 
+    if features.config_type is ConfigType.ranking and features.target is None:
+        raise ConfigError(
+            "features.target",
+            "expected a target for config_type ranking (or config_type: retrieval), got none",
+        )
+    if features.config_type is ConfigType.retrieval and features.target is not None:
+        raise ConfigError(
+            "features.target",
+            "expected no target for config_type retrieval (or config_type: ranking), got "
+            f"column '{features.target.column}'",
+        )
     if features.target is not None:
         _check_identifier(features.target.column, "features.target.column")
         if features.target.column in seen:
@@ -229,6 +248,12 @@ def _check_feature(spec: FeatureSpec, key: str) -> None:
 def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registry) -> None:
     _check_identifier(model.name, "model.name")
     registry.fragment("task", model.model_type, key="model.model_type")
+    if features.config_type is ConfigType.retrieval and model.model_type != "retrieval":
+        raise ConfigError(
+            "features.config_type",
+            f"expected 'ranking' for model_type {model.model_type} (a retrieval feature config "
+            "has no target), got 'retrieval'",
+        )
     if model.model_type in MODEL_TYPES_NEEDING_TARGET and features.target is None:
         raise ConfigError(
             "features.target",
@@ -236,7 +261,7 @@ def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registr
         )
     _check_positive(model.output_embedding_dim, "model.output_embedding_dim")
     for side in ("buyer", "product"):
-        _check_tower(getattr(model, f"{side}_tower"), f"model.{side}_tower", model, registry)
+        _check_tower(getattr(model, f"{side}_tower"), side, model, features, registry)
 
     needs_ranking = model.model_type in MODEL_TYPES_NEEDING_TARGET
     if needs_ranking:
@@ -288,7 +313,9 @@ def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registr
         )
 
 
-def _check_tower(tower: TowerConfig, key: str, model: ModelConfig, registry: Registry) -> None:
+def _check_tower(tower: TowerConfig, side: str, model: ModelConfig, features: FeaturesConfig,
+                 registry: Registry) -> None:
+    key = f"model.{side}_tower"
     registry.fragment("tower", tower.type, key=f"{key}.type")
     for index, width in enumerate(tower.layers):
         _check_positive(width, f"{key}.layers[{index}]")
@@ -298,6 +325,24 @@ def _check_tower(tower: TowerConfig, key: str, model: ModelConfig, registry: Reg
             f"expected it to equal the last {key} width ({tower.layers[-1]}), "
             f"got {model.output_embedding_dim}",
         )
+    if tower.layers and tower.projection is not Projection.none:
+        raise ConfigError(
+            f"{key}.projection",
+            f"expected none when layers are set (the last layer is the projection), "
+            f"got '{tower.projection.value}'",
+        )
+    if not tower.layers and tower.projection is Projection.none:
+        widths = encoded_widths(features, side)
+        width = sum(w for _, w in widths)
+        if width != model.output_embedding_dim:
+            parts = " + ".join(f"{name} {w}" for name, w in widths)
+            raise ConfigError(
+                "model.output_embedding_dim",
+                f"expected it to equal the {side} encodings' width {width} ({parts}) for an "
+                f"embeddings-only {key} (layers: [], projection: none), got "
+                f"{model.output_embedding_dim}; or set {key}.projection=linear to project "
+                f"{width} -> {model.output_embedding_dim}",
+            )
     check_activation(tower.activation, f"{key}.activation")
     if tower.l2 < 0:
         raise ConfigError(f"{key}.l2", f"expected a value >= 0, got {tower.l2}")

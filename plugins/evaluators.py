@@ -42,8 +42,9 @@ def _evaluate_recall(model, dataset, candidates):
 '''
 
 RECALL_STEP = '''
-validation_recall = _evaluate_recall(model, eval_dataset, candidates)
-metrics["final"].update({"val_" + key: value for key, value in validation_recall.items()})
+if eval_dataset is not None:
+    validation_recall = _evaluate_recall(model, eval_dataset, candidates)
+    metrics["final"].update({"val_" + key: value for key, value in validation_recall.items()})
 if test_dataset is not None:
     metrics["final"].update(_evaluate_recall(model, test_dataset, candidates))
 '''
@@ -65,7 +66,8 @@ class RecallAtK(Fragment):
 
 REGRESSION = '''
 def _evaluate_regression(model, dataset):
-    """RMSE and MAE of the rating head, in the transformed target's space."""
+    """RMSE and MAE of the rating head against the transformed target: clipped, and in log1p
+    space when the feature config says ``log: true``."""
 
     def add_batch(sums, batch):
         squared, absolute, count = sums
@@ -85,8 +87,9 @@ def _evaluate_regression(model, dataset):
 '''
 
 REGRESSION_STEP = '''
-validation = _evaluate_regression(model, eval_dataset)
-metrics["final"].update({"val_rmse": validation["rmse"], "val_mae": validation["mae"]})
+if eval_dataset is not None:
+    validation = _evaluate_regression(model, eval_dataset)
+    metrics["final"].update({"val_rmse": validation["rmse"], "val_mae": validation["mae"]})
 if test_dataset is not None:
     test = _evaluate_regression(model, test_dataset)
     metrics["final"].update({"test_rmse": test["rmse"], "test_mae": test["mae"]})

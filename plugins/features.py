@@ -40,6 +40,7 @@ class FeatureTransform(Fragment):
 
 def _numeric_value(use: FragmentUse, out: Contributions) -> str:
     """Template for a float32 value of a numeric or timestamp feature (timestamps in days)."""
+    out.require_import("tensorflow", alias="tf")
     if use.params["dtype"] == "timestamp":
         add_date_helpers(out)
         return "tf.cast(_days_since_epoch({raw}), tf.float32)"
@@ -68,6 +69,7 @@ class Embedding(FeatureTransform):
         (output,) = self.outputs(use)
         value = _raw(use)
         if use.params["dtype"] != "string":
+            out.require_import("tensorflow", alias="tf")
             value = expression("tf.strings.as_string({raw})", raw=value)
         out.add_to_function(PREPROCESSING_FN, statements(
             "outputs[{name}] = tft.compute_and_apply_vocabulary(\n"
@@ -177,6 +179,7 @@ class Cross(FeatureTransform):
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         (output,) = self.outputs(use)
+        out.require_import("tensorflow", alias="tf")
         parts = [
             expression("tf.strings.as_string(outputs[{column}])", column=m["column"])
             for m in use.params["members"]
@@ -192,7 +195,7 @@ class Cross(FeatureTransform):
 
 class Target(FeatureTransform):
     name: ClassVar[str] = "target"
-    description: ClassVar[str] = "target -> clipped to percentiles, then log1p"
+    description: ClassVar[str] = "target -> clipped to percentiles (if clip), then log1p (if log)"
     EXAMPLES: ClassVar[list[list[str]]] = [
         [], ["features.target.log=false", "features.target.clip=null"]
     ]
@@ -205,6 +208,7 @@ class Target(FeatureTransform):
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         (output,) = self.outputs(use)
+        out.require_import("tensorflow", alias="tf")
         column = use.params["column"]
         value = name(f"{column}_value")
         code = list(statements("{value} = tf.cast(inputs[{column}], tf.float32)\n",

@@ -7,7 +7,7 @@ from typing import ClassVar
 from compiler import hookimpl
 from compiler.fragments import BuildContext, Contributions, Fragment, Section, statements
 from compiler.plan import FragmentUse
-from plugins.towers import MLP_HELPERS
+from plugins.towers import MLP_HELPERS_KEY, MLP_LAYERS
 
 MLP_HEAD = '''
 def _build_rating_head():
@@ -26,7 +26,9 @@ class MLPHead(Fragment):
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")
-        out.add_once("mlp-helpers", Section.TOWERS, statements(MLP_HELPERS))
+        # A dense tower has added _mlp_layers with its Tower class under this key already;
+        # beside embeddings-only towers the head adds the one function it uses.
+        out.add_once(MLP_HELPERS_KEY, Section.TOWERS, statements(MLP_LAYERS))
         out.add(Section.HEADS, statements(
             MLP_HEAD, widths=tuple(use.params["layers"]), activation=use.params["activation"],
             l2=float(use.params["l2"]),

@@ -58,7 +58,9 @@ def _unique_candidates(model, datasets, tf_transform_output):
 CANDIDATE_STEP = '''
 candidates = _unique_candidates(
     model,
-    [train_dataset, eval_dataset] + ([test_dataset] if test_dataset is not None else []),
+    [train_dataset]
+    + ([eval_dataset] if eval_dataset is not None else [])
+    + ([test_dataset] if test_dataset is not None else []),
     tf_transform_output,
 )
 metrics["candidates"] = {

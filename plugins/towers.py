@@ -16,7 +16,7 @@ from compiler.fragments import (
 )
 from compiler.plan import FragmentUse
 
-MLP_HELPERS = '''
+MLP_LAYERS = '''
 def _mlp_layers(widths, activation, l2, dropout=0.0):
     """Dense layers of the given widths; the last one is linear (it outputs an embedding or a
     prediction, not an activation)."""
@@ -32,7 +32,9 @@ def _mlp_layers(widths, activation, l2, dropout=0.0):
         if dropout and not last:
             layers.append(tf.keras.layers.Dropout(dropout))
     return layers
+'''
 
+TOWER_CLASS = '''
 
 class Tower(tf.keras.Model):
     """Feature encoder followed by dense layers: one side's embedding model."""
@@ -44,6 +46,17 @@ class Tower(tf.keras.Model):
 
     def call(self, features, training=False):
         return self.dense(self.encoder(features), training=training)
+'''
+
+#: The helpers of dense towers and heads, under one ``add_once`` key (third-party towers
+#: use it too, so a model carries one copy).
+MLP_HELPERS = MLP_LAYERS + TOWER_CLASS
+MLP_HELPERS_KEY = "mlp-helpers"
+
+EMBEDDINGS_ONLY_TOWER = '''
+def {function}(tf_transform_output):
+    {doc}
+    return FeatureEncoder({features}, tf_transform_output, name={tower_name})
 '''
 
 MLP_TOWER = '''
@@ -60,15 +73,32 @@ def {function}(tf_transform_output):
 class MLPTower(Fragment):
     kind: ClassVar[str] = "tower"
     name: ClassVar[str] = "mlp"
-    description: ClassVar[str] = "dense layers with L2 over the concatenated feature encodings"
+    description: ClassVar[str] = (
+        "dense layers with L2 over the concatenated feature encodings, or none (embeddings only)"
+    )
     EXAMPLES: ClassVar[list[list[str]]] = [
-        [], ["model.buyer_tower.layers=[]", "model.product_tower.dropout=0.2"]
+        [],
+        ["model.buyer_tower.layers=[]", "model.buyer_tower.projection=linear",
+         "model.product_tower.dropout=0.2"],
+        ["model=tfrs_tutorial", "features=tfrs_tutorial"],
     ]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
-        out.require_import("tensorflow", alias="tf")
-        out.add_once("mlp-helpers", Section.TOWERS, statements(MLP_HELPERS))
         side = use.role or "buyer"
+        if not use.params["layers"] and use.params.get("projection") != "linear":
+            # Embeddings only: the feature encoder is the tower; validation made sure its
+            # concatenated output is output_embedding_dim wide. No dense layer at all.
+            out.add(Section.TOWERS, statements(
+                EMBEDDINGS_ONLY_TOWER,
+                function=name(f"_build_{side}_tower"),
+                doc=docstring(f"{side.capitalize()} tower: embeddings only, "
+                              f"{use.params['output_dim']} wide, no dense layer"),
+                features=name(f"{side.upper()}_FEATURES"),
+                tower_name=f"{side}_tower",
+            ))
+            return
+        out.require_import("tensorflow", alias="tf")
+        out.add_once(MLP_HELPERS_KEY, Section.TOWERS, statements(MLP_HELPERS))
         widths = tuple(use.params["layers"]) or (use.params["output_dim"],)
         doc = (f"{side.capitalize()} tower: {' -> '.join(map(str, widths))}"
                if use.params["layers"] else

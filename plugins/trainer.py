@@ -31,6 +31,19 @@ def _transform_output_dir(fn_args):
     return getattr(fn_args, "transform_output", None) or fn_args.transform_graph_path
 
 
+def _eval_split_files(eval_files):
+    """Files of the eval split; none in a two-way split (no eval data), which then trains
+    without validation and leaves the val_* metrics out instead of computing them on nothing."""
+    patterns = eval_files if isinstance(eval_files, (list, tuple)) else [eval_files]
+    files = sorted(path for pattern in patterns if pattern for path in tf.io.gfile.glob(pattern))
+    if not files:
+        logger.warning(
+            "No eval split: no validation, no val_* metrics "
+            "(training_metrics.json records eval_split=absent)"
+        )
+    return files
+
+
 def _test_split_files(train_files):
     """Files of the ``Split-test`` sibling of the train split, found with tf.io.gfile
     (os.path and glob cannot see gs:// paths)."""
@@ -49,7 +62,7 @@ def _test_split_files(train_files):
     return files
 
 
-def _training_metrics(history, test_split):
+def _training_metrics(history, eval_split, test_split):
     rows = [
         {"epoch": epoch + 1, **{key: float(values[epoch]) for key, values in history.items()}}
         for epoch in range(len(history["loss"]))
@@ -58,6 +71,7 @@ def _training_metrics(history, test_split):
         "model_type": MODEL_TYPE,
         "history": rows,
         "final": {"loss": rows[-1]["loss"]},
+        "eval_split": eval_split,
         "test_split": test_split,
     }
 
@@ -113,7 +127,8 @@ def run_fn(fn_args):
     tf_transform_output = tft.TFTransformOutput(_transform_output_dir(fn_args))
 
     train_dataset = _input_fn(fn_args.train_files, tf_transform_output, batch_size, shuffle=True)
-    eval_dataset = _input_fn(fn_args.eval_files, tf_transform_output, batch_size)
+    eval_files = _eval_split_files(fn_args.eval_files)
+    eval_dataset = _input_fn(eval_files, tf_transform_output, batch_size) if eval_files else None
     test_files = _test_split_files(fn_args.train_files)
     test_dataset = _input_fn(test_files, tf_transform_output, batch_size) if test_files else None
 
@@ -134,7 +149,9 @@ def run_fn(fn_args):
         callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir + "/logs")],
         verbose=2,
     )
-    metrics = _training_metrics(history.history, "found" if test_files else "missing")
+    metrics = _training_metrics(
+        history.history, "found" if eval_files else "absent", "found" if test_files else "missing"
+    )
     index = None
     FRAGMENTS
     _write_metrics(metrics, fn_args)

@@ -88,7 +88,8 @@ class TransformSkeleton(Fragment):
     EXAMPLES: ClassVar[list[list[str]]] = [[]]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
-        out.require_import("tensorflow", alias="tf")
+        # tensorflow itself is imported by the feature transforms that use it: a module of
+        # string id vocabularies alone needs only tft.
         out.require_import("tensorflow_transform", alias="tft")
         out.add(Section.ENTRY, statements(PREPROCESSING_FN))
 
@@ -96,6 +97,7 @@ class TransformSkeleton(Fragment):
 def add_date_helpers(out: Contributions) -> None:
     """Date features share one copy of the calendar helpers."""
     out.require_import("math")
+    out.require_import("tensorflow", alias="tf")
     out.add_once("date-helpers", Section.HELPERS, statements(DATE_HELPERS))
 
 

@@ -80,7 +80,8 @@ def test_model_variants_change_the_code() -> None:
     scann = built("model.retrieval_algorithm=scann")["trainer_module.py"]
     assert 'namespace_whitelist=["Scann"]' in scann
     flat = built("model=retrieval_v1", "model.buyer_tower.layers=[]",
-                 "model.product_tower.layers=[]")["trainer_module.py"]
+                 "model.buyer_tower.projection=linear", "model.product_tower.layers=[]",
+                 "model.product_tower.projection=linear")["trainer_module.py"]
     assert "embeddings only, projected to 32" in flat
 
 

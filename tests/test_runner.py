@@ -205,10 +205,14 @@ def test_fn_args_accepts_tfx_execution_id_directories(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_fn_args_fails_loudly_without_an_eval_split(tmp_path: Path) -> None:
+def test_fn_args_of_a_two_way_split_has_no_eval_files(tmp_path: Path) -> None:
+    """No Split-eval (data.split with no eval part): no eval files, and the trainer records
+    eval_split=absent. A Split-eval without files is still an error."""
     from compiler.runner.fn_args import fn_args_from_transform
 
-    _fake_transform_root(tmp_path / "T", splits=("train",))
+    _fake_transform_root(tmp_path / "T", splits=("train", "test"))
+    assert fn_args_from_transform(str(tmp_path / "T"), str(tmp_path / "run")).eval_files == []
+    (tmp_path / "T" / "transformed_examples" / "Split-eval").mkdir()
     with pytest.raises(FileNotFoundError, match="eval"):
         fn_args_from_transform(str(tmp_path / "T"), str(tmp_path / "run"))
 

@@ -68,6 +68,7 @@ def test_feature_name_must_be_a_safe_identifier(bad_name: str) -> None:
 def test_towers_without_hidden_layers_are_allowed() -> None:
     config = validate(compose_config([
         "model=retrieval_v1", "model.buyer_tower.layers=[]", "model.product_tower.layers=[]",
+        "model.buyer_tower.projection=linear", "model.product_tower.projection=linear",
     ]))
     assert config.model.buyer_tower.layers == []
 

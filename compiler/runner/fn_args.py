@@ -76,6 +76,14 @@ def split_file_pattern(examples_dir: str, split: str) -> str:
     raise FileNotFoundError(f"split {split!r} has no files in {split_dir}")
 
 
+def _eval_files(examples_dir: str) -> list[str]:
+    """``[pattern]`` of the eval split, or ``[]`` when there is none (a two-way split, whose
+    trainer then skips validation); a ``Split-eval`` without files is still an error."""
+    if not import_tf().io.gfile.exists(_join(examples_dir, "Split-eval")):
+        return []
+    return [split_file_pattern(examples_dir, "eval")]
+
+
 def fn_args_from_transform(
     transform_dir: str,
     run_dir: str,
@@ -89,7 +97,8 @@ def fn_args_from_transform(
 
     Args:
         transform_dir: a Transform output root (``transform_graph/`` and
-            ``transformed_examples/Split-train|eval[|test]/``), local or a URI.
+            ``transformed_examples/Split-train[|eval][|test]/``), local or a URI; without
+            ``Split-eval`` (a two-way split) ``eval_files`` is empty.
         run_dir: where this run writes: ``<run_dir>/serving_model`` and ``<run_dir>/model_run``.
         custom_config: passed to ``run_fn`` as ``fn_args.custom_config`` (e.g. ``epochs``).
         train_steps, eval_steps, schema_path: passed through.
@@ -102,7 +111,7 @@ def fn_args_from_transform(
     run_dir = run_dir.rstrip("/")
     return FnArgs(
         train_files=[split_file_pattern(examples, "train")],
-        eval_files=[split_file_pattern(examples, "eval")],
+        eval_files=_eval_files(examples),
         transform_output=transform_graph,
         serving_model_dir=_join(run_dir, SERVING_MODEL_DIR),
         model_run_dir=_join(run_dir, MODEL_RUN_DIR),

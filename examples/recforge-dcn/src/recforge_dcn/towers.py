@@ -98,7 +98,8 @@ class DCNTower(Fragment):
         ["model.buyer_tower.type=dcn"],
         ["model=retrieval_v1", "model.buyer_tower.type=dcn", "model.product_tower.type=dcn",
          "+model.buyer_tower.params.cross_layers=3",
-         "+model.buyer_tower.params.projection_dim=8", "model.product_tower.layers=[]"],
+         "+model.buyer_tower.params.projection_dim=8", "model.product_tower.layers=[]",
+         "model.product_tower.projection=linear"],
     ]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
