@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 from compiler.__main__ import main
 from tests.compile_helpers import ROOT
+from tests.preflight_helpers import assert_rejected
 from tests.tiny_data import tiny_transactions
 
 pytestmark = pytest.mark.slow
@@ -107,8 +109,8 @@ def test_transform_from_without_a_transform_output(workspace, capsys, tmp_path) 
     before = run_dirs(workspace)
     code = main(common(workspace, "model=ranking_v1", f"run.transform_from={tmp_path}"))
     assert code == 2
-    assert "no usable Transform output" in capsys.readouterr().err
-    assert all(status_of(d) != "completed" for d in run_dirs(workspace) - before)
+    assert "run.transform_from: expected a Transform output" in capsys.readouterr().err
+    assert run_dirs(workspace) == before
 
 
 def test_transform_from_that_does_not_match_the_features(workspace, capsys) -> None:
@@ -116,7 +118,64 @@ def test_transform_from_that_does_not_match_the_features(workspace, capsys) -> N
     code = main(common(workspace, "model=ranking_v1", f"run.transform_from={source}",
                        "features.buyer.1.cyclical=[weekly,yearly]"))
     assert code == 2
-    assert "'date_yearly_sin' is missing" in capsys.readouterr().err
+    assert ("expected a Transform made with features.buyer[1].cyclical=[weekly,yearly], got "
+            "[weekly,monthly]") in capsys.readouterr().err
+
+
+def test_transform_from_with_other_bucket_counts_stops_before_training(workspace, capsys,
+                                                                       tmp_path) -> None:
+    # The run that made it used 100 buckets; training on it with 5 once died inside Keras
+    # with "indices[0] = 71 is not in [0, 5)".
+    source = workspace["runs"] / "date-split"
+    before = run_dirs(workspace)
+    line = assert_rejected(
+        common(workspace, "model=hybrid_v1", f"run.transform_from={source}",
+               "features.buyer.2.bucketize.buckets=5"),
+        tmp_path=tmp_path, key="run.transform_from", in_process=True, capsys=capsys)
+    assert "features.buyer[2].bucketize.buckets=5, got 100" in line
+    assert run_dirs(workspace) == before
+
+
+#: What only libraries print: TensorFlow/absl (the C++ prefixes too), Beam, Keras.
+LIBRARY_NOISE = ("WARNING", "E0000", "I0000", "W0000", "Unparseable", "non-serializable")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_the_main_job_prints_only_recforge_lines(workspace) -> None:
+    # The README's main job (python -m compiler model=hybrid_v1 features=cherng_v3 run=local)
+    # on tiny data, Transform included.
+    completed = cli("model=hybrid_v1",
+                    *common(workspace, "run.name=quiet", "run.transform_cache=false"))
+    assert completed.returncode == 0, completed.stderr
+    noisy = [line for line in (completed.stdout + completed.stderr).splitlines()
+             if any(token in line for token in LIBRARY_NOISE)]
+    assert noisy == []
+    assert completed.stderr == ""
+    run_dir = workspace["runs"] / "quiet"
+    assert f"{run_dir / 'run.log'}" in completed.stdout
+    for label in ("load data", "Transform (", "train and evaluate", "baselines"):
+        assert re.search(rf"^  {re.escape(label)}.* … \d+\.\d s$", completed.stdout,
+                         re.MULTILINE), label
+    assert "recall_at_100" in completed.stdout
+    log = (run_dir / "run.log").read_text()
+    assert "non-serializable" in log and ("I0000" in log or "E0000" in log)
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert len(manifest["data_hash"]) == 64
+    record = json.loads((run_dir / "transform" / "recforge_transform.json").read_text())
+    assert record["data_hash"] == manifest["data_hash"]
+
+
+def test_verbose_shows_library_output(workspace) -> None:
+    completed = cli("--verbose", "model=hybrid_v1",
+                    *common(workspace, "run.name=verbose",
+                            f"run.transform_from={workspace['runs'] / 'quiet'}"))
+    assert completed.returncode == 0, completed.stderr
+    assert "non-serializable" in completed.stderr
+    assert not (workspace["runs"] / "verbose" / "run.log").exists()
 
 
 def test_ctrl_c_leaves_no_run_marked_complete(workspace) -> None:

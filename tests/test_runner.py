@@ -227,7 +227,8 @@ def transformed(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("runner")
     splits = tiny_splits()
     module = _write(root / "transform_module.py", TRANSFORM_MODULE)
-    artifacts = run_transform(splits, RAW_SCHEMA, module, str(root / "transform"))
+    artifacts = run_transform(splits, RAW_SCHEMA, module, str(root / "transform"),
+                              record='{"settings": {}}\n')
     return artifacts, splits, root
 
 
@@ -247,6 +248,8 @@ def test_run_transform_writes_the_tfx_layout(transformed) -> None:
         assert artifacts.file_pattern(name) == f"{transform}/transformed_examples/Split-{name}/*.gz"
     assert artifacts.rows == {name: len(frame) for name, frame in splits.items()}
     assert artifacts.wall_seconds > 0
+    # The settings record (compiler.runner.transform_digest) beside transform_graph/.
+    assert (transform / "recforge_transform.json").read_text() == '{"settings": {}}\n'
 
 
 @pytest.mark.slow
