@@ -39,6 +39,18 @@ def test_an_invalid_point_fails_the_sweep_before_anything_runs(tmp_path, capsys)
     assert not (tmp_path / "ledger.db").exists()
 
 
+def test_a_missing_data_file_fails_the_sweep_before_anything_runs(tmp_path, capsys) -> None:
+    from tests.preflight_helpers import assert_rejected
+
+    line = assert_rejected(["-m", "model.learning_rate=0.001,0.01", "run=local",
+                            f"data.source={tmp_path / 'missing.csv'}",
+                            f"sweep_dir={tmp_path / 'sweeps'}",
+                            f"run.runs_root={tmp_path / 'runs'}"],
+                           tmp_path=tmp_path, key="data.source", in_process=True, capsys=capsys)
+    assert line.startswith("error: sweep point #1 [")
+    assert not (tmp_path / "sweeps").exists() and not (tmp_path / "runs").exists()
+
+
 def test_dry_run_of_a_100_point_sweep_runs_nothing(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "250")
     started = time.perf_counter()
@@ -82,10 +94,13 @@ def test_local_sweep_records_runs_and_a_failing_point_does_not_stop_the_others(
     csv = tmp_path / "data.csv"
     frame.to_csv(csv, index=False)
     ledger = f"sqlite:///{tmp_path}/ledger.db"
-    # The missing data file compiles fine (data is not compiled) but breaks its runs.
+    # A CSV without the feature columns passes the preflight (it reads no data) but breaks
+    # its runs when they load it.
+    broken = tmp_path / "broken.csv"
+    broken.write_text("something_else\n1\n2\n")
     code = main(["-m", "model=hybrid_v1", "model.learning_rate=0.001,0.01",
                  "run=local", "run.epochs=1", "run.batch_size=128",
-                 f"data.source={csv},{tmp_path / 'missing.csv'}",
+                 f"data.source={csv},{broken}",
                  f"run.runs_root={tmp_path / 'runs'}", f"run.cache_dir={tmp_path / 'cache'}",
                  f"ledger={ledger}", f"sweep_dir={tmp_path / 'sweeps'}"])
     assert code == 1  # some points failed, and the sweep says so
