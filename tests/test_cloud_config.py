@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import socket
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import pytest
 from cloud.fixtures import CONFIG_HASH, write_emit_dir
+from preflight_helpers import assert_rejected
 from rich.console import Console
 
-from compiler.cloud import SubmitError, VertexSubmitConfig, dry_run_request, main_submit
-from compiler.cloud.config import check_required, from_omegaconf
+from compiler.cloud import SubmitError, VertexSubmitConfig, main_submit
+from compiler.cloud.config import check_required, check_submit_config, from_omegaconf
 from compiler.cloud.job_spec import label_safe, source_label
 from compiler.cloud.package import build_recforge_sdist, build_requirements_sdist
 from compiler.cloud.schema_check import check_compatible, find_mismatches, parse_schema
@@ -26,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def full_config(**changes: object) -> VertexSubmitConfig:
     values: dict[str, object] = dict(
-        project="p-123", region="europe-central2", staging_bucket="gs://stage-b",
+        project="p-12345", region="europe-central2", staging_bucket="gs://stage-b",
         pipeline_root="gs://pipe-b/pipeline_root", source_exp="qt-97-20260109-174616",
     )
     values.update(changes)
@@ -96,6 +98,103 @@ def test_labels_are_label_safe() -> None:
     assert label_safe("QT-97 20260109_174616") == "qt-97-20260109_174616"
     assert len(label_safe("x" * 100)) == 63
     assert source_label("gs://bucket/root/run/Transform_9/") == "bucket-root-run-transform_9"
+
+
+BASE = ["submit=vertex", "submit.project=my-proj1", "submit.region=europe-central2",
+        "submit.staging_bucket=gs://stage-b", "submit.pipeline_root=gs://pipe-b/root",
+        "submit.source_exp=run-1"]
+
+
+@pytest.mark.parametrize(("changes", "error"), [
+    ({"region": "europe central2"}, "submit.region: expected a region such as "
+     "'europe-central2', got 'europe central2'; did you mean 'europe-central2'?"),
+    ({"region": "attacker.example#"}, "submit.region: expected a region such as "
+     "'europe-central2', got 'attacker.example#'"),
+    ({"region": "europe-central2/../x"}, "submit.region:"),
+    ({"project": "p-123"}, "submit.project: expected a project id of 6-30"),
+    ({"project": "My-Project"}, "submit.project:"),
+    ({"project": "abcdef-"}, "submit.project:"),
+    ({"project": "evil.example#x"}, "submit.project:"),
+    ({"source_exp": "../../other"}, "submit.source_exp: expected a pipeline run name"),
+    ({"source_exp": "runs/run-1"}, "submit.source_exp:"),
+    ({"source_exp": "run 1"}, "submit.source_exp:"),
+    ({"source_exp": "gs://pipe-b/a/../b"}, "submit.source_exp: expected an object path"),
+    ({"staging_bucket": "gs://Stage_B"}, "submit.staging_bucket: expected a bucket name"),
+    ({"staging_bucket": "gs://ab"}, "submit.staging_bucket:"),
+    ({"pipeline_root": "gs://goog-x/root"}, "submit.pipeline_root:"),
+    ({"api_endpoint": "https://attacker.example"}, "submit.api_endpoint: expected"),
+    ({"api_endpoint": "https://x.googleapis.com.attacker.example"}, "submit.api_endpoint:"),
+    ({"api_endpoint": "http://europe-central2-aiplatform.googleapis.com"},
+     "submit.api_endpoint:"),
+    ({"api_endpoint": "http://10.0.0.1:80"}, "submit.api_endpoint:"),
+    ({"api_endpoint": "https://user@europe-central2-aiplatform.googleapis.com"},
+     "submit.api_endpoint:"),
+    ({"labels": {f"k{i}": "v" for i in range(59)}},
+     "submit.labels: expected at most 58 labels (Vertex AI allows 64 and recforge adds 6), "
+     "got 59"),
+    ({"labels": {"Team": "x"}}, "submit.labels.Team: expected a key"),
+    ({"labels": {"team": "Recs"}}, "submit.labels.team: expected a value"),
+    ({"labels": {"recforge_submission": "x"}}, "submit.labels.recforge_submission:"),
+    ({"packages": ["tf keras"]}, "submit.packages[0]: expected a pip requirement"),
+    ({"packages": ["gs://b-1/x.txt"]}, "submit.packages[0]: expected a gs:// URI of a"),
+    ({"python_module": "a-b"}, "submit.python_module:"),
+    ({"service_account": "not an email"}, "submit.service_account:"),
+    ({"create_settle_seconds": 0}, "submit.create_settle_seconds:"),
+])
+def test_check_submit_config_refuses_malformed_values(changes: dict[str, object],
+                                                      error: str) -> None:
+    with pytest.raises(SubmitError) as info:
+        check_submit_config(full_config(**changes))
+    assert str(info.value).startswith(error), str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_check_submit_config_accepts_google_formats() -> None:
+    for changes in ({"region": "us-east1"}, {"region": "northamerica-northeast1"},
+                    {"project": "a23456"}, {"project": "a" * 30},
+                    {"api_endpoint": "http://127.0.0.1:8080"},
+                    {"api_endpoint": "europe-central2-aiplatform.googleapis.com"},
+                    {"api_endpoint": "https://europe-central2-aiplatform.googleapis.com/"},
+                    {"labels": {f"k{i}": "v" for i in range(58)}},
+                    {"source_exp": "gs://pipe-b/pipeline_root/1/run/Transform_3"},
+                    {"packages": ["tf-keras~=2.17.0", "gs://b-1/pkgs/x-1.0.tar.gz"]},
+                    {"service_account": "trainer@p-12345.iam.gserviceaccount.com"}):
+        check_submit_config(full_config(**changes))
+
+
+@pytest.mark.parametrize(("variable", "value", "error"), [
+    ("RECFORGE_VERTEX_PACKAGES", "[unclosed", "RECFORGE_VERTEX_PACKAGES: expected a list of "
+     "strings, e.g. ['tf-keras~=2.17.0'], got '[unclosed'"),
+    ("RECFORGE_VERTEX_PACKAGES", "tf-keras", "RECFORGE_VERTEX_PACKAGES: expected a list"),
+    ("RECFORGE_VERTEX_WAIT", "perhaps",
+     "RECFORGE_VERTEX_WAIT: expected true or false, got 'perhaps'"),
+    ("RECFORGE_VERTEX_TIMEOUT_MINUTES", "soon",
+     "RECFORGE_VERTEX_TIMEOUT_MINUTES: expected a number, got 'soon'"),
+    ("RECFORGE_VERTEX_REPLICA_COUNT", "two",
+     "RECFORGE_VERTEX_REPLICA_COUNT: expected an integer, got 'two'"),
+])
+def test_bad_environment_variables_name_the_variable(
+        no_vertex_env: pytest.MonkeyPatch, variable: str, value: str, error: str) -> None:
+    no_vertex_env.setenv(variable, value)
+    with pytest.raises(SubmitError) as info:
+        check_submit_config(compose(BASE).submit)
+    assert str(info.value).startswith(error), str(info.value)
+
+
+@pytest.mark.parametrize(("args", "env", "key"), [
+    (["submit.region='attacker.example#'"], {}, "error: submit.region: expected a region"),
+    (["submit.region='europe central2'"], {}, "did you mean 'europe-central2'?"),
+    (["submit.source_exp=../../other"], {}, "error: submit.source_exp: expected"),
+    ([], {"RECFORGE_VERTEX_PACKAGES": "[unclosed"}, "error: RECFORGE_VERTEX_PACKAGES: expected"),
+    ([], {"RECFORGE_VERTEX_WAIT": "perhaps"},
+     "error: RECFORGE_VERTEX_WAIT: expected true or false, got 'perhaps'"),
+])
+def test_cli_refuses_before_writing_or_recording(
+        no_vertex_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        args: list[str], env: dict[str, str], key: str) -> None:
+    assert_rejected(["model=hybrid_v1", "features=cherng_v3", *BASE, *args,
+                     f"output_dir={tmp_path / 'out'}"],
+                    tmp_path=tmp_path, env=env, key=key, in_process=True, capsys=capsys)
 
 
 # ------------------------------------------------------------------------------ schema
@@ -187,60 +286,98 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", "/nonexistent-gcloud-config")  # no gcloud ADC file
 
 
-def test_dry_run_prints_exact_request_that_parses_as_custom_job(
-        tmp_path: Path, no_network: None) -> None:
+def test_dry_run_prints_one_json_document(tmp_path: Path, no_network: None,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     from google.cloud.aiplatform_v1 import CustomJob
+
+    from compiler.ledger import Ledger
 
     emit = write_emit_dir(tmp_path / "emit")
     cfg = full_config(dry_run=True, accelerator_type="NVIDIA_TESLA_T4", accelerator_count=1,
-                      service_account="trainer@p-123.iam.gserviceaccount.com",
+                      service_account="trainer@p-12345.iam.gserviceaccount.com",
                       custom_config={"epochs": 2}, labels={"team": "recs"})
-    out = io.StringIO()
-    code = main_submit(emit, cfg, console=Console(file=out, width=80))
-    text = out.getvalue()
-    assert code == 0, text
-    assert "Dry run" in text and "gs://stage-b/recforge/default/0123456789abcdef/" in text
-    request = text[text.index("CustomJob request: POST "):]
-    url, body = request.split("\n", 1)
-    assert url.endswith("/v1/projects/p-123/locations/europe-central2/customJobs")
-    job = CustomJob.from_json(body)  # the exact REST body parses back
-    data = json.loads(body)
-    assert data["jobSpec"]["workerPoolSpecs"][0]["replicaCount"] == "1"  # int64 as string
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    code = main_submit(emit, cfg, ledger=ledger)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    document = json.loads(captured.out)  # stdout is the document and nothing else
+    assert set(document) == {"request", "staging", "environment"}
+    assert ledger.list() == []  # nothing recorded
+
+    job = CustomJob.from_json(json.dumps(document["request"]))  # the exact REST body
+    assert "name" not in document["request"] and "state" not in document["request"]
+    assert document["request"]["jobSpec"]["workerPoolSpecs"][0]["replicaCount"] == "1"
     pool = job.job_spec.worker_pool_specs[0]
     assert pool.machine_spec.machine_type == "n1-standard-4"
     assert pool.machine_spec.accelerator_type.name == "NVIDIA_TESLA_T4"
     spec = pool.python_package_spec
     assert spec.python_module == "compiler.runner.job"
-    assert spec.package_uris[0] == (
-        "gs://stage-b/recforge/default/0123456789abcdef/packages/recforge-0.1.0.tar.gz")
-    assert spec.package_uris[1].endswith("/recforge_job_requirements-1.0.tar.gz")
+    staged = {Path(entry["uri"]).name: entry for entry in document["staging"]}
+    assert set(staged) == {"trainer_module.py", "transform_module.py", "manifest.json",
+                           "recforge-0.1.0.tar.gz", "recforge_job_requirements-1.0.tar.gz"}
+    for name in ("trainer_module.py", "transform_module.py", "manifest.json"):
+        entry = staged[name]
+        digest = hashlib.sha256((emit / name).read_bytes()).hexdigest()
+        assert entry == {"local": str(emit / name), "sha256": digest,
+                         "uri": f"gs://stage-b/recforge/objects/{digest}/{name}"}
+    assert list(spec.package_uris) == [staged["recforge-0.1.0.tar.gz"]["uri"],
+                                       staged["recforge_job_requirements-1.0.tar.gz"]["uri"]]
     args = list(spec.args)
-    assert args[args.index("--trainer-module") + 1] == (
-        "gs://stage-b/recforge/default/0123456789abcdef/trainer_module.py")
-    assert args[args.index("--transform-dir") + 1].startswith(
-        "gs://pipe-b/pipeline_root/qt-97-20260109-174616/")
+    assert args[args.index("--trainer-module") + 1] == staged["trainer_module.py"]["uri"]
+    # No credentials: the source was not looked up, and stderr says so.
+    assert args[args.index("--transform-dir") + 1] == (
+        "gs://pipe-b/pipeline_root/qt-97-20260109-174616")
+    assert "Source check skipped: no credentials file" in captured.err
     output = args[args.index("--output-dir") + 1]
     assert output == job.job_spec.base_output_directory.output_uri_prefix
+    assert output.startswith(f"gs://stage-b/recforge/default/{CONFIG_HASH}/jobs/")
     assert json.loads(args[args.index("--custom-config") + 1]) == {"epochs": 2}
-    assert job.job_spec.service_account == "trainer@p-123.iam.gserviceaccount.com"
+    assert job.job_spec.service_account == "trainer@p-12345.iam.gserviceaccount.com"
     assert job.labels["recforge_config_hash"] == CONFIG_HASH
     assert job.labels["recforge_compiler_version"] == "0-1-0"
     assert job.labels["recforge_source"] == "qt-97-20260109-174616"
+    assert job.labels["recforge_submission"]
     assert job.labels["team"] == "recs"
     assert CONFIG_HASH[:12] in job.display_name
+    assert document["environment"] == {
+        "image": cfg.executor_image, "python": "3.10", "platform": "linux_x86_64",
+        "requirements": list(cfg.packages)}
 
 
-def test_dry_run_with_transform_uri_is_exact(tmp_path: Path, no_network: None) -> None:
+def test_dry_run_with_transform_uri_is_exact(tmp_path: Path, no_network: None,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     emit = write_emit_dir(tmp_path / "emit")
     source = "gs://pipe-b/pipeline_root/run-1/Transform_7"
-    dry = dry_run_request(emit, full_config(source_exp=source, pipeline_root=None),
-                          submission_id="20260101-000000-abcdef")
-    args = dry.request["jobSpec"]["workerPoolSpecs"][0]["pythonPackageSpec"]["args"]
+    assert main_submit(emit, full_config(source_exp=source, pipeline_root=None,
+                                         dry_run=True)) == 0
+    document = json.loads(capsys.readouterr().out)
+    args = document["request"]["jobSpec"]["workerPoolSpecs"][0]["pythonPackageSpec"]["args"]
     assert args[args.index("--transform-dir") + 1] == source
-    assert dry.plan.output_dir.endswith("/jobs/20260101-000000-abcdef")
-    assert dry.request["labels"]["recforge_submission"] == "20260101-000000-abcdef"
+
+
+def test_sdist_is_reproducible(tmp_path: Path) -> None:
+    """Same sources, same bytes: the staged object's digest does not depend on build time."""
+    import shutil
+
+    from compiler.cloud.package import build_packages, sha256_file
+
+    tree = tmp_path / "tree"  # a snapshot: other work in the checkout must not change it
+    tree.mkdir()
+    for name in ("pyproject.toml", "README.md", "compiler", "plugins"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, tree / name)
+    digests = set()
+    for attempt in range(2):
+        sdist, reqs = build_packages(tmp_path / f"out{attempt}", ["tf-keras~=2.17.0"], tree)
+        digests.add((sha256_file(sdist), sha256_file(reqs)))
+        (tree / "README.md").touch()  # a new mtime must not change the archive
+    assert len(digests) == 1
 
 
 def test_bad_input_is_one_message_without_traceback(tmp_path: Path,

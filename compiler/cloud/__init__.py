@@ -3,29 +3,26 @@
 Never imports TensorFlow (the job does, in its own process). Google client libraries are
 imported lazily, so ``import compiler.cloud`` stays cheap for the CLI.
 
-    from compiler.cloud import VertexSubmitConfig, submit, dry_run_request, main_submit
+    from compiler.cloud import VertexSubmitConfig, check_submit_config, submit, main_submit
 """
 
-from compiler.cloud.config import VertexSubmitConfig, check_required, from_omegaconf
-from compiler.cloud.errors import SubmitError
-from compiler.cloud.submit import (
-    DryRun,
-    SubmitResult,
-    dry_run_request,
-    main_submit,
-    print_dry_run,
-    submit,
+from compiler.cloud.config import (
+    VertexSubmitConfig,
+    check_required,
+    check_submit_config,
+    from_omegaconf,
 )
+from compiler.cloud.errors import SubmitConfigError, SubmitError
+from compiler.cloud.submit import SubmitResult, main_submit, submit
 
 __all__ = [
-    "DryRun",
+    "SubmitConfigError",
     "SubmitError",
     "SubmitResult",
     "VertexSubmitConfig",
     "check_required",
-    "dry_run_request",
+    "check_submit_config",
     "from_omegaconf",
     "main_submit",
-    "print_dry_run",
     "submit",
 ]

@@ -10,10 +10,14 @@ those must come from the user, and :func:`check_required` says which key is miss
 # typing.Optional, not "X | None" (types.UnionType).
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import os
+import re
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
-from compiler.cloud.errors import SubmitError
+from compiler.cloud.errors import SubmitConfigError, SubmitError
+from compiler.errors import did_you_mean
 
 #: Google's public prebuilt TensorFlow training image (not a user project). The packages below
 #: must match its TensorFlow minor version; change both together.
@@ -74,6 +78,13 @@ class VertexSubmitConfig:
     #: each time after listing jobs by this submission's label to see whether it did.
     create_retries: int = 3
     create_timeout_seconds: float = 60.0
+    #: After a create whose outcome is unknown (timeout, dropped connection, 5xx), how long
+    #: to keep listing by the submission label before creating again: a request the client
+    #: gave up on can still be committed by the service for a while.
+    create_settle_seconds: float = 60.0
+    #: Timeout of each get/list/cancel call; transient errors (429, 5xx, connection resets)
+    #: are retried with backoff within it.
+    call_timeout_seconds: float = 60.0
 
     # -- behaviour --------------------------------------------------------------------------
     #: Print the staging plan and the CustomJob request; touch no network.
@@ -136,18 +147,251 @@ def check_required(cfg: VertexSubmitConfig, *, need_source: bool = True) -> None
 
 
 def from_omegaconf(node: Any) -> VertexSubmitConfig:
-    """A composed ``submit`` node (DictConfig) or plain dict -> :class:`VertexSubmitConfig`."""
+    """A composed ``submit`` node (DictConfig) or plain dict -> :class:`VertexSubmitConfig`.
+
+    A value that does not resolve or does not fit its type (often a ``RECFORGE_VERTEX_*``
+    variable behind an interpolation of ``conf/submit/vertex.yaml``) is a
+    :class:`SubmitConfigError` naming the variable, or else ``submit.<key>``.
+    """
     if isinstance(node, VertexSubmitConfig):
         return node
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    merged = OmegaConf.merge(OmegaConf.structured(VertexSubmitConfig), node)
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    if isinstance(node, DictConfig):
+        for key in list(node.keys()):
+            try:
+                node[key]  # resolves interpolations and validates against the schema
+            except OmegaConfBaseException as error:
+                raise _value_error(str(key), node, error) from None
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(VertexSubmitConfig), node)
+        cfg: VertexSubmitConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as error:
+        key = str(getattr(error, "full_key", "") or getattr(error, "key", "") or "")
+        raise _value_error(key.split(".")[-1], node, error) from None
+    # oc.decode of a variable can yield a scalar or non-strings where a list of strings belongs.
+    if not isinstance(cfg.packages, list) or not all(isinstance(p, str) for p in cfg.packages):
+        raise _value_error("packages", node, TypeError(repr(cfg.packages)))
+    return cfg
+
+
+#: What each schema type expects, in "expected ..., got ..." words.
+_EXPECTED_BY_TYPE = {
+    "bool": "true or false",
+    "int": "an integer",
+    "float": "a number",
+    "list[str]": "a list of strings, e.g. ['tf-keras~=2.17.0']",
+    "dict[str, str]": "a mapping of strings",
+    "dict[str, Any]": "a mapping",
+}
+_ENV_NAME = re.compile(r"oc\.env:([A-Z][A-Z0-9_]*)")
+
+
+def _value_error(key: str, node: Any, error: Exception) -> SubmitConfigError:
+    types = {f.name: str(f.type) for f in fields(VertexSubmitConfig)}
+    expected = _EXPECTED_BY_TYPE.get(types.get(key, ""), "a valid value")
+    if key and key not in types:
+        return SubmitConfigError(f"submit.{key}", "expected a known submit key, got an unknown "
+                                 "one", suggestion=did_you_mean(key, types))
+    raw = _raw_value(node, key)
+    env = _ENV_NAME.search(raw) if isinstance(raw, str) else None
+    if env and env[1] in os.environ:
+        return SubmitConfigError(env[1], f"expected {expected}, got {os.environ[env[1]]!r}")
+    got = raw if raw is not None else getattr(error, "msg", str(error)).splitlines()[0]
+    return SubmitConfigError(f"submit.{key}" if key else "submit",
+                             f"expected {expected}, got {got!r}")
+
+
+def _raw_value(node: Any, key: str) -> Any:
+    """The value as written, interpolations unresolved (``None`` when it cannot be read)."""
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(node, DictConfig):
+            return OmegaConf.to_container(node, resolve=False).get(key)  # type: ignore[union-attr]
+        return dict(node).get(key)
+    except Exception:  # noqa: BLE001 - only used to word the message
+        return None
+
+
+# ----------------------------------------------------------------------------- formats
+# Google's documented formats. Checked before anything is built, uploaded or sent: region and
+# project become part of the Vertex AI host name and URL path, so a malformed one could send
+# the credentials elsewhere (``attacker.example#`` as a region).
+
+#: ``europe-central2``, ``us-east1``, ``northamerica-northeast1``.
+REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+#: 6-30 characters: lowercase letters, digits and hyphens; starts with a letter; no trailing
+#: hyphen.
+PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+#: Bucket names without dots (3-63 characters); dotted (domain) names: 3-222 characters with
+#: each dot-separated part at most 63.
+_BUCKET_PART = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
+#: The Vertex AI API hosts: ``<region>-aiplatform.googleapis.com`` and relatives.
+_GOOGLE_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+googleapis\.com$")
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+#: A pipeline run name: what TFX and Vertex Pipelines use (no path, no whitespace).
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+_PYTHON_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_MACHINE_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_ACCELERATOR = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_SERVICE_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9._-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)+$")
+#: Vertex AI accepts at most 64 labels on a job.
+MAX_LABELS = 64
+
+
+def check_bucket_uri(key: str, uri: str) -> None:
+    """``gs://bucket[/path]`` with a bucket name GCS accepts and a path without whitespace."""
+    if not uri.startswith("gs://"):
+        raise SubmitConfigError(key, f"expected a gs:// URI, got {uri!r}")
+    bucket, _, path = uri[len("gs://"):].partition("/")
+    parts = bucket.split(".")
+    valid = (3 <= len(bucket) <= (222 if len(parts) > 1 else 63)
+             and all(_BUCKET_PART.match(p) for p in parts)
+             and not bucket.startswith("goog") and "google" not in bucket)
+    if not valid:
+        raise SubmitConfigError(
+            key, "expected a bucket name of 3-63 lowercase letters, digits, '-', '_' or '.', "
+            f"starting and ending with a letter or digit, got {bucket!r}")
+    if any(c.isspace() for c in path) or any(seg in (".", "..") for seg in path.split("/")):
+        raise SubmitConfigError(key, f"expected an object path without whitespace or '..', "
+                                f"got {path!r}")
+
+
+def check_api_endpoint(endpoint: str) -> None:
+    """Only Google's API hosts, or a plain-HTTP loopback server (the tests' fake Vertex)."""
+    from urllib.parse import urlsplit
+
+    text = endpoint if "://" in endpoint else f"https://{endpoint}"
+    parts = urlsplit(text)
+    host = parts.hostname or ""
+    clean = (not parts.username and not parts.password and parts.path in ("", "/")
+             and not parts.query and not parts.fragment)
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        clean = False
+    google = parts.scheme == "https" and _GOOGLE_HOST.match(host)
+    loopback = parts.scheme in ("http", "https") and host in _LOOPBACK_HOSTS
+    if not (clean and (google or loopback)):
+        raise SubmitConfigError(
+            "submit.api_endpoint",
+            "expected https://<host>.googleapis.com or a loopback http://127.0.0.1:PORT, "
+            f"got {endpoint!r}")
+
+
+def check_source(source: str) -> None:
+    if source.startswith("gs://"):
+        check_bucket_uri("submit.source_exp", source)
+        return
+    if not _RUN_NAME.match(source) or ".." in source:
+        raise SubmitConfigError(
+            "submit.source_exp",
+            "expected a pipeline run name (letters, digits, '.', '_', '-'; no '/' or '..') or "
+            f"a gs:// URI of a Transform output, got {source!r}")
+
+
+def check_labels(labels: Any) -> None:
+    """User labels: Vertex's key/value format, none of recforge's own, and room for ours."""
+    from compiler.cloud.job_spec import OWN_LABELS
+
+    room = MAX_LABELS - len(OWN_LABELS)
+    if len(labels) > room:
+        raise SubmitConfigError(
+            "submit.labels", f"expected at most {room} labels (Vertex AI allows {MAX_LABELS} "
+            f"and recforge adds {len(OWN_LABELS)}), got {len(labels)}")
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(str(key)):
+            raise SubmitConfigError(
+                f"submit.labels.{key}", "expected a key of at most 63 lowercase letters, digits, "
+                f"'-' and '_' starting with a letter, got {key!r}")
+        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            raise SubmitConfigError(
+                f"submit.labels.{key}", "expected a value of at most 63 lowercase letters, "
+                f"digits, '-' and '_', got {value!r}")
+        if key in OWN_LABELS:
+            raise SubmitConfigError(f"submit.labels.{key}", "expected a label recforge does not "
+                                    f"set itself, got {key!r}")
+
+
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
+def check_packages(packages: list[str]) -> None:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for index, package in enumerate(packages):
+        key = f"submit.packages[{index}]"
+        if package.startswith("gs://"):
+            check_bucket_uri(key, package)
+            if not package.endswith((".tar.gz", ".whl", ".zip")):
+                raise SubmitConfigError(key, "expected a gs:// URI of a .tar.gz, .whl or .zip "
+                                        f"package, got {package!r}")
+            continue
+        try:
+            Requirement(package)
+        except InvalidRequirement:
+            raise SubmitConfigError(key, "expected a pip requirement such as 'name>=1.0' or "
+                                    f"a gs:// package URI, got {package!r}") from None
+
+
+def check_formats(cfg: VertexSubmitConfig) -> None:
+    """Every value's format, once :func:`check_required` found the required ones present."""
+    if cfg.project and not PROJECT.match(cfg.project):
+        raise SubmitConfigError(
+            "submit.project", "expected a project id of 6-30 lowercase letters, digits and "
+            f"hyphens, starting with a letter and not ending with a hyphen, got {cfg.project!r}")
+    if cfg.region and not REGION.match(cfg.region):
+        near = re.sub(r"[^a-z0-9]+", "-", cfg.region.lower()).strip("-")
+        raise SubmitConfigError(
+            "submit.region", f"expected a region such as 'europe-central2', got {cfg.region!r}",
+            suggestion=near if REGION.match(near) else None)
+    for key in ("staging_bucket", "pipeline_root"):
+        if getattr(cfg, key):
+            check_bucket_uri(f"submit.{key}", getattr(cfg, key))
+    if cfg.source_exp:
+        check_source(cfg.source_exp)
+    if cfg.api_endpoint:
+        check_api_endpoint(cfg.api_endpoint)
+    check_labels(cfg.labels)
+    check_packages(list(cfg.packages))
+    if not _MACHINE_TYPE.match(cfg.machine_type):
+        raise SubmitConfigError("submit.machine_type", "expected a machine type such as "
+                                f"'n1-standard-4', got {cfg.machine_type!r}")
+    if cfg.accelerator_type and not _ACCELERATOR.match(cfg.accelerator_type):
+        raise SubmitConfigError("submit.accelerator_type", "expected an accelerator such as "
+                                f"'NVIDIA_TESLA_T4', got {cfg.accelerator_type!r}")
+    if cfg.service_account and not _SERVICE_ACCOUNT.match(cfg.service_account):
+        raise SubmitConfigError("submit.service_account", "expected a service account e-mail "
+                                f"address, got {cfg.service_account!r}")
+    if not _PYTHON_MODULE.match(cfg.python_module):
+        raise SubmitConfigError("submit.python_module", "expected a dotted module name, got "
+                                f"{cfg.python_module!r}")
+    if not cfg.executor_image or any(c.isspace() for c in cfg.executor_image):
+        raise SubmitConfigError("submit.executor_image", "expected a container image URI, got "
+                                f"{cfg.executor_image!r}")
+    if cfg.create_retries < 0:
+        raise SubmitConfigError("submit.create_retries", "expected 0 or more, got "
+                                f"{cfg.create_retries}")
+    for key in ("create_timeout_seconds", "create_settle_seconds", "call_timeout_seconds"):
+        if getattr(cfg, key) <= 0:
+            raise SubmitConfigError(f"submit.{key}", f"expected a positive number, got "
+                                    f"{getattr(cfg, key)}")
+    try:
+        json.dumps(cfg.custom_config)
+    except (TypeError, ValueError):
+        raise SubmitConfigError("submit.custom_config", "expected JSON-serialisable values, "
+                                f"got {cfg.custom_config!r}") from None
 
 
 def check_submit_config(node: Any) -> VertexSubmitConfig:
     """Preflight for the ``submit`` group: every value checked before any network call,
-    staging or ledger write. Raises a ``RecforgeError`` (exit 2) naming ``submit.<key>``."""
+    staging or ledger write. Pure: no file, no network, no ledger. Raises
+    :class:`SubmitConfigError` / :class:`SubmitError` (exit 2) naming ``submit.<key>`` or the
+    ``RECFORGE_VERTEX_*`` variable behind it."""
     cfg = from_omegaconf(node)
-    check_required(cfg, need_source=not cfg.dry_run)
+    check_required(cfg)
+    check_formats(cfg)
     return cfg

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compiler.errors import RecforgeError
+from compiler.errors import ConfigError, RecforgeError
 
 
 class SubmitError(RecforgeError):
@@ -26,3 +26,16 @@ class SubmitError(RecforgeError):
         self.exit_code = exit_code
         self.key = key
         self.job_id = job_id
+
+
+class SubmitConfigError(ConfigError, SubmitError):
+    """A ``submit.*`` value (or the ``RECFORGE_VERTEX_*`` variable behind it) is malformed.
+
+    Reads ``<key>: expected ..., got ...`` like every other config error (exit 2), and is a
+    :class:`SubmitError` too, so ``main_submit`` reports it as one line.
+    """
+
+    def __init__(self, key: str, problem: str, *, suggestion: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(key, problem, suggestion=suggestion, hint=hint)
+        self.key = key  # SubmitError.__init__ (reached through super()) reset it

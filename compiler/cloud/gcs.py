@@ -6,7 +6,9 @@ TensorFlow: submitting must not import TF.
 
 from __future__ import annotations
 
+import base64
 import difflib
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,43 @@ def make_client(project: str | None, credentials: Any) -> storage.Client:
 def upload_file(client: storage.Client, local: Path, uri: str) -> None:
     bucket, path = split_uri(uri)
     client.bucket(bucket).blob(path).upload_from_filename(str(local))
+
+
+def upload_immutable(client: storage.Client, local: Path, uri: str, *, timeout: float = 120.0
+                     ) -> bool:
+    """Upload ``local`` to ``uri`` only if no object is there; never overwrite one.
+
+    ``uri`` names the content (its digest), so an object already there is the same file: it is
+    reused after its MD5 and size are compared with ``local``'s. The upload carries
+    ``if_generation_match=0``, so a concurrent uploader of the same object makes GCS answer 412
+    instead of replacing what a job may be reading. Returns ``True`` when it uploaded.
+    """
+    from google.api_core.exceptions import PreconditionFailed
+
+    bucket_name, path = split_uri(uri)
+    bucket = client.bucket(bucket_name)
+    if _same_object(bucket.get_blob(path, timeout=timeout), local, uri):
+        return False
+    try:
+        bucket.blob(path).upload_from_filename(str(local), if_generation_match=0,
+                                               timeout=timeout)
+    except PreconditionFailed:  # someone staged the same digest a moment ago
+        _same_object(bucket.get_blob(path, timeout=timeout), local, uri)
+        return False
+    return True
+
+
+def _same_object(blob: Any, local: Path, uri: str) -> bool:
+    if blob is None:
+        return False
+    data = local.read_bytes()
+    md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+    if blob.size != len(data) or (blob.md5_hash and blob.md5_hash != md5):
+        raise SubmitError(
+            f"{uri} exists with other content than {local}; not overwriting it",
+            hint="objects under recforge/objects/ are named by their SHA-256: something else "
+                 "wrote there; remove it only if no job reads it", exit_code=1)
+    return True
 
 
 def read_bytes(client: storage.Client, uri: str) -> bytes | None:

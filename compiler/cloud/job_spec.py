@@ -11,14 +11,15 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from compiler.cloud import gcs
-from compiler.cloud.config import VertexSubmitConfig
+from compiler.cloud.config import VertexSubmitConfig, check_labels
 from compiler.cloud.errors import SubmitError
-from compiler.cloud.package import REQUIREMENTS_SDIST, requirements_hash, sdist_name
+from compiler.cloud.package import DISTRIBUTION, REQUIREMENTS_SDIST, sha256_file
 
 #: Label keys recforge sets. Underscores, not hyphens: list filters name them as
 #: ``labels.<key>``, and AIP-160 filter identifiers do not allow ``-``.
@@ -33,8 +34,6 @@ OWN_LABELS = (LABEL_CONFIG_HASH, LABEL_COMPILER_VERSION, LABEL_SOURCE, LABEL_SUB
 
 EMITTED_FILES = ("trainer_module.py", "transform_module.py", "manifest.json")
 METRICS_PATH = "model_run/training_metrics.json"
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 
 def label_safe(text: str, max_len: int = 63) -> str:
@@ -49,18 +48,56 @@ def new_submission_id() -> str:
 
 
 @dataclass(frozen=True)
-class StagingPlan:
-    """Where everything goes; all ``gs://`` URIs."""
+class StagedFile:
+    """One file the job reads, staged under the digest of its content."""
 
-    stage_uri: str
-    #: local file name (in the emit dir or a build dir) -> destination URI
-    modules: dict[str, str]
-    recforge_package_uri: str
-    requirements_package_uri: str | None
+    #: What it is, for people (``trainer_module.py``, ``recforge sdist built from /src``).
+    source: str
+    #: The file uploaded (in the emit dir, or a build directory that lives while staging).
+    local: Path
+    uri: str
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.local.name
+
+
+@dataclass(frozen=True)
+class StagingPlan:
+    """Where everything goes; all ``gs://`` URIs.
+
+    Every staged file lives at ``<staging>/recforge/objects/<sha256>/<file name>``: a later
+    submission never overwrites an object a pending job may still read, and identical content
+    is uploaded once. Only the job's output folder is per submission.
+    """
+
+    objects_uri: str
+    files: tuple[StagedFile, ...]
     extra_package_uris: tuple[str, ...]
     output_dir: str
     metrics_uri: str
     requirements: tuple[str, ...] = field(default_factory=tuple)
+
+    def uri_of(self, name: str) -> str:
+        return next(f.uri for f in self.files if f.name == name)
+
+    @property
+    def stage_uri(self) -> str:
+        """The folder this submission's outputs go under (the ledger's ``vertex_staging``)."""
+        return self.output_dir.rsplit("/jobs/", 1)[0]
+
+    @property
+    def modules(self) -> dict[str, str]:
+        return {name: self.uri_of(name) for name in EMITTED_FILES}
+
+    @property
+    def recforge_package_uri(self) -> str:
+        return next(f.uri for f in self.files if f.name.startswith(f"{DISTRIBUTION}-"))
+
+    @property
+    def requirements_package_uri(self) -> str | None:
+        return next((f.uri for f in self.files if f.name == REQUIREMENTS_SDIST), None)
 
     @property
     def package_uris(self) -> list[str]:
@@ -70,51 +107,43 @@ class StagingPlan:
         return uris + list(self.extra_package_uris)
 
 
-def staging_plan(cfg: VertexSubmitConfig, config_hash: str, submission_id: str) -> StagingPlan:
-    """``gs://<staging>/recforge/<experiment>/<config-hash>/...`` for one submission.
+def requirement_packages(packages: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``submit.packages`` split into pip requirements and ready-made ``gs://`` archives."""
+    return (tuple(p for p in packages if not p.startswith("gs://")),
+            tuple(p for p in packages if p.startswith("gs://")))
 
-    The recforge archive is named after the version being packaged (this checkout's), which
-    pip requires to match the archive's own metadata.
+
+def staging_plan(cfg: VertexSubmitConfig, emit_dir: Path, config_hash: str, submission_id: str,
+                 sdist: Path, requirements_sdist: Path | None, source_root: Path
+                 ) -> StagingPlan:
+    """The content-addressed staging of one submission (reads the files, touches no network).
+
+    ``sdist`` and ``requirements_sdist`` are built by ``package.build_packages``; their names
+    are kept (pip needs ``recforge-<version>.tar.gz`` to match the archive's metadata).
     """
-    from compiler import __version__
     assert cfg.staging_bucket  # check_required ran first
-    stage = gcs.join(cfg.staging_bucket, "recforge", label_safe(cfg.experiment) or "default",
-                     config_hash)
-    requirements = tuple(p for p in cfg.packages if not p.startswith("gs://"))
-    extra = tuple(p for p in cfg.packages if p.startswith("gs://"))
-    output_dir = gcs.join(stage, "jobs", submission_id)
+    objects = gcs.join(cfg.staging_bucket, "recforge", "objects")
+    requirements, extra = requirement_packages(cfg.packages)
+    sources = [(name, emit_dir / name) for name in EMITTED_FILES]
+    sources.append((f"recforge sdist built from {source_root}", sdist))
+    if requirements_sdist is not None:
+        sources.append(("requirements sdist of submit.packages", requirements_sdist))
+    files = []
+    for what, local in sources:
+        digest = sha256_file(local)
+        files.append(StagedFile(what, local, gcs.join(objects, digest, local.name), digest))
+    output_dir = gcs.join(cfg.staging_bucket, "recforge", label_safe(cfg.experiment) or "default",
+                          config_hash, "jobs", submission_id)
     return StagingPlan(
-        stage_uri=stage,
-        modules={name: gcs.join(stage, name) for name in EMITTED_FILES},
-        recforge_package_uri=gcs.join(stage, "packages", sdist_name(__version__)),
-        requirements_package_uri=(
-            gcs.join(stage, "packages", requirements_hash(requirements), REQUIREMENTS_SDIST)
-            if requirements else None
-        ),
-        extra_package_uris=extra,
-        output_dir=output_dir,
-        metrics_uri=gcs.join(output_dir, METRICS_PATH),
+        objects_uri=objects, files=tuple(files), extra_package_uris=extra,
+        output_dir=output_dir, metrics_uri=gcs.join(output_dir, METRICS_PATH),
         requirements=requirements,
     )
 
 
 def check_user_labels(labels: Mapping[str, str]) -> None:
-    for key, value in labels.items():
-        if not _LABEL_KEY.match(str(key)):
-            raise SubmitError(
-                f"submit.labels.{key}: a label key must start with a lowercase letter and hold "
-                "only lowercase letters, digits, '-' and '_' (63 at most)",
-                key=f"submit.labels.{key}",
-            )
-        if not _LABEL_VALUE.match(str(value)):
-            raise SubmitError(
-                f"submit.labels.{key}: value '{value}' may hold only lowercase letters, digits, "
-                "'-' and '_' (63 at most)",
-                key=f"submit.labels.{key}",
-            )
-        if key in OWN_LABELS:
-            raise SubmitError(f"submit.labels.{key}: recforge sets this label itself",
-                              key=f"submit.labels.{key}")
+    """Kept for callers of the old name: see :func:`compiler.cloud.config.check_labels`."""
+    check_labels(labels)
 
 
 def job_labels(cfg: VertexSubmitConfig, config_hash: str, compiler_version: str, source: str,
@@ -148,7 +177,7 @@ def display_name(experiment: str, config_hash: str, experiment_number: int | Non
 def job_args(plan: StagingPlan, transform_dir: str, custom_config: Mapping[str, Any]
              ) -> list[str]:
     args = [
-        "--trainer-module", plan.modules["trainer_module.py"],
+        "--trainer-module", plan.uri_of("trainer_module.py"),
         "--transform-dir", transform_dir,
         "--output-dir", plan.output_dir,
     ]
@@ -197,5 +226,6 @@ def canonical_json(body: Mapping[str, Any]) -> str:
     """The request as the REST API reads it: camelCase, enum names, int64 as strings."""
     from google.cloud.aiplatform_v1 import CustomJob
 
+    # Only fields that are set: unset output-only fields (name, state, times) stay out.
     return CustomJob.to_json(to_custom_job(body), use_integers_for_enums=False, indent=2,
-                             sort_keys=True)
+                             sort_keys=True, always_print_fields_with_no_presence=False)

@@ -9,12 +9,16 @@ Two archives:
 
 Both are built by setuptools' PEP 517 backend in a subprocess, from a copy of the source tree,
 so building never writes into the checkout (no ``*.egg-info`` there) and two builds at once do
-not collide.
+not collide. Each archive is then rewritten reproducibly (sorted members, fixed times, owners
+and modes, no gzip time stamp): the same sources give the same bytes, so the same content
+digest and the same staged object (see ``job_spec.staging_plan``).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -129,4 +133,36 @@ def _finish(build: tuple[subprocess.Popen[str], Path, Path]) -> Path:
         tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
         raise SubmitError(f"building a source distribution in {tree} failed:\n{tail}",
                           exit_code=1)
-    return out_dir / stdout.strip().splitlines()[-1]
+    archive = out_dir / stdout.strip().splitlines()[-1]
+    make_reproducible(archive)
+    return archive
+
+
+#: 2000-01-01: any fixed time works; wheels built from the sdist need one after 1980.
+_FIXED_MTIME = 946684800
+
+
+def make_reproducible(archive: Path) -> None:
+    """Rewrite a ``.tar.gz`` so its bytes depend on its files' contents and names only."""
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(archive, "r:gz") as src, \
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst:
+        for member in sorted(src.getmembers(), key=lambda m: m.name):
+            data = src.extractfile(member) if member.isfile() else None
+            member.mtime = _FIXED_MTIME
+            member.uid = member.gid = 0
+            member.uname = member.gname = ""
+            member.mode = 0o755 if member.isdir() or member.mode & 0o100 else 0o644
+            member.pax_headers = {}
+            dst.addfile(member, data)
+    archive.write_bytes(gzip.compress(out.getvalue(), compresslevel=9, mtime=0))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

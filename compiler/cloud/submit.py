@@ -4,9 +4,12 @@
     result = submit(Path("generated/hybrid_v1__cherng_v3"), cfg, plan.required_features(), ledger)
 
 Order (each step refuses with a :class:`SubmitError` before anything is created if it can):
-config keys -> emitted files -> credentials -> source experiment (GCS listing) -> the Transform's
-schema against the trainer's features -> no active duplicate -> ledger -> build and upload
-packages and modules -> create the job (exactly once) -> wait -> metrics -> ledger.
+config values (:func:`~compiler.cloud.config.check_submit_config`, no network) -> emitted
+files -> credentials -> source experiment (GCS listing) -> the Transform's schema against the
+trainer's features -> no active duplicate -> build the packages (locally) -> ledger -> stage
+every file under its content digest -> create the job (exactly once) -> wait -> metrics ->
+ledger. ``submit.dry_run=true`` stops after the packages are built: see
+:mod:`compiler.cloud.dry_run`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +28,22 @@ from rich.table import Table
 from rich.text import Text
 
 from compiler.cloud import gcs
-from compiler.cloud.config import VertexSubmitConfig, check_required, from_omegaconf
+from compiler.cloud.config import VertexSubmitConfig, check_submit_config
 from compiler.cloud.errors import SubmitError
 from compiler.cloud.job_spec import (
     EMITTED_FILES,
     LABEL_CONFIG_HASH,
     LABEL_SOURCE,
+    LABEL_SUBMISSION,
     METRICS_PATH,
     StagingPlan,
-    canonical_json,
-    check_user_labels,
     custom_job_body,
     display_name,
     job_args,
     job_labels,
     label_safe,
     new_submission_id,
+    requirement_packages,
     source_label,
     staging_plan,
 )
@@ -70,19 +73,6 @@ class SubmitResult:
     @property
     def output_dir(self) -> str:
         return self.plan.output_dir
-
-
-@dataclass
-class DryRun:
-    """The request a submission would send, computed without any network call."""
-
-    plan: StagingPlan
-    request: dict[str, Any]
-    #: The request JSON as the REST API takes it (camelCase; parses into ``CustomJob``).
-    request_json: str
-    url: str
-    emit_dir: Path
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -120,14 +110,7 @@ def required_from_manifest(manifest: Mapping[str, Any]) -> dict[str, str]:
     return {str(f["name"]): str(f["dtype"]) for f in manifest.get("transformed_features", [])}
 
 
-# ----------------------------------------------------------------------------------- dry run
-
-
-def _job_url(cfg: VertexSubmitConfig) -> str:
-    endpoint = cfg.api_endpoint or f"https://{cfg.region}-aiplatform.googleapis.com"
-    if "://" not in endpoint:
-        endpoint = f"https://{endpoint}"
-    return f"{endpoint.rstrip('/')}/v1/projects/{cfg.project}/locations/{cfg.region}/customJobs"
+# -------------------------------------------------------------------------------- request
 
 
 def _request(cfg: VertexSubmitConfig, emitted: Emitted, plan: StagingPlan, transform_dir: str,
@@ -141,58 +124,6 @@ def _request(cfg: VertexSubmitConfig, emitted: Emitted, plan: StagingPlan, trans
         labels=labels,
         args=job_args(plan, transform_dir, cfg.custom_config),
     )
-
-
-def dry_run_request(emit_dir: Path | str, cfg: VertexSubmitConfig | Any,
-                    *, submission_id: str | None = None) -> DryRun:
-    """The staging plan and the exact CustomJob request, with no network call at all.
-
-    A ``source_exp`` given as a run name is found by listing GCS, which a dry run does not do:
-    the request then names the run's folder with a placeholder for the Transform output below
-    it. Give ``source_exp`` as the Transform output's ``gs://`` URI for an exact request.
-    """
-    cfg = from_omegaconf(cfg)
-    check_required(cfg)
-    check_user_labels(cfg.labels)
-    emitted = read_emitted(emit_dir)
-    submission_id = submission_id or new_submission_id()
-    plan = staging_plan(cfg, emitted.config_hash, submission_id)
-    assert cfg.source_exp
-    notes = []
-    if cfg.source_exp.startswith("gs://"):
-        transform_dir = cfg.source_exp.rstrip("/")
-    else:
-        assert cfg.pipeline_root
-        run_uri = gcs.join(cfg.pipeline_root, cfg.source_exp)
-        transform_dir = f"{run_uri}/<Transform output: found by listing at submit time>"
-        notes.append(f"source run '{cfg.source_exp}' is looked up under {cfg.pipeline_root} "
-                     "at submit time; its transform schema is checked before anything is created")
-    notes.append("the experiment number (from the ledger) joins the display name and labels "
-                 "at submit time")
-    body = _request(cfg, emitted, plan, transform_dir, submission_id, None)
-    return DryRun(plan, body, canonical_json(body), _job_url(cfg), Path(emit_dir), notes)
-
-
-def print_dry_run(dry: DryRun, console: Console) -> None:
-    def line(text: str) -> None:
-        # soft_wrap: rich must not break long URIs, or the JSON would not parse back.
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-    plan = dry.plan
-    console.print("[bold]Dry run[/]: nothing is built, uploaded or submitted.")
-    line(f"Staging plan ({plan.stage_uri}/):")
-    for name, uri in plan.modules.items():
-        line(f"  {dry.emit_dir / name} -> {uri}")
-    line(f"  recforge sdist (built from the source tree) -> {plan.recforge_package_uri}")
-    if plan.requirements_package_uri:
-        line(f"  requirements sdist {list(plan.requirements)} -> {plan.requirements_package_uri}")
-    for uri in plan.extra_package_uris:
-        line(f"  package (as given) {uri}")
-    line(f"  job output -> {plan.output_dir}/ (metrics: {plan.metrics_uri})")
-    for note in dry.notes:
-        line(f"Note: {note}")
-    line(f"CustomJob request: POST {dry.url}")
-    line(dry.request_json)
 
 
 # ------------------------------------------------------------------------------- submission
@@ -218,11 +149,21 @@ def _credentials() -> Any:
 def _api_errors(what: str, exit_code: int = 2) -> Iterator[None]:
     """Turn a refused or failed Google API call into one clear line."""
     import requests
-    from google.api_core.exceptions import GoogleAPICallError
+    from google.api_core.exceptions import GoogleAPICallError, RetryError
     from google.auth.exceptions import RefreshError, TransportError
 
     try:
         yield
+    except RetryError as error:  # a client library's own retries ran out (e.g. GCS listing)
+        cause = error.cause
+        credentials = isinstance(cause, (RefreshError, TransportError))
+        raise SubmitError(
+            f"{what}: " + ("the Google Cloud credentials could not be refreshed "
+                           if credentials else "kept failing ")
+            + f"({_one_line(cause) if cause is not None else _one_line(error)})",
+            hint="run `gcloud auth application-default login`" if credentials else None,
+            exit_code=exit_code,
+        ) from None
     except (RefreshError, TransportError) as error:
         raise SubmitError(
             f"{what}: the Google Cloud credentials were rejected or could not be refreshed "
@@ -257,25 +198,100 @@ def submit(
     (``int64`` / ``float32``); ``None`` takes the manifest's ``transformed_features``.
     ``ledger`` is a ``compiler.ledger.Ledger`` or ``None``; ``experiment_number`` an
     experiment the caller already recorded with ``record_compile`` (else one is recorded here,
-    with ``overrides``). Raises :class:`SubmitError`.
+    with ``overrides``). ``submit.dry_run=true`` prints the dry-run document instead and
+    records nothing. Raises :class:`SubmitError`.
     """
     from compiler.cloud import vertex
 
-    cfg = from_omegaconf(cfg)
+    cfg = check_submit_config(cfg)
     console = console or Console()
-    check_required(cfg)
-    check_user_labels(cfg.labels)
     emitted = read_emitted(emit_dir)
-    if cfg.dry_run:
-        dry = dry_run_request(emit_dir, cfg)
-        print_dry_run(dry, console)
-        return SubmitResult("DRY_RUN", dry.plan, dry.request)
-    assert cfg.source_exp and cfg.project and cfg.region
     required = dict(required_features if required_features is not None
                     else required_from_manifest(emitted.manifest))
+    if cfg.dry_run:
+        from compiler.cloud.dry_run import dry_run
+
+        document = dry_run(emitted, cfg, required, console=console)
+        return SubmitResult("DRY_RUN", document.plan, document.document["request"],
+                            transform_dir=document.transform_dir)
+    assert cfg.source_exp and cfg.project and cfg.region
     root = source_root()  # before any network call: refuse early outside a checkout
     credentials = _credentials()
+    storage, source = check_source(cfg, credentials, required, console)
 
+    from compiler import __version__
+
+    if emitted.compiler_version != __version__:
+        console.print(f"[yellow]warning:[/] {emitted.emit_dir} was compiled by recforge "
+                      f"{emitted.compiler_version}; the job runs recforge {__version__} "
+                      "(recompile to match)", highlight=False)
+    jobs = vertex.VertexJobs.connect(cfg, credentials)
+    adapter = LedgerAdapter(ledger, console)
+    _refuse_duplicates(jobs, cfg, emitted, adapter)
+
+    submission_id = new_submission_id()
+    label = f"{LABEL_SUBMISSION}={label_safe(submission_id)}"
+    with tempfile.TemporaryDirectory(prefix="recforge-submit-") as tmp:
+        requirements, _ = requirement_packages(cfg.packages)
+        sdist, reqs = build_packages(Path(tmp), requirements, root)
+        plan = staging_plan(cfg, emitted.emit_dir, emitted.config_hash, submission_id, sdist,
+                            reqs, root)
+        number = adapter.record(emitted.manifest, overrides, {
+            "vertex_staging": plan.stage_uri, "vertex_output": plan.output_dir,
+            "transform_dir": source.transform_dir, "source_exp": cfg.source_exp,
+            "vertex_submission_label": label,
+        }, experiment_number)
+        _start_in_ledger(adapter, jobs, storage, cfg, emitted)
+
+        body = _request(cfg, emitted, plan, source.transform_dir, submission_id, number)
+        try:
+            _stage(storage, plan, console)
+        except BaseException as error:
+            adapter.fail(f"not submitted: staging failed: {_one_line(error)}")
+            if isinstance(error, KeyboardInterrupt):
+                raise SubmitError("interrupted while staging; no job was created",
+                                  exit_code=130) from None
+            raise
+    console.print(f"Creating CustomJob {body['displayName']} in {jobs.parent} …",
+                  markup=False, highlight=False)
+    hint = (f"gcloud ai custom-jobs list --project={cfg.project} --region={cfg.region} "
+            f'--filter="labels.{label}"')
+    try:
+        with _api_errors("Vertex AI refused the job", exit_code=1):
+            job = jobs.create(body, cfg, console)
+    except KeyboardInterrupt:
+        # The create may have reached Vertex AI: the job may exist, and only its label says.
+        adapter.fail(f"unknown, check label {label}: interrupted while creating the job")
+        raise SubmitError("interrupted while creating the job; it may or may not exist",
+                          hint=hint, exit_code=130) from None
+    except SubmitError as error:
+        in_doubt = isinstance(error, vertex.CreateInDoubt)
+        adapter.fail((f"unknown, check label {label}: " if in_doubt else "not submitted: ")
+                     + error.message)
+        if in_doubt and not error.hint:
+            error.hint = hint
+        raise
+
+    ident = vertex.job_id(job)
+    adapter.set_job(ident)
+    logs = vertex.logs_command(cfg.project, ident)
+    url = vertex.console_url(cfg.project, cfg.region, ident)
+    result = SubmitResult(
+        vertex.state_name(job), plan, body, job.name, ident, number,
+        transform_dir=source.transform_dir, logs_command=logs, console_url=url,
+    )
+    what = f"experiment {number}" if number is not None else "the trainer"
+    console.print(f"Submitted {what} as Vertex AI job {ident}", markup=False, highlight=False)
+    console.print(f"  console: {url}\n  logs:    {logs}", markup=False, highlight=False)
+    if not cfg.wait:
+        return result
+    return _wait(jobs, job, cfg, console, storage, adapter, result)
+
+
+def check_source(cfg: VertexSubmitConfig, credentials: Any, required: Mapping[str, str],
+                 console: Console) -> tuple[Any, gcs.SourceArtifacts]:
+    """Find the source experiment's Transform output and check its schema (GCS reads only)."""
+    assert cfg.source_exp
     with _api_errors("Google Cloud Storage"):
         storage = gcs.make_client(cfg.project, credentials)
         source = gcs.find_source(storage, cfg.pipeline_root, cfg.source_exp)
@@ -293,57 +309,7 @@ def submit(
     for other in source.others:
         console.print(f"  (also found, older: {other})", markup=False, highlight=False)
     console.print(f"Transform output has all {len(required)} features the trainer reads.")
-
-    from compiler import __version__
-
-    if emitted.compiler_version != __version__:
-        console.print(f"[yellow]warning:[/] {emitted.emit_dir} was compiled by recforge "
-                      f"{emitted.compiler_version}; the job runs recforge {__version__} "
-                      "(recompile to match)", highlight=False)
-    jobs = vertex.VertexJobs.connect(cfg, credentials)
-    adapter = LedgerAdapter(ledger, console)
-    _refuse_duplicates(jobs, cfg, emitted, adapter)
-
-    submission_id = new_submission_id()
-    plan = staging_plan(cfg, emitted.config_hash, submission_id)
-    number = adapter.record(emitted.manifest, overrides, {
-        "vertex_staging": plan.stage_uri, "vertex_output": plan.output_dir,
-        "transform_dir": source.transform_dir, "source_exp": cfg.source_exp,
-    }, experiment_number)
-    _start_in_ledger(adapter, jobs, storage, cfg, emitted)
-
-    try:
-        body = _request(cfg, emitted, plan, source.transform_dir, submission_id, number)
-        _stage(storage, emitted, plan, root, console)
-        console.print(f"Creating CustomJob {body['displayName']} in {jobs.parent} …",
-                      markup=False, highlight=False)
-        with _api_errors("Vertex AI refused the job", exit_code=1):
-            job = jobs.create(body, cfg, console)
-    except BaseException as error:
-        adapter.fail(f"not submitted: {_one_line(error) or type(error).__name__}")
-        if isinstance(error, KeyboardInterrupt):
-            raise SubmitError(
-                "interrupted while submitting; the job may or may not exist",
-                hint=f"gcloud ai custom-jobs list --region={cfg.region} "
-                     f"--filter=labels.recforge_submission={label_safe(submission_id)}",
-                exit_code=130,
-            ) from None
-        raise
-
-    ident = vertex.job_id(job)
-    adapter.set_job(ident)
-    logs = vertex.logs_command(cfg.project, ident)
-    url = vertex.console_url(cfg.project, cfg.region, ident)
-    result = SubmitResult(
-        vertex.state_name(job), plan, body, job.name, ident, number,
-        transform_dir=source.transform_dir, logs_command=logs, console_url=url,
-    )
-    what = f"experiment {number}" if number is not None else "the trainer"
-    console.print(f"Submitted {what} as Vertex AI job {ident}", markup=False, highlight=False)
-    console.print(f"  console: {url}\n  logs:    {logs}", markup=False, highlight=False)
-    if not cfg.wait:
-        return result
-    return _wait(jobs, job, cfg, console, storage, adapter, result)
+    return storage, source
 
 
 def _refuse_duplicates(jobs: Any, cfg: VertexSubmitConfig, emitted: Emitted,
@@ -441,24 +407,16 @@ def _settle(adapter: LedgerAdapter, storage: Any, active: Any, state: str) -> No
         adapter.console.print(f"ledger: experiment {active.number}: {reason}", markup=False)
 
 
-def _stage(storage: Any, emitted: Emitted, plan: StagingPlan, root: Path,
-           console: Console) -> None:
-    """Upload the emitted modules, the manifest and the packages (nothing is created yet)."""
-    with tempfile.TemporaryDirectory(prefix="recforge-submit-") as tmp:
-        sdist, reqs = build_packages(Path(tmp), plan.requirements, root)
-        expected = plan.recforge_package_uri.rsplit("/", 1)[-1]
-        if sdist.name != expected:  # pyproject's version and compiler.__version__ disagree
-            raise SubmitError(f"built {sdist.name}, expected {expected}: the version in "
-                              "pyproject.toml and compiler.__version__ differ", exit_code=1)
-        uploads = [(emitted.emit_dir / name, uri) for name, uri in plan.modules.items()]
-        uploads.append((sdist, plan.recforge_package_uri))
-        if reqs is not None and plan.requirements_package_uri:
-            uploads.append((reqs, plan.requirements_package_uri))
-        console.print(f"Staging {len(uploads)} files to {plan.stage_uri}/",
-                      markup=False, highlight=False)
-        with _api_errors("Google Cloud Storage: staging", exit_code=1):
-            for local, uri in uploads:
-                gcs.upload_file(storage, local, uri)
+def _stage(storage: Any, plan: StagingPlan, console: Console) -> None:
+    """Upload every file under its content digest; an object already there is reused, never
+    overwritten (a pending job may be reading it)."""
+    console.print(f"Staging {len(plan.files)} files under {plan.objects_uri}/<sha256>/",
+                  markup=False, highlight=False)
+    with _api_errors("Google Cloud Storage: staging", exit_code=1):
+        for staged in plan.files:
+            uploaded = gcs.upload_immutable(storage, staged.local, staged.uri)
+            console.print(f"  {'uploaded' if uploaded else 'reused  '} {staged.uri}",
+                          markup=False, highlight=False)
 
 
 def _wait(jobs: Any, job: Any, cfg: VertexSubmitConfig, console: Console, storage: Any,
@@ -478,6 +436,9 @@ def _wait(jobs: Any, job: Any, cfg: VertexSubmitConfig, console: Console, storag
         ) from None
     except KeyboardInterrupt:
         raise _interrupted(jobs, job, cfg, console, adapter, ident or "") from None
+    except SubmitError as error:  # 403, 404, credentials: waiting cannot go on
+        adapter.fail(error.message)
+        raise
 
     state = vertex.state_name(final)
     result.state = state

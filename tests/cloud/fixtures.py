@@ -148,7 +148,8 @@ class CloudStack:
             api_endpoint=self.vertex_endpoint,
             packages=["tensorflow-recommenders>=0.7.3"],
             poll_initial_seconds=0.05, poll_max_seconds=0.25, poll_multiplier=1.5,
-            timeout_minutes=2.0, create_timeout_seconds=10.0,
+            timeout_minutes=2.0, create_timeout_seconds=10.0, create_settle_seconds=3.0,
+            call_timeout_seconds=10.0,
         )
         return replace(base, **overrides)
 

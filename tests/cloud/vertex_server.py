@@ -8,9 +8,21 @@ subprocess with Vertex's ``AIP_*`` variables, and moves the job through PENDING 
 SUCCEEDED / FAILED / CANCELLED like Vertex does. The job process reaches ``gs://`` through the
 environment the fixture gives it (the GCS emulator, and TensorFlow through the TLS proxy).
 
-Faults can be injected per operation (``inject("create", 503, after=True)`` answers 503 *after*
-creating the job: the response is lost but the job exists, the case a client must not retry
-blindly).
+Faults can be injected per operation (``create``, ``get``, ``list``, ``cancel``, ``token``):
+
+- ``inject("create", 503, after=True)`` answers 503 *after* creating the job: the response is
+  lost but the job exists, the case a client must not retry blindly;
+- ``inject("create", 200, delay=1.0)`` commits the job only after 1 s and then answers: a
+  client with a shorter timeout has given up by then (Vertex may commit a request the client
+  abandoned);
+- ``inject("create", 429)`` throttles; ``inject("create", 400, status_name="FAILED_PRECONDITION")``
+  refuses the way Vertex does when, e.g., a bucket is in another region;
+- ``inject("get", 403)`` / ``inject("get", 404)`` while polling;
+- ``inject("token", 400)`` makes the OAuth token endpoint refuse (google-auth raises
+  ``RefreshError``); with ``token_lifetime`` short, every request refreshes its token.
+
+``pending_seconds`` keeps every job PENDING until it has waited that long (a long queue);
+lowering it releases waiting jobs.
 """
 
 from __future__ import annotations
@@ -41,7 +53,8 @@ STATES = {
 }
 TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
             "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED"}
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND",
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                404: "NOT_FOUND",
                 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
                 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -58,10 +71,11 @@ def _now() -> str:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, status_name: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.status_name = status_name or STATUS_NAMES.get(status, "UNKNOWN")
 
 
 @dataclass
@@ -70,6 +84,8 @@ class Fault:
 
     ``after``: perform the operation first (the response is what gets lost).
     ``delay``: sleep this long before answering (to trip a client timeout).
+    ``status=200``: sleep ``delay``, then perform the operation and answer it normally (a
+    commit that comes after the client's timeout).
     """
 
     op: str
@@ -77,6 +93,7 @@ class Fault:
     after: bool = False
     delay: float = 0.0
     times: int = 1
+    status_name: str | None = None
 
 
 @dataclass
@@ -129,6 +146,11 @@ class FakeVertex:
         self.jobs: dict[str, Job] = {}
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
+        #: Seconds every new job stays PENDING before it starts.
+        self.pending_seconds = 0.0
+        #: ``expires_in`` of the tokens handed out; google-auth refreshes a token that
+        #: expires within minutes, so a small value makes every request refresh.
+        self.token_lifetime = 3600
         self.lock = threading.RLock()
         self._ids = itertools.count(int(time.time()) % 100000 * 1000 + 1)
         self._server: http.server.ThreadingHTTPServer | None = None
@@ -160,9 +182,14 @@ class FakeVertex:
             self._server = None
 
     def inject(self, op: str, status: int = 503, *, after: bool = False, delay: float = 0.0,
-               times: int = 1) -> None:
+               times: int = 1, status_name: str | None = None) -> None:
         with self.lock:
-            self.faults.append(Fault(op, status, after, delay, times))
+            self.faults.append(Fault(op, status, after, delay, times, status_name))
+
+    def count(self, method: str, suffix_pattern: str) -> int:
+        """How many requests matched ``method`` and a regex on the path (no query)."""
+        return sum(1 for m, path in list(self.requests)
+                   if m == method and re.search(suffix_pattern, path.split("?")[0]))
 
     def wait_until(self, job_id: str, states: set[str] | str, timeout: float = 60) -> Job:
         wanted = {states} if isinstance(states, str) else set(states)
@@ -188,7 +215,11 @@ class FakeVertex:
     def handle(self, method: str, path: str, query: dict[str, list[str]],
                body: dict[str, Any] | None, authorized: bool) -> tuple[int, Any]:
         if path == "/token" and method == "POST":
-            return 200, {"access_token": ACCESS_TOKEN, "expires_in": 3600,
+            fault = self._take_fault("token")
+            if fault is not None:  # the OAuth error format, which google-auth reads
+                return fault.status, {"error": "invalid_grant",
+                                      "error_description": "injected fault on token"}
+            return 200, {"access_token": ACCESS_TOKEN, "expires_in": self.token_lifetime,
                          "token_type": "Bearer"}
         if not authorized:
             raise ApiError(401, "Request is missing required authentication credential.")
@@ -212,11 +243,14 @@ class FakeVertex:
         fault = self._take_fault(op)
         if fault is None:
             return 200, action()
+        if fault.status == 200:  # commit late: the client may have given up by now
+            time.sleep(fault.delay)
+            return 200, action()
         if fault.after:
             action()
         if fault.delay:
             time.sleep(fault.delay)
-        raise ApiError(fault.status, f"injected fault on {op}")
+        raise ApiError(fault.status, f"injected fault on {op}", fault.status_name)
 
     def _create(self, parent: str, body: dict[str, Any], int_enums: bool) -> dict[str, Any]:
         _validate(body)
@@ -285,6 +319,11 @@ class FakeVertex:
         spec = pool["pythonPackageSpec"]
         root = self.workdir / job.id
         root.mkdir(parents=True, exist_ok=True)
+        queued = time.monotonic()
+        while time.monotonic() - queued < self.pending_seconds:  # re-read: tests may lower it
+            if job.cancel.wait(0.02):
+                self._set(job, "JOB_STATE_CANCELLED", end_time=_now())
+                return
         try:
             job.pythonpath, job.requirements = self._install(spec["packageUris"], root / "pkgs")
         except FileNotFoundError as error:
@@ -463,7 +502,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ApiError as error:
             status = error.status
             payload = {"error": {"code": error.status, "message": error.message,
-                                 "status": STATUS_NAMES.get(error.status, "UNKNOWN")}}
+                                 "status": error.status_name}}
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
