@@ -276,3 +276,83 @@ def test_long_pending_then_success(cloud: CloudStack, source: str, tmp_path: Pat
     assert text.index("JOB_STATE_PENDING") < text.index("JOB_STATE_RUNNING")
     [job] = cloud.vertex.jobs.values()
     assert job.gets >= 3  # polled through the queue
+
+
+# ------------------------------------------------------------------- the duplicate guard
+
+
+def test_two_racing_submitters_make_one_job(cloud: CloudStack, source: str, tmp_path: Path
+                                            ) -> None:
+    module = cloud.write_job_module("gcs_job", GCS_JOB)
+    cfg = cloud.submit_config(source_exp=RUN, python_module=module, wait=False)
+    emit = write_emit_dir(tmp_path / "emit")
+    outcomes: list[object] = []
+    start = threading.Barrier(2)
+
+    def submitter() -> None:
+        start.wait()
+        try:
+            outcomes.append(submit(emit, cfg, FEATURES, console=quiet()))
+        except SubmitError as error:
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=submitter) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(cloud.vertex.jobs) == 1
+    refused = [o for o in outcomes if isinstance(o, SubmitError)]
+    assert len(refused) == 1 and len(outcomes) == 2
+    assert ("being created right now" in refused[0].message
+            or "already active" in refused[0].message)
+    # The lock is gone once the job exists.
+    assert not cloud.list(f"gs://{cloud.staging_bucket}/recforge/locks/")
+
+
+def test_a_held_lock_refuses_and_a_stale_one_is_taken_over(cloud: CloudStack, source: str,
+                                                           tmp_path: Path) -> None:
+    import datetime as dt
+
+    from test_cloud_submit import CONFIG_HASH
+
+    from compiler.cloud import lock
+    from compiler.cloud.job_spec import source_label
+
+    cfg = cloud.submit_config(source_exp=RUN)
+    uri = lock.lock_uri(cfg, CONFIG_HASH, source_label(RUN))
+    held = lock.acquire(cloud.storage, uri, "someone-else", lock.stale_after(cfg))
+    with pytest.raises(SubmitError) as info:
+        submit(write_emit_dir(tmp_path / "emit"), cfg, FEATURES, console=quiet())
+    assert "another submission (someone-else)" in info.value.message
+    assert cloud.vertex.jobs == {}
+    assert not cloud.list(f"gs://{cloud.staging_bucket}/recforge/objects/")  # nothing staged
+    # Much later, the holder is presumed dead: its lock is taken over, and its release
+    # (by its own generation) does not delete the new holder's lock.
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)
+    mine = lock.acquire(cloud.storage, uri, "me", lock.stale_after(cfg), now=later)
+    held.release()
+    assert json.loads(cloud.read(uri))["submission"] == "me"
+    mine.release()
+    assert not cloud.exists(uri)
+
+
+def test_staging_never_overwrites(cloud: CloudStack, tmp_path: Path) -> None:
+    from google.api_core.exceptions import PreconditionFailed
+
+    from compiler.cloud.gcs import upload_immutable
+
+    local = tmp_path / "trainer_module.py"
+    local.write_text("# mine\n")
+    uri = f"gs://{cloud.staging_bucket}/recforge/objects/abc/trainer_module.py"
+    assert upload_immutable(cloud.storage, local, uri) is True
+    assert upload_immutable(cloud.storage, local, uri) is False  # same content: reused
+    blob = cloud.storage.bucket(cloud.staging_bucket).blob("recforge/objects/abc/x")
+    blob.upload_from_string(b"1", if_generation_match=0)
+    with pytest.raises(PreconditionFailed):  # the emulator answers 412 like GCS
+        blob.upload_from_string(b"2", if_generation_match=0)
+    other = tmp_path / "other.py"
+    other.write_text("# someone else's\n")
+    with pytest.raises(SubmitError, match="exists with other content"):
+        upload_immutable(cloud.storage, other, uri)
+    assert cloud.read(uri) == b"# mine\n"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from compiler.errors import ConfigError, RecforgeError
 
 
@@ -39,3 +42,40 @@ class SubmitConfigError(ConfigError, SubmitError):
                  hint: str | None = None) -> None:
         super().__init__(key, problem, suggestion=suggestion, hint=hint)
         self.key = key  # SubmitError.__init__ (reached through super()) reset it
+
+
+@contextmanager
+def api_errors(what: str, exit_code: int = 2) -> Iterator[None]:
+    """Turn a refused or failed Google API call into one clear line."""
+    import requests
+    from google.api_core.exceptions import GoogleAPICallError, RetryError
+    from google.auth.exceptions import RefreshError, TransportError
+
+    try:
+        yield
+    except RetryError as error:  # a client library's own retries ran out (e.g. GCS listing)
+        cause = error.cause
+        credentials = isinstance(cause, (RefreshError, TransportError))
+        raise SubmitError(
+            f"{what}: " + ("the Google Cloud credentials could not be refreshed "
+                           if credentials else "kept failing ")
+            + f"({one_line(cause) if cause is not None else one_line(error)})",
+            hint="run `gcloud auth application-default login`" if credentials else None,
+            exit_code=exit_code,
+        ) from None
+    except (RefreshError, TransportError) as error:
+        raise SubmitError(
+            f"{what}: the Google Cloud credentials were rejected or could not be refreshed "
+            f"({one_line(error)})",
+            hint="run `gcloud auth application-default login`", exit_code=exit_code,
+        ) from None
+    except GoogleAPICallError as error:
+        raise SubmitError(f"{what}: {one_line(error)}", exit_code=exit_code) from None
+    except requests.exceptions.RequestException as error:
+        raise SubmitError(f"{what}: network error: {one_line(error)}",
+                          exit_code=exit_code) from None
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:400]

@@ -17,19 +17,19 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from compiler.cloud import gcs
 from compiler.cloud.config import VertexSubmitConfig, check_submit_config
 from compiler.cloud.errors import SubmitError
+from compiler.cloud.errors import api_errors as _api_errors
+from compiler.cloud.errors import one_line as _one_line
 from compiler.cloud.job_spec import (
     EMITTED_FILES,
     LABEL_CONFIG_HASH,
@@ -145,43 +145,6 @@ def _credentials() -> Any:
     return credentials
 
 
-@contextmanager
-def _api_errors(what: str, exit_code: int = 2) -> Iterator[None]:
-    """Turn a refused or failed Google API call into one clear line."""
-    import requests
-    from google.api_core.exceptions import GoogleAPICallError, RetryError
-    from google.auth.exceptions import RefreshError, TransportError
-
-    try:
-        yield
-    except RetryError as error:  # a client library's own retries ran out (e.g. GCS listing)
-        cause = error.cause
-        credentials = isinstance(cause, (RefreshError, TransportError))
-        raise SubmitError(
-            f"{what}: " + ("the Google Cloud credentials could not be refreshed "
-                           if credentials else "kept failing ")
-            + f"({_one_line(cause) if cause is not None else _one_line(error)})",
-            hint="run `gcloud auth application-default login`" if credentials else None,
-            exit_code=exit_code,
-        ) from None
-    except (RefreshError, TransportError) as error:
-        raise SubmitError(
-            f"{what}: the Google Cloud credentials were rejected or could not be refreshed "
-            f"({_one_line(error)})",
-            hint="run `gcloud auth application-default login`", exit_code=exit_code,
-        ) from None
-    except GoogleAPICallError as error:
-        raise SubmitError(f"{what}: {_one_line(error)}", exit_code=exit_code) from None
-    except requests.exceptions.RequestException as error:
-        raise SubmitError(f"{what}: network error: {_one_line(error)}",
-                          exit_code=exit_code) from None
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:400]
-
-
 def submit(
     emit_dir: Path | str,
     cfg: VertexSubmitConfig | Any,
@@ -227,50 +190,41 @@ def submit(
                       "(recompile to match)", highlight=False)
     jobs = vertex.VertexJobs.connect(cfg, credentials)
     adapter = LedgerAdapter(ledger, console)
-    _refuse_duplicates(jobs, cfg, emitted, adapter)
-
     submission_id = new_submission_id()
     label = f"{LABEL_SUBMISSION}={label_safe(submission_id)}"
-    with tempfile.TemporaryDirectory(prefix="recforge-submit-") as tmp:
-        requirements, _ = requirement_packages(cfg.packages)
-        sdist, reqs = build_packages(Path(tmp), requirements, root)
-        plan = staging_plan(cfg, emitted.emit_dir, emitted.config_hash, submission_id, sdist,
-                            reqs, root)
-        number = adapter.record(emitted.manifest, overrides, {
-            "vertex_staging": plan.stage_uri, "vertex_output": plan.output_dir,
-            "transform_dir": source.transform_dir, "source_exp": cfg.source_exp,
-            "vertex_submission_label": label,
-        }, experiment_number)
-        _start_in_ledger(adapter, jobs, storage, cfg, emitted)
-
-        body = _request(cfg, emitted, plan, source.transform_dir, submission_id, number)
-        try:
-            _stage(storage, plan, console)
-        except BaseException as error:
-            adapter.fail(f"not submitted: staging failed: {_one_line(error)}")
-            if isinstance(error, KeyboardInterrupt):
-                raise SubmitError("interrupted while staging; no job was created",
-                                  exit_code=130) from None
-            raise
-    console.print(f"Creating CustomJob {body['displayName']} in {jobs.parent} …",
-                  markup=False, highlight=False)
-    hint = (f"gcloud ai custom-jobs list --project={cfg.project} --region={cfg.region} "
-            f'--filter="labels.{label}"')
+    # The duplicate check and the create run under one lock (see compiler.cloud.lock):
+    # without it, two submitters could both find no active job and both create one.
+    guard = None if cfg.force else _take_lock(storage, cfg, emitted, submission_id)
     try:
-        with _api_errors("Vertex AI refused the job", exit_code=1):
-            job = jobs.create(body, cfg, console)
-    except KeyboardInterrupt:
-        # The create may have reached Vertex AI: the job may exist, and only its label says.
-        adapter.fail(f"unknown, check label {label}: interrupted while creating the job")
-        raise SubmitError("interrupted while creating the job; it may or may not exist",
-                          hint=hint, exit_code=130) from None
-    except SubmitError as error:
-        in_doubt = isinstance(error, vertex.CreateInDoubt)
-        adapter.fail((f"unknown, check label {label}: " if in_doubt else "not submitted: ")
-                     + error.message)
-        if in_doubt and not error.hint:
-            error.hint = hint
-        raise
+        _refuse_duplicates(jobs, cfg, emitted, adapter)
+        with tempfile.TemporaryDirectory(prefix="recforge-submit-") as tmp:
+            requirements, _ = requirement_packages(cfg.packages)
+            sdist, reqs = build_packages(Path(tmp), requirements, root)
+            plan = staging_plan(cfg, emitted.emit_dir, emitted.config_hash, submission_id,
+                                sdist, reqs, root)
+            number = adapter.record(emitted.manifest, overrides, {
+                "vertex_staging": plan.stage_uri, "vertex_output": plan.output_dir,
+                "transform_dir": source.transform_dir, "source_exp": cfg.source_exp,
+                "vertex_submission_label": label,
+            }, experiment_number)
+            _start_in_ledger(adapter, jobs, storage, cfg, emitted)
+            body = _request(cfg, emitted, plan, source.transform_dir, submission_id, number)
+            try:
+                _stage(storage, plan, console)
+            except BaseException as error:
+                adapter.fail(f"not submitted: staging failed: {_one_line(error)}")
+                if isinstance(error, KeyboardInterrupt):
+                    raise SubmitError("interrupted while staging; no job was created",
+                                      exit_code=130) from None
+                raise
+        job = _create(jobs, body, cfg, console, adapter, label)
+    finally:
+        if guard is not None:
+            try:
+                guard.release()
+            except Exception as error:  # noqa: BLE001 - the job exists; the lock goes stale
+                console.print(f"[yellow]warning:[/] could not delete the submission lock "
+                              f"{guard.uri}: {_one_line(error)}")
 
     ident = vertex.job_id(job)
     adapter.set_job(ident)
@@ -285,7 +239,9 @@ def submit(
     console.print(f"  console: {url}\n  logs:    {logs}", markup=False, highlight=False)
     if not cfg.wait:
         return result
-    return _wait(jobs, job, cfg, console, storage, adapter, result)
+    from compiler.cloud.waiting import wait_and_read
+
+    return wait_and_read(jobs, job, cfg, console, storage, adapter, result)
 
 
 def check_source(cfg: VertexSubmitConfig, credentials: Any, required: Mapping[str, str],
@@ -310,6 +266,42 @@ def check_source(cfg: VertexSubmitConfig, credentials: Any, required: Mapping[st
         console.print(f"  (also found, older: {other})", markup=False, highlight=False)
     console.print(f"Transform output has all {len(required)} features the trainer reads.")
     return storage, source
+
+
+def _take_lock(storage: Any, cfg: VertexSubmitConfig, emitted: Emitted,
+               submission_id: str) -> Any:
+    from compiler.cloud import lock
+
+    assert cfg.source_exp
+    uri = lock.lock_uri(cfg, emitted.config_hash, source_label(cfg.source_exp))
+    with _api_errors("Google Cloud Storage: the submission lock", exit_code=1):
+        return lock.acquire(storage, uri, label_safe(submission_id), lock.stale_after(cfg))
+
+
+def _create(jobs: Any, body: dict[str, Any], cfg: VertexSubmitConfig, console: Console,
+            adapter: LedgerAdapter, label: str) -> Any:
+    """Create the job; when that fails, say in the ledger whether a job may exist."""
+    from compiler.cloud.vertex import CreateInDoubt
+
+    console.print(f"Creating CustomJob {body['displayName']} in {jobs.parent} …",
+                  markup=False, highlight=False)
+    hint = (f"gcloud ai custom-jobs list --project={cfg.project} --region={cfg.region} "
+            f'--filter="labels.{label}"')
+    try:
+        with _api_errors("Vertex AI refused the job", exit_code=1):
+            return jobs.create(body, cfg, console)
+    except KeyboardInterrupt:
+        # The create may have reached Vertex AI: the job may exist, and only its label says.
+        adapter.fail(f"unknown, check label {label}: interrupted while creating the job")
+        raise SubmitError("interrupted while creating the job; it may or may not exist",
+                          hint=hint, exit_code=130) from None
+    except SubmitError as error:
+        in_doubt = isinstance(error, CreateInDoubt)
+        adapter.fail((f"unknown, check label {label}: " if in_doubt else "not submitted: ")
+                     + error.message)
+        if in_doubt and not error.hint:
+            error.hint = hint
+        raise
 
 
 def _refuse_duplicates(jobs: Any, cfg: VertexSubmitConfig, emitted: Emitted,
@@ -417,100 +409,6 @@ def _stage(storage: Any, plan: StagingPlan, console: Console) -> None:
             uploaded = gcs.upload_immutable(storage, staged.local, staged.uri)
             console.print(f"  {'uploaded' if uploaded else 'reused  '} {staged.uri}",
                           markup=False, highlight=False)
-
-
-def _wait(jobs: Any, job: Any, cfg: VertexSubmitConfig, console: Console, storage: Any,
-          adapter: LedgerAdapter, result: SubmitResult) -> SubmitResult:
-    from compiler.cloud import vertex
-
-    ident = result.job_id
-    try:
-        final = vertex.wait_for(jobs, job, cfg, console)
-    except vertex.WaitTimeout as timeout:
-        raise SubmitError(
-            f"job {ident} still {vertex.state_name(timeout.job)} after "
-            f"{vertex.format_elapsed(timeout.elapsed)} (submit.timeout_minutes="
-            f"{cfg.timeout_minutes:g}); it keeps running and the ledger keeps it as running",
-            hint=f"gcloud ai custom-jobs describe {ident} --region={cfg.region}",
-            exit_code=3, job_id=ident,
-        ) from None
-    except KeyboardInterrupt:
-        raise _interrupted(jobs, job, cfg, console, adapter, ident or "") from None
-    except SubmitError as error:  # 403, 404, credentials: waiting cannot go on
-        adapter.fail(error.message)
-        raise
-
-    state = vertex.state_name(final)
-    result.state = state
-    if state != SUCCEEDED:
-        message = final.error.message if final.error and final.error.message else "(no message)"
-        adapter.fail(f"{state}: {message}")
-        raise SubmitError(
-            f"job {ident} ended {state}: {message}\n"
-            f"Its logs, with the traceback:\n  {result.logs_command}",
-            exit_code=1, job_id=ident,
-        )
-    with _api_errors("Google Cloud Storage: reading the metrics", exit_code=1):
-        data = gcs.read_bytes(storage, result.plan.metrics_uri)
-    if data is None:
-        adapter.fail("succeeded without training_metrics.json")
-        raise SubmitError(
-            f"job {ident} succeeded but wrote no metrics file: {result.plan.metrics_uri} does "
-            "not exist (the trainer writes training_metrics.json into model_run_dir)",
-            hint=f"look at its logs: {result.logs_command}", exit_code=1, job_id=ident,
-        )
-    try:
-        metrics = json.loads(data)
-    except ValueError as error:
-        adapter.fail(f"unreadable training_metrics.json: {error}")
-        raise SubmitError(f"{result.plan.metrics_uri} is not JSON: {error}", exit_code=1,
-                          job_id=ident) from None
-    result.metrics = metrics
-    adapter.complete(metrics, {
-        "metrics": result.plan.metrics_uri,
-        "serving_model": gcs.join(result.plan.output_dir, "serving_model"),
-    })
-    print_metrics(metrics, console)
-    return result
-
-
-def _interrupted(jobs: Any, job: Any, cfg: VertexSubmitConfig, console: Console,
-                 adapter: LedgerAdapter, ident: str) -> SubmitError:
-    """Ctrl-C while waiting: cancel (configured, or confirmed when interactive) or let it run."""
-    cancel = cfg.cancel_on_interrupt
-    if not cancel and sys.stdin.isatty() and console.is_terminal:
-        from rich.prompt import Confirm
-
-        try:
-            cancel = Confirm.ask(f"\nCancel Vertex AI job {ident}?", default=False,
-                                 console=console)
-        except (KeyboardInterrupt, EOFError):
-            cancel = False
-    if not cancel:
-        return SubmitError(
-            f"stopped waiting; job {ident} keeps running",
-            hint=f"gcloud ai custom-jobs describe {ident} --region={cfg.region}",
-            exit_code=130, job_id=ident,
-        )
-    with _api_errors(f"Vertex AI: cancelling job {ident}", exit_code=130):
-        jobs.cancel(job.name)
-    adapter.fail("cancelled (Ctrl-C)")
-    return SubmitError(f"cancelled job {ident} (Vertex AI is stopping it)", exit_code=130,
-                       job_id=ident)
-
-
-def print_metrics(metrics: Mapping[str, Any], console: Console) -> None:
-    final = metrics.get("final") if isinstance(metrics.get("final"), Mapping) else metrics
-    table = Table(title="training_metrics.json: final")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in final.items():
-        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-        table.add_row(key, shown)
-    console.print(table)
-    for key in ("test_split", "candidates"):
-        if key in metrics:
-            console.print(f"{key}: {json.dumps(metrics[key])}", markup=False, highlight=False)
 
 
 def main_submit(

@@ -81,6 +81,54 @@ def gcs_tls_proxy(_gcs_emulator_server: tuple[Any, int], tmp_path_factory: pytes
             proc.wait()
 
 
+def honour_generation_preconditions() -> None:
+    """Make the emulator answer ``ifGenerationMatch`` like GCS does (412 when the object's
+    generation differs; 0 means "must not exist") on uploads and deletes. It ignores them
+    otherwise (cloud-testing.md), and immutable staging and the submission lock rely on them.
+    Idempotent and process-wide, like tests/conftest.py's other emulator patches."""
+    from http import HTTPStatus
+
+    from gcp_storage_emulator import server as emu_server
+    from gcp_storage_emulator.exceptions import NotFound
+    from gcp_storage_emulator.handlers import objects
+
+    if getattr(emu_server, "_recforge_preconditions", False):
+        return
+
+    def guarded(handler: Any, object_name: Any) -> Any:
+        def wrapper(request: Any, response: Any, storage: Any, *args: Any, **kwargs: Any) -> Any:
+            wanted = request.query.get("ifGenerationMatch")
+            if wanted:
+                bucket = request.params["bucket_name"]
+                try:
+                    current = str(storage.get_file_obj(bucket, object_name(request))
+                                  ["generation"])
+                except NotFound:
+                    current = "0"
+                if current != wanted[0]:
+                    response.status = HTTPStatus.PRECONDITION_FAILED
+                    message = "At least one of the pre-conditions you specified did not hold."
+                    response.json({"error": {"code": 412, "message": message, "errors": [
+                        {"reason": "conditionNotMet", "message": message}]}})
+                    return None
+            return handler(request, response, storage, *args, **kwargs)
+
+        return wrapper
+
+    def upload_name(request: Any) -> str:
+        if request.query.get("name"):
+            return request.query["name"][0]
+        return request.data["meta"]["name"]  # multipart: the name is in the metadata part
+
+    for _, handlers in emu_server.HANDLERS:
+        if handlers.get(emu_server.POST) is objects.insert:
+            handlers[emu_server.POST] = guarded(objects.insert, upload_name)
+        if handlers.get(emu_server.DELETE) is objects.delete:
+            handlers[emu_server.DELETE] = guarded(objects.delete,
+                                                  lambda request: request.params["object_id"])
+    emu_server._recforge_preconditions = True  # type: ignore[attr-defined]
+
+
 # --------------------------------------------------------------------------- credentials
 
 
@@ -257,6 +305,7 @@ def cloud(gcs_emulator: Any, gcs_tls_proxy: TlsProxy, fake_service_account_key: 
     for name in _SCRUB:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_GCE_CHECK", "true")
+    honour_generation_preconditions()
     endpoint = gcs_emulator.endpoint
     client = gcs_emulator.client()
     tag = uuid.uuid4().hex[:10]
