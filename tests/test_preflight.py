@@ -185,3 +185,18 @@ def test_objective_metrics_follow_the_model_type() -> None:
     assert "val_rmse" in ranking and not any(m.startswith("recall") for m in ranking)
     assert {"recall_at_3", "val_recall_at_7", "loss"} <= set(retrieval)
     assert "recall_at_100" not in retrieval and "val_rmse" not in retrieval
+
+
+def test_objective_metrics_are_what_the_emitted_trainer_writes() -> None:
+    """The names ``objective_metrics`` lists appear where the emitted run_fn fills
+    ``metrics["final"]``: a renamed metric in a fragment fails here."""
+    from compiler.compose import compose
+    from compiler.pipeline import compile_config
+
+    trainer = compile_config(compose(["model=hybrid_v1"]), write=False
+                             ).sources["trainer_module.py"]
+    assert '"final": {"loss": ' in trainer
+    assert 'f"recall_at_{k}"' in trainer and '"val_" + key' in trainer
+    assert "TOP_K = (5, 10, 50, 100)" in trainer
+    for name in ("val_rmse", "val_mae", "test_rmse", "test_mae"):
+        assert f'"{name}":' in trainer, name
