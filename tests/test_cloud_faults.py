@@ -356,3 +356,33 @@ def test_staging_never_overwrites(cloud: CloudStack, tmp_path: Path) -> None:
     with pytest.raises(SubmitError, match="exists with other content"):
         upload_immutable(cloud.storage, other, uri)
     assert cloud.read(uri) == b"# mine\n"
+
+
+# ------------------------------------------------------------------------------ dry run
+
+
+def test_dry_run_with_credentials_checks_the_source_and_does_nothing(
+        cloud: CloudStack, source: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from google.cloud.aiplatform_v1 import CustomJob
+
+    ledger = ledger_at(tmp_path)
+    emit = write_emit_dir(tmp_path / "emit")
+    assert main_submit(emit, cloud.submit_config(source_exp=RUN, dry_run=True), FEATURES,
+                       ledger) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    job = CustomJob.from_json(json.dumps(document["request"]))
+    args = list(job.job_spec.worker_pool_specs[0].python_package_spec.args)
+    assert args[args.index("--transform-dir") + 1] == source  # looked up, not a placeholder
+    assert "Source checked (credentials from" in captured.err
+    assert cloud.vertex.jobs == {}
+    assert not any("customJobs" in path for _, path in cloud.vertex.requests)
+    assert not cloud.list(f"gs://{cloud.staging_bucket}/")  # nothing uploaded
+    assert ledger.list() == []
+    # A source the trainer cannot read fails the dry run like the submission.
+    wrong = {**FEATURES, "cust_value_norm": "int64"}
+    code = main_submit(emit, cloud.submit_config(source_exp=RUN, dry_run=True), wrong, ledger)
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert "cust_value_norm: the trainer expects int64" in captured.err

@@ -130,13 +130,28 @@ def dry_run_document(emitted: Emitted, cfg: VertexSubmitConfig, required: Mappin
 
 
 def environment(cfg: VertexSubmitConfig) -> dict[str, Any]:
-    """What the job runs in: the image, its Python, its platform and the requirements."""
+    """What the job runs in: the image, its Python, its platform and the requirements.
+
+    With ``submit.container_uri`` (the job container built from ``docker/Dockerfile``) the
+    requirements are the exact lock baked into it; with a prebuilt ``submit.executor_image``
+    they are what the job pip-installs at start: ``submit.packages``.
+    """
+    try:
+        from compiler.cloud import environment as images
+    except ImportError:  # the image table is optional here
+        images = None  # type: ignore[assignment]
+    container = getattr(cfg, "container_uri", None)
+    if container and images is not None:
+        return {"image": container, "python": images.DEFAULT_IMAGE.python,
+                "platform": images.DEFAULT_IMAGE.platform, "requirements": images.job_lock()}
     requirements, extra = requirement_packages(cfg.packages)
+    known = images.find_image(cfg.executor_image) if images is not None else None
     match = re.search(r"\.py(3)(\d+)(?:[:@]|$)", cfg.executor_image)
+    tagged = f"{match[1]}.{match[2]}" if match else None
     return {
         "image": cfg.executor_image,
-        "python": f"{match[1]}.{match[2]}" if match else None,
+        "python": known.python if known else tagged,
         # Vertex AI's training machine types (n1, n2, a2, g2 ...) are x86-64 Linux.
-        "platform": "linux_x86_64",
+        "platform": known.platform if known else "linux_x86_64",
         "requirements": [*requirements, *extra],
     }
