@@ -99,8 +99,12 @@ def validate(cfg: DictConfig, registry: Registry | None = None) -> ResolvedConfi
             from None
     except OmegaConfBaseException as error:
         raise translate_error(error, (), _conf_dir()) from None
-    if not isinstance(features, FeaturesConfig) or not isinstance(model, ModelConfig):
-        raise ConfigError("features", "features and model must be selected config groups")
+    for group, value, schema_class in (("features", features, FeaturesConfig),
+                                       ("model", model, ModelConfig)):
+        if not isinstance(value, schema_class):  # e.g. an empty file or a YAML list
+            raise ConfigError(group, f"expected a {group} config (a mapping that extends "
+                              f"{group}_schema, e.g. conf/{group}/*.yaml), got "
+                              + (f"a {type(value).__name__}" if value else "an empty config"))
 
     _check_features(features)
     _check_model(model, features, registry)

@@ -95,6 +95,19 @@ def test_yaml_syntax_error_names_file_line_and_column(conf_copy, tmp_path) -> No
                     "got '<stream end>'")
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("defaults:\n  - model_schema\n  - _self_\nname: dup\nname: dup2\n",
+     "/model/odd.yaml:5:1: expected valid YAML, got duplicate key name"),
+    ("- a\n- b\n", "error: model: expected a model config (a mapping that extends "
+                   "model_schema, e.g. conf/model/*.yaml), got a list"),
+    ("", "error: model: expected a model config"),
+], ids=["duplicate-key", "a-list", "empty"])
+def test_a_conf_file_that_is_not_a_config(text, expected, conf_copy, tmp_path, capsys) -> None:
+    (conf_copy / "model" / "odd.yaml").write_text(text)
+    assert_rejected(["-cp", str(conf_copy), "model=odd", f"output_dir={tmp_path / 'out'}"],
+                    tmp_path=tmp_path, key=expected, in_process=True, capsys=capsys)
+
+
 def test_non_utf8_yaml_names_file_and_byte(conf_copy, tmp_path, capsys) -> None:
     (conf_copy / "model" / "latin.yaml").write_bytes(
         b"defaults:\n  - model_schema\n  - _self_\nname: caf\xe9\n")
