@@ -127,7 +127,8 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
     from compiler.pipeline import compile_config, write_result
     from compiler.preflight import preflight
 
-    checked = preflight(cfg, overrides, output_dir=output_dir)
+    checked = preflight(cfg, overrides, output_dir=output_dir,
+                        output_key="sweep_dir" if in_sweep else "output_dir")
     # Compiled in memory first: a pass error stops here, before anything is written.
     result = compile_config(cfg, overrides=overrides, write=False, config=checked.config)
     if checked.writes_nothing:
