@@ -57,6 +57,11 @@ def test_config_mistakes_name_their_key(node: dict, key: str, problem: str) -> N
     assert problem in error.problem
 
 
+def test_no_data_config_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"^data: expected a data config"):
+        check_data_config(None)
+
+
 def test_unknown_enum_values_and_keys_suggest_the_closest(features) -> None:
     error = error_for({"split": {"kind": "dates"}})
     assert (error.key, error.suggestion) == ("data.split.kind", "date")

@@ -203,6 +203,8 @@ def check_data_config(node: Any, features: Any = None) -> DataConfig:
     from compiler.data.checks import check_config, feature_kinds
     from compiler.errors import ConfigError
 
+    if node is None:
+        raise ConfigError("data", "expected a data config (data=default or data=<name>), got none")
     if isinstance(node, DataConfig):
         cfg = node
     else:
