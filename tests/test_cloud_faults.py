@@ -386,3 +386,37 @@ def test_dry_run_with_credentials_checks_the_source_and_does_nothing(
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
     assert "cust_value_norm: the trainer expects int64" in captured.err
+
+
+# ---------------------------------------------------------------- a cached Transform step
+
+
+def test_cached_transform_step_is_found_through_the_pipeline_run(
+        cloud: CloudStack, tmp_path: Path) -> None:
+    module = cloud.write_job_module("gcs_job", GCS_JOB)
+    original = cloud.make_source_run("train-pipeline-20260101", FEATURES)
+    # The later run reused the cached Transform: no Transform_* folder of its own.
+    cached_run = "train-pipeline-20260102"
+    cloud.write(f"{cloud.pipeline_root}/1234567890/{cached_run}/Trainer_9/.keep", b"")
+    cloud.vertex.pipeline_jobs[cached_run] = {"jobDetail": {"taskDetails": [
+        {"taskName": "schemagen", "state": "SKIPPED"},
+        {"taskName": "transform", "state": "SKIPPED", "outputs": {
+            "transform_graph": {"artifacts": [{"uri": f"{original}/transform_graph"}]},
+            "transformed_examples": {"artifacts": [
+                {"uri": f"{original}/transformed_examples"}]}}},
+    ]}}
+    console = quiet()
+    result = submit(write_emit_dir(tmp_path / "emit"),
+                    cloud.submit_config(source_exp=cached_run, python_module=module),
+                    FEATURES, console=console)
+    assert result.state == "JOB_STATE_SUCCEEDED"
+    assert result.transform_dir == original
+    text = output(console)
+    assert f"run '{cached_run}' has no Transform folder of its own" in text
+    assert f"task transform (SKIPPED) names {original}, which is used" in text
+    # No pipeline run of that name either: the error says what to do.
+    cloud.write(f"{cloud.pipeline_root}/1234567890/lonely-run/Trainer_1/.keep", b"")
+    code = main_submit(write_emit_dir(tmp_path / "emit"),
+                       cloud.submit_config(source_exp="lonely-run"), FEATURES, console=console)
+    assert code == 2
+    assert "give submit.source_exp as the gs:// URI" in output(console)

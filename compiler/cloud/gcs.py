@@ -25,6 +25,10 @@ SPLITS = ("train", "eval", "test")
 REQUIRED_SPLITS = ("train", "eval")
 
 
+class NoTransformOutput(SubmitError):
+    """The run folder holds no Transform output at all (its Transform step may be cached)."""
+
+
 def split_uri(uri: str) -> tuple[str, str]:
     """``gs://bucket/a/b`` -> ``("bucket", "a/b")``. The path never starts with ``/``."""
     if not uri.startswith("gs://"):
@@ -202,8 +206,8 @@ def _pick_transform(run_uri: str, bucket: str, blobs: dict[str, Any], source: st
             if incomplete
             else "has no Transform output (transform_graph/ and transformed_examples/)"
         )
-        raise SubmitError(f"source experiment '{source}': {where} {problem}",
-                          key="submit.source_exp")
+        kind = SubmitError if incomplete else NoTransformOutput
+        raise kind(f"source experiment '{source}': {where} {problem}", key="submit.source_exp")
 
     def newest(root: str) -> Any:
         stamps = [blobs[n].updated for n in names if n.startswith(root) and blobs[n].updated]

@@ -250,7 +250,10 @@ def check_source(cfg: VertexSubmitConfig, credentials: Any, required: Mapping[st
     assert cfg.source_exp
     with _api_errors("Google Cloud Storage"):
         storage = gcs.make_client(cfg.project, credentials)
-        source = gcs.find_source(storage, cfg.pipeline_root, cfg.source_exp)
+        try:
+            source = gcs.find_source(storage, cfg.pipeline_root, cfg.source_exp)
+        except gcs.NoTransformOutput as missing:
+            source = _cached_source(storage, cfg, credentials, missing, console)
         schema_bytes = gcs.read_bytes(storage, source.transformed_schema_uri)
     if schema_bytes is None:  # listed a moment ago, gone now
         raise SubmitError(f"{source.transformed_schema_uri} disappeared while reading it")
@@ -266,6 +269,29 @@ def check_source(cfg: VertexSubmitConfig, credentials: Any, required: Mapping[st
         console.print(f"  (also found, older: {other})", markup=False, highlight=False)
     console.print(f"Transform output has all {len(required)} features the trainer reads.")
     return storage, source
+
+
+def _cached_source(storage: Any, cfg: VertexSubmitConfig, credentials: Any,
+                   missing: SubmitError, console: Console) -> gcs.SourceArtifacts:
+    """A run without a Transform folder: its Transform step may have been cached; the
+    PipelineJob's task details name the output it reused."""
+    from compiler.cloud.pipelines import cached_transform
+
+    assert cfg.source_exp
+    if cfg.source_exp.startswith("gs://"):
+        raise missing
+    with _api_errors("Vertex AI: reading the pipeline run's task details"):
+        cached = cached_transform(cfg, credentials, cfg.source_exp)
+    if cached is None:
+        missing.hint = ("no pipeline run of that name lists a Transform output either; if its "
+                        "Transform step was cached, give submit.source_exp as the gs:// URI "
+                        "of the Transform output it reused")
+        raise missing
+    console.print(f"Source: run '{cfg.source_exp}' has no Transform folder of its own; its "
+                  f"pipeline run's task {cached.task} ({cached.state}) names "
+                  f"{cached.transform_dir}, which is used", markup=False, highlight=False,
+                  soft_wrap=True)
+    return gcs.find_source(storage, None, cached.transform_dir)
 
 
 def _take_lock(storage: Any, cfg: VertexSubmitConfig, emitted: Emitted,

@@ -73,6 +73,15 @@ def create_in_doubt(error: BaseException) -> bool:
     return is_transient(error) and not isinstance(error, TooManyRequests)
 
 
+def transient_retry(timeout: float, initial: float = 1.0, maximum: float = 30.0) -> Any:
+    """The one retry policy: transient errors only, exponential backoff with jitter,
+    ``timeout`` seconds in all."""
+    from google.api_core.retry import Retry
+
+    return Retry(predicate=is_transient, initial=initial, maximum=maximum, multiplier=2.0,
+                 timeout=timeout)
+
+
 def label_filter(labels: Mapping[str, str]) -> str:
     return " AND ".join(f'labels.{key}="{value}"' for key, value in sorted(labels.items()))
 
@@ -112,12 +121,8 @@ class VertexJobs:
         return f"projects/{self.project}/locations/{self.region}"
 
     def retry(self, timeout: float | None = None) -> Any:
-        """Transient errors only, exponential backoff with jitter, ``timeout`` in all."""
-        from google.api_core.retry import Retry
-
-        return Retry(predicate=is_transient, initial=self.backoff_initial,
-                     maximum=self.backoff_max, multiplier=2.0,
-                     timeout=timeout if timeout is not None else self.call_timeout)
+        return transient_retry(timeout if timeout is not None else self.call_timeout,
+                               self.backoff_initial, self.backoff_max)
 
     def list(self, labels: Mapping[str, str]) -> list[CustomJob]:
         """Every job carrying all ``labels`` (server-side filter; every page followed, each

@@ -21,6 +21,9 @@ Faults can be injected per operation (``create``, ``get``, ``list``, ``cancel``,
 - ``inject("token", 400)`` makes the OAuth token endpoint refuse (google-auth raises
   ``RefreshError``); with ``token_lifetime`` short, every request refreshes its token.
 
+``pipeline_jobs`` holds PipelineJobs to serve (``GET .../pipelineJobs/<id>``), e.g. a run
+whose Transform task was cached and names another run's output.
+
 ``pending_seconds`` keeps every job PENDING until it has waited that long (a long queue);
 lowering it releases waiting jobs.
 """
@@ -61,6 +64,8 @@ _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _FILTER_TERM = re.compile(r'^labels\.([a-z][a-z0-9_-]*)\s*=\s*"([^"]*)"$')
 _BASE = r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/customJobs"
+_PIPELINE_JOB = (r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+                 r"/pipelineJobs/(?P<id>[^/:]+)$")
 
 #: The token the fake OAuth endpoint hands out.
 ACCESS_TOKEN = "fake-vertex-access-token"
@@ -144,6 +149,8 @@ class FakeVertex:
         #: Small default page size, so that listing really follows nextPageToken.
         self.page_size = page_size
         self.jobs: dict[str, Job] = {}
+        #: PipelineJob id -> its REST JSON (``jobDetail.taskDetails`` ...), served read-only.
+        self.pipeline_jobs: dict[str, dict[str, Any]] = {}
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
         #: Seconds every new job stays PENDING before it starts.
@@ -231,6 +238,12 @@ class FakeVertex:
                                                                         int_enums))
             if method == "GET":
                 return self._with_fault("list", lambda: self._list(parent, query, int_enums))
+        if (m := re.match(_PIPELINE_JOB, path)) and method == "GET":
+            pipeline = self.pipeline_jobs.get(m["id"])
+            if pipeline is None:
+                raise ApiError(404, f"PipelineJob {m['id']} not found")
+            name = f"projects/{m['project']}/locations/{m['location']}/pipelineJobs/{m['id']}"
+            return 200, {"name": name, **pipeline}
         if m := re.match(_BASE + r"/(?P<id>[^/:]+):cancel$", path):
             if method == "POST":
                 return self._with_fault("cancel", lambda: self._cancel(m["id"]))
