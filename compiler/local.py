@@ -201,10 +201,6 @@ def compute_baselines(transform_dir: str, plan_required: Mapping[str, str],
 _RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=+-]{0,199}")
 
 
-def run_config(cfg: DictConfig) -> LocalRunConfig:
-    return check_run_config(cfg.run)
-
-
 def check_run_config(node: Any, config: Any = None) -> LocalRunConfig:
     """Preflight for the ``run`` group: every run setting checked before anything is written.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -195,3 +196,23 @@ def test_ctrl_c_leaves_no_run_marked_complete(workspace) -> None:
     output, _ = process.communicate(timeout=120)
     assert process.returncode != 0, output
     assert status_of(workspace["runs"] / "interrupted") == "interrupted"
+
+
+def test_a_transform_output_without_its_record_is_checked_through_its_schema(workspace,
+                                                                             tmp_path) -> None:
+    # What a platform TFX Transform output looks like to recforge: no recforge_transform.json.
+    from compiler.compose import compose
+    from compiler.errors import ConfigError
+    from compiler.local_transform import check_transform_source
+    from compiler.runner.transform_digest import DIGEST_FILE
+    from compiler.validate import validate
+
+    copy = Path(shutil.copytree(workspace["runs"] / "date-split" / "transform",
+                                tmp_path / "platform"))
+    (copy / DIGEST_FILE).unlink()
+    same = validate(compose(["model=hybrid_v1", "features=cherng_v3"]))
+    assert "features.crosses.buyer[0].hash_buckets" in check_transform_source(str(copy), same)
+    other = validate(compose(["model=hybrid_v1", "features=cherng_v3",
+                              "features.buyer.2.bucketize.buckets=5"]))
+    with pytest.raises(ConfigError, match=r"buckets=5, got 100 \(read from"):
+        check_transform_source(str(copy), other)

@@ -236,3 +236,22 @@ def test_a_cache_entry_is_reused_only_with_a_matching_record(tmp_path, base) -> 
     other = resolved("features.crosses.buyer.0.hash_buckets=10")
     assert not cached_output_matches(
         write_output(tmp_path / "other", record_text(other.features)), base)
+
+
+@pytest.mark.slow
+def test_a_remote_transform_output_is_read_through_gfile(base) -> None:
+    # ram:// stands in for gs://: both go through tf.io.gfile, which is all the check uses.
+    from compiler.local_transform import check_remote_transform_source
+    from compiler.runner._tf import import_tf
+
+    gfile = import_tf().io.gfile
+    root = "ram://recforge-test/remote-transform"
+    gfile.makedirs(f"{root}/transform_graph/transform_fn")
+    other = resolved("features.buyer.1.bucketize.buckets=5")
+    with gfile.GFile(f"{root}/{DIGEST_FILE}", "w") as handle:
+        handle.write(record_text(other.features))
+    assert check_remote_transform_source(root, other) == []
+    with pytest.raises(ConfigError, match=r"buckets=100, got 5 \(recorded in ram://"):
+        check_remote_transform_source(root, base)
+    with pytest.raises(ConfigError, match="which does not exist"):
+        check_remote_transform_source("ram://recforge-test/nothing", base)
