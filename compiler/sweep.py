@@ -391,7 +391,10 @@ def search_values(params: Any) -> dict[str, list[str]]:
         element = override.value()
         if isinstance(element, IntervalSweep):
             values[key] = [str(element.start), str(element.end)]
-        elif isinstance(element, (ChoiceSweep, RangeSweep)):
+        elif isinstance(element, RangeSweep):
+            steps = list(override.sweep_string_iterator())
+            values[key] = list(dict.fromkeys(steps[:1] + steps[-1:]))
+        elif isinstance(element, ChoiceSweep):
             values[key] = list(override.sweep_string_iterator())
         else:
             values[key] = [override.get_value_element_as_str()]
