@@ -67,6 +67,8 @@ class CommandLine:
     multirun: bool
     #: A Hydra flag other than -m/-cp/-cn (--help, --cfg, --info ...): Hydra's app handles it.
     hydra_flags: bool
+    #: ``--shell-completion``: its arguments (``install=bash``) are not config overrides.
+    shell_completion: bool = False
 
 
 def parse_command_line(args: list[str]) -> CommandLine:
@@ -85,7 +87,8 @@ def parse_command_line(args: list[str]) -> CommandLine:
         "help", "hydra_help", "cfg", "resolve", "package", "run", "shell_completion",
         "config_dir", "experimental_rerun", "info"))
     return CommandLine(list(parsed.overrides), config_dir, parsed.config_name or "config",
-                       bool(parsed.multirun), hydra_flags)
+                       bool(parsed.multirun), hydra_flags,
+                       bool(getattr(parsed, "shell_completion", False)))
 
 
 def _dispatch(args: list[str]) -> int:
@@ -94,6 +97,8 @@ def _dispatch(args: list[str]) -> int:
     command = parse_command_line(args)
     if command.multirun:
         return _sweep(args, command)
+    if command.shell_completion:
+        return _hydra_app(args, command)
     # Hydra's flags print or inspect the config: its overrides compose here first, so a bad
     # one is one error line (Hydra would print its own multi-line report).
     cfg = compose(command.overrides, config_dir=command.config_dir,
