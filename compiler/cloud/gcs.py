@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 #: Where tf.Transform writes the schema of its output, relative to the Transform output dir.
 TRANSFORMED_SCHEMA = "transform_graph/transformed_metadata/schema.pbtxt"
 SPLITS = ("train", "eval", "test")
+#: Seconds per GCS request (the client retries transient errors within its own deadline).
+TIMEOUT = 60.0
 REQUIRED_SPLITS = ("train", "eval")
 
 
@@ -103,7 +105,7 @@ def read_bytes(client: storage.Client, uri: str) -> bytes | None:
 
     bucket, path = split_uri(uri)
     try:
-        return client.bucket(bucket).blob(path).download_as_bytes()
+        return client.bucket(bucket).blob(path).download_as_bytes(timeout=TIMEOUT)
     except NotFound:
         return None
 
@@ -112,7 +114,7 @@ def list_dirs(client: storage.Client, prefix_uri: str) -> list[str]:
     """The immediate "directory" names under ``prefix_uri`` (delimiter listing)."""
     bucket, path = split_uri(prefix_uri)
     prefix = f"{path}/" if path else ""
-    iterator = client.list_blobs(bucket, prefix=prefix, delimiter="/")
+    iterator = client.list_blobs(bucket, prefix=prefix, delimiter="/", timeout=TIMEOUT)
     for _ in iterator:  # prefixes fill in page by page while the iterator is consumed
         pass
     return sorted(p[len(prefix):].rstrip("/") for p in iterator.prefixes)
@@ -152,7 +154,8 @@ def find_source(client: storage.Client, pipeline_root: str | None, source: str) 
         run_uri = _find_run(client, pipeline_root, source)
     bucket, path = split_uri(run_uri)
     blobs = {
-        blob.name: blob for blob in client.list_blobs(bucket, prefix=f"{path}/" if path else "")
+        blob.name: blob
+        for blob in client.list_blobs(bucket, prefix=f"{path}/" if path else "", timeout=TIMEOUT)
     }
     return _pick_transform(run_uri, bucket, blobs, source)
 
