@@ -322,9 +322,14 @@ _CONVERT = re.compile(r"Value '(?P<value>.*)' of type '(?P<got>\w+)' could not b
                       r"(?P<want>\w+)")
 
 
+_INTERPOLATION = re.compile(r"Interpolation key '(?P<key>[^']+)' not found")
+
+
 def _rephrase(msg: str) -> str:
     if m := _CONVERT.search(msg):
         return f"expected {m['want'].lower()}, got '{m['value']}' ({m['got']})"
+    if m := _INTERPOLATION.search(msg):
+        return f"expected an interpolation of an existing key, got '${{{m['key']}}}'"
     return msg.splitlines()[0]
 
 

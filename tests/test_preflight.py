@@ -33,6 +33,7 @@ BAD_CONFIGS = [
     (["modle=x"], "did you mean 'model'"),
     (["--help", "modle=x"], "did you mean 'model'"),
     (["hydra/sweeper/sampler=nosuch"], "hydra/sweeper/sampler"),
+    (["model.epochs=${nope}"], "model.epochs: expected an interpolation of an existing key"),
     # sweeps: Hydra's sweeper and launcher settings, the objective, the points
     (["-m", "model.learning_rate=range(0.1"], "override 'model.learning_rate=range(0.1'"),
     (["-m", "hydra/launcher=nosuch", "model.epochs=1,2"], "hydra/launcher"),
