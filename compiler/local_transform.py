@@ -73,9 +73,10 @@ def compatibility(root: str, config: Any, read_text: ReadText,
     if record is not None:
         try:
             difference = compare(record, config.features)
-        except ValueError as error:
+        except (ValueError, TypeError, AttributeError, KeyError) as error:
             raise ConfigError("run.transform_from", f"expected a readable {DIGEST_FILE}, got "
-                                                    f"{error}") from None
+                                                    f"{type(error).__name__}: {error} in "
+                                                    f"{_join(root, DIGEST_FILE)}") from None
         where = f"recorded in {_join(root, DIGEST_FILE)}"
         return (f"{difference} ({where})" if difference else None), []
     graph = _graph_dir(root, list_dir)
@@ -161,7 +162,7 @@ def cached_output_matches(cached: Path, config: Any) -> bool:
         return False
     try:
         return compare(record, config.features) is None
-    except ValueError:
+    except (ValueError, TypeError, AttributeError, KeyError):
         return False
 
 

@@ -255,3 +255,11 @@ def test_a_remote_transform_output_is_read_through_gfile(base) -> None:
         check_remote_transform_source(root, base)
     with pytest.raises(ConfigError, match="which does not exist"):
         check_remote_transform_source("ram://recforge-test/nothing", base)
+
+
+def test_an_unreadable_record_is_one_clear_error(tmp_path, base) -> None:
+    write_output(tmp_path / "out", '{"settings": {"format": 1, "features": {"customer_id": 3}}}')
+    with pytest.raises(ConfigError, match="run.transform_from: expected a readable "
+                                          "recforge_transform.json, got"):
+        check_transform_source(str(tmp_path / "out"), base)
+    assert not cached_output_matches(tmp_path / "out", base)

@@ -122,7 +122,19 @@ def parse_record(text: str) -> dict[str, Any]:
     payload = json.loads(text)
     if not isinstance(payload, dict) or not isinstance(payload.get("settings"), dict):
         raise ValueError(f"{DIGEST_FILE} holds no 'settings' object")
+    _check_shape(payload["settings"])
     return payload
+
+
+def _check_shape(settings: Mapping[str, Any]) -> None:
+    """The settings are the objects :func:`transform_settings` writes, else ValueError."""
+    for group in ("features", "crosses"):
+        entries = settings.get(group, {})
+        if not isinstance(entries, dict) or not all(isinstance(v, dict)
+                                                    for v in entries.values()):
+            raise ValueError(f"'settings.{group}' is not an object of objects")
+    if not isinstance(settings.get("target"), (dict, type(None))):
+        raise ValueError("'settings.target' is neither an object nor null")
 
 
 # --------------------------------------------------------------------------- compare
@@ -169,6 +181,7 @@ def compare(recorded: Mapping[str, Any] | str, features: Any) -> Difference | No
     transform ``features`` describes; else the first differing setting, in config order."""
     payload = parse_record(recorded) if isinstance(recorded, str) else recorded
     got = payload["settings"]
+    _check_shape(got)
     expected = transform_settings(features)
     if payload.get("digest") == settings_digest(expected) and got == expected:
         return None
@@ -185,9 +198,11 @@ def compare(recorded: Mapping[str, Any] | str, features: Any) -> Difference | No
                                    got_features[spec.name])
         if difference:
             return difference
-    for name in sorted(set(got_features) - set(expected["features"])):
-        return Difference("features", f"expected a Transform made without feature '{name}' "
-                                      "(not in the feature config), got one that has it")
+    extra_features = sorted(set(got_features) - set(expected["features"]))
+    if extra_features:
+        return Difference("features", f"expected a Transform made without feature "
+                                      f"'{extra_features[0]}' (not in the feature config), "
+                                      "got one that has it")
     got_crosses = got.get("crosses") or {}
     for key, cross in _keyed_crosses(features):
         name = _cross_name(cross.features)
@@ -197,10 +212,11 @@ def compare(recorded: Mapping[str, Any] | str, features: Any) -> Difference | No
         difference = _compare_flat(key, expected["crosses"][name], got_crosses[name])
         if difference:
             return difference
-    for name in sorted(set(got_crosses) - set(expected["crosses"])):
+    extra_crosses = sorted(set(got_crosses) - set(expected["crosses"]))
+    if extra_crosses:
         return Difference("features.crosses", f"expected a Transform made without cross "
-                                              f"{name} (not in the feature config), got one "
-                                              "that has it")
+                                              f"{extra_crosses[0]} (not in the feature "
+                                              "config), got one that has it")
     want_target, got_target = expected["target"], got.get("target")
     if want_target is None and got_target is not None:
         return Difference("features.target", "expected a Transform made without a target, got "
