@@ -148,8 +148,12 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
     if config.has_retrieval:
         uses.append(FragmentUse("candidates", "unique", "features.product_id",
                                 {"product_id": features.product_id}))
-        uses.append(FragmentUse("retrieval_index", model.retrieval_algorithm,
-                                "model.retrieval_algorithm"))
+        uses.append(FragmentUse(
+            "retrieval_index", model.retrieval_algorithm, "model.retrieval_algorithm",
+            fragment_params("retrieval_index", model.retrieval_algorithm,
+                            model.retrieval_index_params, "model.retrieval_index_params",
+                            registry),
+        ))
         uses.append(FragmentUse("evaluator", "recall_at_k", "model.top_k",
                                 {"top_k": list(model.top_k)}))
     if config.has_ranking:

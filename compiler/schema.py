@@ -196,6 +196,8 @@ class ModelConfig:
     ranking_weight: float = 1.0
     #: Registered name of a ``retrieval_index`` fragment.
     retrieval_algorithm: str = "brute_force"
+    #: Parameters of that fragment (e.g. ScaNN's num_leaves), validated against its ``Params``.
+    retrieval_index_params: dict[str, Any] = field(default_factory=dict)
     #: Registered name of a ``loss`` fragment (the ranking loss).
     loss: str = "mse"
     #: Registered name of a ``retrieval_loss`` fragment.

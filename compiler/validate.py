@@ -285,6 +285,8 @@ def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registr
     if model.model_type in ("retrieval", "multitask"):
         registry.fragment("retrieval_index", model.retrieval_algorithm,
                           key="model.retrieval_algorithm")
+        _check_params("retrieval_index", model.retrieval_algorithm,
+                      model.retrieval_index_params, "model.retrieval_index_params", registry)
         registry.fragment("retrieval_loss", model.retrieval_loss, key="model.retrieval_loss")
     registry.fragment("optimizer", model.optimizer, key="model.optimizer")
     registry.fragment("input", model.input, key="model.input")
