@@ -16,17 +16,14 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+from compiler.cloud.environment import DEFAULT_PREBUILT_IMAGE, job_lock
 from compiler.cloud.errors import SubmitConfigError, SubmitError
 from compiler.errors import did_you_mean
 
-#: Google's public prebuilt TensorFlow training image (not a user project). The packages below
-#: must match its TensorFlow minor version; change both together.
-DEFAULT_EXECUTOR_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest"
-DEFAULT_PACKAGES = (
-    "tf-keras~=2.17.0",
-    "tensorflow-recommenders>=0.7.3",
-    "tensorflow-transform~=1.17.0",
-)
+#: Google's newest prebuilt TensorFlow training image (pythonPackageSpec route; past its end of
+#: availability, see compiler.cloud.environment) and the exact lock a job installs.
+DEFAULT_EXECUTOR_IMAGE = DEFAULT_PREBUILT_IMAGE.uri
+DEFAULT_PACKAGES = tuple(job_lock())
 
 
 @dataclass
@@ -55,6 +52,10 @@ class VertexSubmitConfig:
     accelerator_count: int = 0
     replica_count: int = 1
     executor_image: str = DEFAULT_EXECUTOR_IMAGE
+    #: A job image built from docker/Dockerfile (the lock installed at build time). When set,
+    #: the job runs it through ``containerSpec`` with the same entry point; nothing is
+    #: pip-installed at job start and ``executor_image``/``packages`` are not used.
+    container_uri: Optional[str] = None
     service_account: Optional[str] = None
     #: Extra job labels (keys and values: lowercase letters, digits, ``-`` and ``_``).
     labels: dict[str, str] = field(default_factory=dict)

@@ -193,16 +193,24 @@ def custom_job_body(cfg: VertexSubmitConfig, plan: StagingPlan, *, name: str,
     if cfg.accelerator_type and cfg.accelerator_count:
         machine["acceleratorType"] = cfg.accelerator_type
         machine["acceleratorCount"] = int(cfg.accelerator_count)
-    pool = {
+    pool: dict[str, Any] = {
         "machineSpec": machine,
         "replicaCount": str(int(cfg.replica_count)),
-        "pythonPackageSpec": {
+    }
+    if cfg.container_uri:
+        # The job image (docker/Dockerfile) has recforge and the lock installed already.
+        pool["containerSpec"] = {
+            "imageUri": cfg.container_uri,
+            "command": ["python", "-m", cfg.python_module],
+            "args": list(args),
+        }
+    else:
+        pool["pythonPackageSpec"] = {
             "executorImageUri": cfg.executor_image,
             "packageUris": plan.package_uris,
             "pythonModule": cfg.python_module,
             "args": list(args),
-        },
-    }
+        }
     spec: dict[str, Any] = {
         "workerPoolSpecs": [pool],
         "baseOutputDirectory": {"outputUriPrefix": plan.output_dir},
