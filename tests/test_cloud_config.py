@@ -191,7 +191,8 @@ def test_bad_environment_variables_name_the_variable(
 ])
 def test_cli_refuses_before_writing_or_recording(
         no_vertex_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        args: list[str], env: dict[str, str], key: str) -> None:
+        no_network: None, args: list[str], env: dict[str, str], key: str) -> None:
+    """In process, with every socket connect failing the test: refused before any network."""
     assert_rejected(["model=hybrid_v1", "features=cherng_v3", *BASE, *args,
                      f"output_dir={tmp_path / 'out'}"],
                     tmp_path=tmp_path, env=env, key=key, in_process=True, capsys=capsys)
