@@ -193,4 +193,8 @@ def test_default_packages_are_the_lock() -> None:
     from compiler.cloud.config import DEFAULT_EXECUTOR_IMAGE, VertexSubmitConfig
 
     assert VertexSubmitConfig().packages == environment.job_lock()
+    from compiler.compose import compose
+
+    composed = compose(["submit=vertex"]).submit  # conf/submit/vertex.yaml, no env override
+    assert list(composed.packages) == environment.job_lock()
     assert environment.find_image(DEFAULT_EXECUTOR_IMAGE) is environment.DEFAULT_PREBUILT_IMAGE

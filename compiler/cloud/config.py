@@ -26,6 +26,17 @@ DEFAULT_EXECUTOR_IMAGE = DEFAULT_PREBUILT_IMAGE.uri
 DEFAULT_PACKAGES = tuple(job_lock())
 
 
+def _register_lock_resolver() -> None:
+    """``${recforge_job_lock:}`` in conf/submit/vertex.yaml: the lock, the default packages."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("recforge_job_lock"):
+        OmegaConf.register_new_resolver("recforge_job_lock", lambda: list(DEFAULT_PACKAGES))
+
+
+_register_lock_resolver()
+
+
 @dataclass
 class VertexSubmitConfig:
     """Schema of the ``submit`` group for Vertex AI (registered as ``submit/submit_schema``)."""
