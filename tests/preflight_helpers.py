@@ -37,6 +37,10 @@ def snapshot(directory: Path) -> dict[str, tuple[int, str]]:
     return files
 
 
+#: The ledger's row tables (``compiler.ledger.schema``).
+LEDGER_ROW_TABLES = ("recforge_experiments", "recforge_sweeps")
+
+
 def ledger_rows(url: str) -> int:
     """Experiments plus sweeps recorded in a SQLite ledger (0 when the file does not exist)."""
     assert url.startswith("sqlite:///"), f"only SQLite ledgers are inspected here, got {url}"
@@ -46,8 +50,12 @@ def ledger_rows(url: str) -> int:
     with sqlite3.connect(path) as connection:
         tables = {row[0] for row in connection.execute(
             "SELECT name FROM sqlite_master WHERE type='table'")}
+        counted = [table for table in LEDGER_ROW_TABLES if table in tables]
+        # A ledger file with tables but none of these means the schema was renamed: fail loudly
+        # rather than count zero rows forever.
+        assert counted or not tables, f"no ledger tables among {sorted(tables)}"
         return sum(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                   for table in ("experiments", "sweeps") if table in tables)
+                   for table in counted)
 
 
 def _output_dir(args: Sequence[str]) -> Path | None:

@@ -214,3 +214,10 @@ def test_objective_metrics_are_what_the_emitted_trainer_writes() -> None:
     assert "TOP_K = (5, 10, 50, 100)" in trainer
     for name in ("val_rmse", "val_mae", "test_rmse", "test_mae"):
         assert f'"{name}":' in trainer, name
+
+
+def test_ledger_rows_sees_a_real_compile(tmp_path, capsys, monkeypatch) -> None:
+    """The control for every 'no ledger row' assertion above: a good compile is counted."""
+    code, _ = _run_main([f"output_dir={tmp_path / 'out'}"], tmp_path, capsys, monkeypatch)
+    assert code == 0
+    assert ledger_rows(f"sqlite:///{tmp_path / 'ledger.db'}") == 1
