@@ -104,7 +104,6 @@ class TargetSpec:
     log: bool = False
 
 
-
 @dataclass
 class FeaturesConfig:
     name: str = MISSING
