@@ -166,20 +166,25 @@ def test_emitted_trainer_runs_end_to_end_under_the_locked_versions(tmp_path: Pat
     assert answers["serve_ranking"]["predictions"] > 0
 
 
-def test_container_uri_runs_the_job_image_with_container_spec(tmp_path: Path) -> None:
-    """``submit.container_uri``: the request names the image and the same entry point, and
-    carries no pythonPackageSpec (nothing to pip-install at job start)."""
-    image = "europe-docker.pkg.dev/my-project/jobs/recforge-job:0.1.0"
+def dry_run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "compiler", "model=hybrid_v1", "features=cherng_v3",
          "submit=vertex", "submit.project=my-project", "submit.region=europe-west4",
          "submit.staging_bucket=gs://my-staging", "submit.source_exp=gs://my-staging/t",
-         "submit.dry_run=true", f"submit.container_uri={image}",
-         f"output_dir={tmp_path / 'out'}"],
+         "submit.dry_run=true", f"output_dir={tmp_path / 'out'}", *overrides],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
         env={**os.environ, "RECFORGE_LEDGER_URL": f"sqlite:///{tmp_path}/l.db"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_container_uri_runs_the_job_image_with_container_spec(tmp_path: Path) -> None:
+    """``submit.container_uri``: the request names the image and the same entry point, and
+    carries no pythonPackageSpec (nothing to pip-install at job start)."""
+    image = "europe-docker.pkg.dev/my-project/jobs/recforge-job:0.1.0"
+    result = dry_run(tmp_path, f"submit.container_uri={image}")
+    assert "warning: image" not in result.stderr + result.stdout
     document = json.loads(result.stdout[result.stdout.index("{\n"):])
     pool = document["request"]["jobSpec"]["workerPoolSpecs"][0]
     assert "pythonPackageSpec" not in pool
@@ -198,3 +203,11 @@ def test_default_packages_are_the_lock() -> None:
     composed = compose(["submit=vertex"]).submit  # conf/submit/vertex.yaml, no env override
     assert list(composed.packages) == environment.job_lock()
     assert environment.find_image(DEFAULT_EXECUTOR_IMAGE) is environment.DEFAULT_PREBUILT_IMAGE
+
+
+def test_a_prebuilt_image_past_its_end_date_warns_on_stderr(tmp_path: Path) -> None:
+    result = dry_run(tmp_path)  # the default route without container_uri: tf-cpu.2-17.py310
+    line = ("warning: image us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest is "
+            "past its published end of availability (2026-07-11)")
+    assert line in result.stderr
+    assert "warning: image" not in result.stdout

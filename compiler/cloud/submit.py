@@ -169,6 +169,12 @@ def submit(
     cfg = check_submit_config(cfg)
     console = console or Console()
     emitted = read_emitted(emit_dir)
+    if not cfg.container_uri:  # a prebuilt image: say when it is past its end date
+        from compiler.cloud.environment import image_warning
+
+        warning = image_warning(cfg.executor_image)
+        if warning:  # stderr: a dry run's stdout is its JSON document alone
+            print(warning, file=sys.stderr)
     required = dict(required_features if required_features is not None
                     else required_from_manifest(emitted.manifest))
     if cfg.dry_run:
