@@ -137,9 +137,11 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
     # Compiled in memory first: a pass error stops here, before anything is written.
     result = compile_config(cfg, overrides=overrides, write=False, config=checked.config)
     if checked.writes_nothing:
-        print_compile_summary(result)
         if checked.submit is not None and checked.submit.dry_run:
+            # stdout carries only the dry run's JSON document, so it can be piped to jq.
+            print_compile_summary(result, file=sys.stderr)
             return _submit_dry_run(result, checked)
+        print_compile_summary(result)
         print(f"  dry run: would {checked.action} → {checked.output_dir}; nothing written, "
               "run, submitted or recorded")
         return 0
@@ -231,21 +233,21 @@ def _tracked(ledger: Any, number: int | None, kind: str, work: Any) -> dict[str,
     return outcome.metrics
 
 
-def print_compile_summary(result: Any) -> None:
+def print_compile_summary(result: Any, file: Any = None) -> None:
     config = result.config
     print(
         f"recforge: compiled model={config.model.name} features={config.features.name} "
-        f"(config-hash {config.config_hash})"
+        f"(config-hash {config.config_hash})", file=file,
     )
     for path in result.emitted.files if result.emitted else ():
-        print(f"  wrote {path}")
+        print(f"  wrote {path}", file=file)
     passes = result.manifest["passes"]
     print(
         f"  passes: {len(passes['run'])} run, {passes['errors']} error(s), "
-        f"{passes['warnings']} warning(s)"
+        f"{passes['warnings']} warning(s)", file=file,
     )
     for finding in result.warnings:
-        print(f"  {_finding_line(finding)}")
+        print(f"  {_finding_line(finding)}", file=file)
 
 
 def _finding_line(finding: Any) -> str:

@@ -399,8 +399,6 @@ def test_bad_input_is_one_message_without_traceback(tmp_path: Path,
     assert "submit.labels.Team" in out.getvalue()
 
 
-@pytest.mark.xfail(strict=True, reason="compiler/__main__.py (the preflight helper's) prints the "
-                   "compile summary on stdout before the dry-run document; it belongs on stderr")
 def test_cli_dry_run_stdout_is_only_the_json_document(
         no_vertex_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import os
