@@ -461,8 +461,13 @@ def main_submit(
         submit(emit_dir, cfg, required_features, ledger, console=console, overrides=overrides,
                experiment_number=experiment_number)
     except SubmitError as error:
-        err.print(Text.assemble(("error: ", "bold red"), error.message), highlight=False)
-        if error.hint:
+        # Bad input (exit 2) is one line, hint included; a job that ran and failed keeps its
+        # hint (the logs command) on a line of its own, where it is easy to copy.
+        one_line = error.exit_code == 2 or not error.hint
+        message = str(error) if one_line else error.message
+        err.print(Text.assemble(("error: ", "bold red"), message), highlight=False,
+                  soft_wrap=True)
+        if not one_line:
             err.print(f"  hint: {error.hint}", markup=False, highlight=False)
         return error.exit_code
     return 0
