@@ -44,7 +44,7 @@ def test_scann_params_from_config_enter_the_trainer_as_literals(tmp_path: Path) 
     (["+model.retrieval_index_params.num_leaves=0"],
      "model.retrieval_index_params.num_leaves", "expected a positive integer, got 0"),
     (["+model.retrieval_index_params.num_leafs=3"],
-     "model.retrieval_index_params.num_leafs", "got 'num_leafs'"),
+     "model.retrieval_index_params.num_leafs", "did you mean 'num_leaves'?"),
 ])
 def test_bad_scann_params_are_refused_before_anything_is_written(
         tmp_path: Path, overrides: list[str], key: str, problem: str) -> None:
