@@ -28,6 +28,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from compiler.data.checks import has_eval_split
 from compiler.errors import ConfigError, did_you_mean
 from compiler.registry import Registry
 from compiler.validate import ResolvedConfig, validate
@@ -152,20 +153,28 @@ def _name_max(path: Path) -> int:
 # --------------------------------------------------------------------------- sweep objective
 
 
-def objective_metrics(config: ResolvedConfig) -> list[str]:
-    """The final metrics a run of ``config`` writes to ``training_metrics.json``.
+def objective_metrics(config: ResolvedConfig, data: Any | None = None) -> list[str]:
+    """The final metrics a run of ``config`` on ``data`` writes to ``training_metrics.json``.
 
     The trainer writes ``loss``; the Recall@K evaluator ``recall_at_K`` (test split) and
     ``val_recall_at_K`` for each configured K; the regression evaluator ``val_rmse``,
-    ``val_mae``, ``test_rmse`` and ``test_mae`` (see ``plugins/trainer.py`` and
-    ``plugins/evaluators.py``).
+    ``val_mae``, ``test_rmse`` and ``test_mae``; a ScaNN index ``index_recall_at_K`` (see
+    ``plugins/trainer.py``, ``plugins/evaluators.py`` and ``plugins/retrieval.py``). A
+    two-way split (``data`` without an eval split) writes no ``val_*`` metric.
     """
+    with_eval = data is None or has_eval_split(data)
     metrics = ["loss"]
     if config.has_retrieval:
         for k in config.model.top_k:
-            metrics += [f"recall_at_{k}", f"val_recall_at_{k}"]
+            metrics.append(f"recall_at_{k}")
+            if with_eval:
+                metrics.append(f"val_recall_at_{k}")
+            if config.model.retrieval_algorithm == "scann":
+                metrics.append(f"index_recall_at_{k}")
     if config.has_ranking:
-        metrics += ["val_rmse", "val_mae", "test_rmse", "test_mae"]
+        if with_eval:
+            metrics += ["val_rmse", "val_mae"]
+        metrics += ["test_rmse", "test_mae"]
     return metrics
 
 

@@ -187,7 +187,7 @@ def _compile_point(point_overrides: list[str], config_dir: Path | None = None
         "output_dir": point_output_dir(str(cfg.sweep_dir), config.model.name,
                                        config.features.name, config.config_hash),
         "action": checked.action,
-        "metrics": objective_metrics(config),
+        "metrics": objective_metrics(config, checked.data),
     }
 
 
@@ -357,7 +357,8 @@ def check_search_space(setup: SweepSetup, overrides: Sequence[str], *,
                           "expected a search space (key: choice(...) / interval(...)), got none")
     checked = check_config(setup.base, setup.fixed, output_dir=str(setup.base.sweep_dir),
                            output_key="sweep_dir")
-    objective = check_objective(setup.base.get("objective"), objective_metrics(checked.config))
+    written = objective_metrics(checked.config, checked.data)
+    objective = check_objective(setup.base.get("objective"), written)
     direction = _direction(setup.sweeper)
     wanted = "minimize" if lower_is_better(objective) else "maximize"
     if direction != wanted:
