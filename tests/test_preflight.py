@@ -43,7 +43,8 @@ BAD_CONFIGS = [
      "did you mean 'recall_at_100'"),
     (["-m", "model.epochs=1,0"], "sweep point #2 [model.epochs=0"),
     # a two-way split writes no val_* metric, so a sweep cannot optimise one
-    (["-m", "model.epochs=1,2", "data.split.ratios.train=0.9", "data.split.ratios.eval=0",
+    (["-m", "run=local", "model.epochs=1,2", "data.split.ratios.train=0.9",
+      "data.split.ratios.eval=0",
       "objective=val_recall_at_100"], "objective: expected a metric the run writes"),
     (["-m", "+experiment=tune_hybrid", "hydra/sweeper/sampler=nosuch"],
      "hydra/sweeper/sampler: expected one of cmaes"),
