@@ -478,3 +478,17 @@ def test_real_job_entry_point_on_a_real_transform_output(cloud: CloudStack, tmp_
     assert result.metrics["user_vocab"] == 12
     assert result.metrics["custom_config"] == {"epochs": 1}
     assert cloud.exists(f"{result.output_dir}/serving_model/saved_model.pb")
+
+
+def test_a_two_way_split_source_is_found_and_one_without_train_is_refused(
+        cloud: CloudStack) -> None:
+    """A two-way split's Transform output has no Split-eval; the trainer skips validation, so
+    the source is usable. Without Split-train there is nothing to train on."""
+    from compiler.cloud.gcs import find_source
+
+    transform = cloud.make_source_run("two-way", FEATURES, splits=("train", "test"))
+    found = find_source(cloud.storage, cloud.pipeline_root, "two-way")
+    assert transform.rstrip("/") in str(found)
+    cloud.make_source_run("no-train", FEATURES, splits=("eval", "test"))
+    with pytest.raises(SubmitError, match="no transformed_examples/Split-train"):
+        find_source(cloud.storage, cloud.pipeline_root, "no-train")

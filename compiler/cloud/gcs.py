@@ -24,7 +24,10 @@ TRANSFORMED_SCHEMA = "transform_graph/transformed_metadata/schema.pbtxt"
 SPLITS = ("train", "eval", "test")
 #: Seconds per GCS request (the client retries transient errors within its own deadline).
 TIMEOUT = 60.0
-REQUIRED_SPLITS = ("train", "eval")
+#: A two-way split has no Split-eval (the trainer then skips validation) and a Transform may
+#: have no Split-test (the trainer reports it missing); without Split-train there is nothing
+#: to train on.
+REQUIRED_SPLITS = ("train",)
 
 
 class NoTransformOutput(SubmitError):
@@ -205,7 +208,7 @@ def _pick_transform(run_uri: str, bucket: str, blobs: dict[str, Any], source: st
     if not complete:
         where = f"gs://{bucket}/{incomplete[0]}" if incomplete else run_uri
         problem = (
-            "has transform_graph/ but no transformed_examples/Split-train and Split-eval"
+            "has transform_graph/ but no transformed_examples/Split-train"
             if incomplete
             else "has no Transform output (transform_graph/ and transformed_examples/)"
         )
