@@ -17,7 +17,12 @@ from preflight_helpers import assert_rejected
 from rich.console import Console
 
 from compiler.cloud import SubmitError, VertexSubmitConfig, main_submit
-from compiler.cloud.config import check_required, check_submit_config, from_omegaconf
+from compiler.cloud.config import (
+    DEFAULT_EXECUTOR_IMAGE,
+    check_required,
+    check_submit_config,
+    from_omegaconf,
+)
 from compiler.cloud.job_spec import label_safe, source_label
 from compiler.cloud.package import build_recforge_sdist, build_requirements_sdist
 from compiler.cloud.schema_check import check_compatible, find_mismatches, parse_schema
@@ -30,6 +35,7 @@ def full_config(**changes: object) -> VertexSubmitConfig:
     values: dict[str, object] = dict(
         project="p-12345", region="europe-central2", staging_bucket="gs://stage-b",
         pipeline_root="gs://pipe-b/pipeline_root", source_exp="qt-97-20260109-174616",
+        executor_image=DEFAULT_EXECUTOR_IMAGE,
     )
     values.update(changes)
     return VertexSubmitConfig(**values)  # type: ignore[arg-type]
@@ -102,7 +108,7 @@ def test_labels_are_label_safe() -> None:
 
 BASE = ["submit=vertex", "submit.project=my-proj1", "submit.region=europe-central2",
         "submit.staging_bucket=gs://stage-b", "submit.pipeline_root=gs://pipe-b/root",
-        "submit.source_exp=run-1"]
+        "submit.source_exp=run-1", f"submit.executor_image={DEFAULT_EXECUTOR_IMAGE}"]
 
 
 @pytest.mark.parametrize(("changes", "error"), [

@@ -45,7 +45,7 @@ def test_submit_wait_fetch_and_record(cloud: CloudStack, tmp_path: Path, capsys)
         f"submit.staging_bucket={config.staging_bucket}",
         f"submit.pipeline_root={config.pipeline_root}",
         f"submit.api_endpoint={config.api_endpoint}",
-        "submit.packages=[]", "submit.poll_initial_seconds=0.2", "submit.poll_max_seconds=1",
+        f"submit.executor_image={config.executor_image}", "submit.packages=[]", "submit.poll_initial_seconds=0.2", "submit.poll_max_seconds=1",
         "submit.timeout_minutes=8", "+submit.custom_config.epochs=1",
         "+submit.custom_config.batch_size=256",
         f"output_dir={tmp_path / 'out'}", f"ledger={ledger}",

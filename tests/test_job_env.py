@@ -206,8 +206,20 @@ def test_default_packages_are_the_lock() -> None:
 
 
 def test_a_prebuilt_image_past_its_end_date_warns_on_stderr(tmp_path: Path) -> None:
-    result = dry_run(tmp_path)  # the default route without container_uri: tf-cpu.2-17.py310
+    result = dry_run(tmp_path, f"submit.executor_image={environment.DEFAULT_PREBUILT_IMAGE.uri}")
     line = ("warning: image us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest is "
             "past its published end of availability (2026-07-11)")
     assert line in result.stderr
     assert "warning: image" not in result.stdout
+
+
+def test_a_submission_must_choose_its_image(tmp_path: Path) -> None:
+    """No prebuilt TensorFlow image is in support, so there is no default to fall back on:
+    without container_uri or executor_image the command stops before anything happens."""
+    from tests.preflight_helpers import assert_rejected
+
+    line = assert_rejected(
+        ["submit=vertex", "submit.project=my-project", "submit.region=europe-west4",
+         "submit.staging_bucket=gs://my-staging", "submit.source_exp=gs://my-staging/t",
+         f"output_dir={tmp_path / 'out'}"], tmp_path=tmp_path, key="submit.container_uri")
+    assert "docker/Dockerfile" in line and "got neither" in line

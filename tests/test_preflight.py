@@ -155,7 +155,8 @@ def _run_main(args: list[str], tmp_path: Path, capsys, monkeypatch) -> tuple[int
     ["-m", "+experiment=tune_hybrid", "run=local", "dry_run=true"],
     ["submit=vertex", "submit.dry_run=true", "submit.project=my-project",
      "submit.region=europe-west1", "submit.staging_bucket=gs://my-staging",
-     "submit.pipeline_root=gs://my-pipeline", "submit.source_exp=gs://my-pipeline/run/Transform"],
+     "submit.pipeline_root=gs://my-pipeline", "submit.source_exp=gs://my-pipeline/run/Transform",
+     "submit.container_uri=europe-docker.pkg.dev/my-project/jobs/recforge-job:0.1.0"],
 ], ids=["compile", "run", "sweep", "optuna", "submit"])
 def test_a_dry_run_of_any_kind_writes_and_records_nothing(args, tmp_path, capsys,
                                                           monkeypatch) -> None:

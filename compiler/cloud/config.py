@@ -62,7 +62,10 @@ class VertexSubmitConfig:
     accelerator_type: Optional[str] = None
     accelerator_count: int = 0
     replica_count: int = 1
-    executor_image: str = DEFAULT_EXECUTOR_IMAGE
+    #: A prebuilt training image (``pythonPackageSpec``: the lock is pip-installed at job
+    #: start), e.g. ``DEFAULT_EXECUTOR_IMAGE``. Every prebuilt TensorFlow image Google lists is
+    #: past its end of availability, so there is no default: set this or ``container_uri``.
+    executor_image: Optional[str] = None
     #: A job image built from docker/Dockerfile (the lock installed at build time). When set,
     #: the job runs it through ``containerSpec`` with the same entry point; nothing is
     #: pip-installed at job start and ``executor_image``/``packages`` are not used.
@@ -381,9 +384,17 @@ def check_formats(cfg: VertexSubmitConfig) -> None:
     if not _PYTHON_MODULE.match(cfg.python_module):
         raise SubmitConfigError("submit.python_module", "expected a dotted module name, got "
                                 f"{cfg.python_module!r}")
-    if not cfg.executor_image or any(c.isspace() for c in cfg.executor_image):
-        raise SubmitConfigError("submit.executor_image", "expected a container image URI, got "
-                                f"{cfg.executor_image!r}")
+    if not cfg.container_uri and not cfg.executor_image:
+        raise SubmitConfigError(
+            "submit.container_uri",
+            "expected the job container built from docker/Dockerfile (README: Running on "
+            "Vertex AI), or a prebuilt submit.executor_image such as "
+            f"{DEFAULT_EXECUTOR_IMAGE} (past its end of availability), got neither")
+    for key in ("container_uri", "executor_image"):
+        image = getattr(cfg, key)
+        if image is not None and (not image or any(c.isspace() for c in image)):
+            raise SubmitConfigError(f"submit.{key}", "expected a container image URI, got "
+                                    f"{image!r}")
     if cfg.create_retries < 0:
         raise SubmitConfigError("submit.create_retries", "expected 0 or more, got "
                                 f"{cfg.create_retries}")

@@ -187,13 +187,14 @@ class CloudStack:
 
     def submit_config(self, **overrides: Any) -> Any:
         """A ``VertexSubmitConfig`` aimed at this stack, with fast polling."""
-        from compiler.cloud.config import VertexSubmitConfig
+        from compiler.cloud.config import DEFAULT_EXECUTOR_IMAGE, VertexSubmitConfig
 
         base = VertexSubmitConfig(
             project=PROJECT, region=REGION,
             staging_bucket=f"gs://{self.staging_bucket}",
             pipeline_root=self.pipeline_root, experiment="tests",
             api_endpoint=self.vertex_endpoint,
+            executor_image=DEFAULT_EXECUTOR_IMAGE,  # the loopback server runs pythonPackageSpec
             packages=["tensorflow-recommenders>=0.7.3"],
             poll_initial_seconds=0.05, poll_max_seconds=0.25, poll_multiplier=1.5,
             timeout_minutes=2.0, create_timeout_seconds=10.0, create_settle_seconds=3.0,
