@@ -118,6 +118,13 @@ class LedgerAdapter:
         # Failing from "compiled" is allowed, so a submission that never started can fail too.
         self._warn_on_error("record the failure", lambda: self.ledger.fail(self.number, error))
 
+    def unknown(self, note: str) -> None:
+        """The create's outcome is unknown: the job may exist (``note`` names its label)."""
+        if self.ledger is None or self.number is None:
+            return
+        self._warn_on_error("record the unknown outcome",
+                            lambda: self.ledger.mark_unknown(self.number, note))
+
     def _late_start(self, what: str) -> bool:
         """Make sure the row is running (a forced duplicate could not start it at first)."""
         if self.ledger is None or self.number is None:

@@ -324,13 +324,15 @@ def _create(jobs: Any, body: dict[str, Any], cfg: VertexSubmitConfig, console: C
             return jobs.create(body, cfg, console)
     except KeyboardInterrupt:
         # The create may have reached Vertex AI: the job may exist, and only its label says.
-        adapter.fail(f"unknown, check label {label}: interrupted while creating the job")
+        adapter.unknown(f"check label {label}: interrupted while creating the job")
         raise SubmitError("interrupted while creating the job; it may or may not exist",
                           hint=hint, exit_code=130) from None
     except SubmitError as error:
+        if isinstance(error, CreateInDoubt):
+            adapter.unknown(f"check label {label}: {error.message}")
+        else:
+            adapter.fail(f"not submitted: {error.message}")
         in_doubt = isinstance(error, CreateInDoubt)
-        adapter.fail((f"unknown, check label {label}: " if in_doubt else "not submitted: ")
-                     + error.message)
         if in_doubt and not error.hint:
             error.hint = hint
         raise

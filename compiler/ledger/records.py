@@ -31,11 +31,13 @@ METRIC_KEYS: tuple[str, ...] = (
 HIGHER_IS_BETTER: Mapping[str, bool] = {k: k.startswith("recall_at_") for k in METRIC_KEYS}
 
 Kind = Literal["compile", "local", "vertex"]
-Status = Literal["compiled", "running", "completed", "failed"]
+Status = Literal["compiled", "running", "completed", "failed", "unknown"]
 KINDS: tuple[str, ...] = ("compile", "local", "vertex")
 RUN_KINDS: tuple[str, ...] = ("local", "vertex")
 #: What the database stores.
-STATUSES: tuple[str, ...] = ("compiled", "running", "completed", "failed")
+#: ``unknown``: a job create whose outcome nobody saw (Ctrl-C or a timeout while creating):
+#: the job may exist, and its error text names the label to look it up by.
+STATUSES: tuple[str, ...] = ("compiled", "running", "completed", "failed", "unknown")
 #: What a reader may also see: a ``running`` record whose process is gone (``ledger.liveness``).
 SHOWN_STATUSES: tuple[str, ...] = (*STATUSES, "abandoned")
 

@@ -300,6 +300,16 @@ class Ledger:
             {"status": "failed", "finished_at": now(), "error": str(error)},
         )
 
+    def mark_unknown(self, number: int, note: str) -> None:
+        """Mark an experiment whose job may or may not exist (a create nobody saw finish);
+        ``note`` says how to find out, e.g. the label to list jobs by."""
+        self._transition(
+            number,
+            "mark unknown",
+            ("compiled", "running"),
+            {"status": "unknown", "finished_at": now(), "error": str(note)},
+        )
+
     def set_job(self, number: int, job_id: str) -> None:
         """Record the Vertex AI job id of a running submission."""
         self._transition(number, "set the job of", ("running",), {"job_id": str(job_id)})

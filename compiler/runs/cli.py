@@ -157,6 +157,7 @@ _STATUS_STYLE = {
     "running": "yellow",
     "compiled": "cyan",
     "abandoned": "magenta",
+    "unknown": "magenta",
 }
 
 
