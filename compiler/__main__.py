@@ -4,7 +4,7 @@ Every command composes its configs, then runs one preflight (``compiler.prefligh
 everything it will use, and only then writes, records, loads, trains or submits. Bad input the
 user can cause ends as one line, ``error: <key or file:line>: expected ..., got ...``, and exit
 code 2; ``--debug`` (or ``HYDRA_FULL_ERROR=1``) adds the traceback. ``-m`` sweeps are checked
-point by point first (``compiler.sweep``), then run by Hydra's multirun (basic, joblib or
+point by point first (``compiler.sweeps.sweep``), then run by Hydra's multirun (basic, joblib or
 Optuna). Hydra's other flags (``--help``, ``--cfg``, ``--info`` ...) go to ``hydra.main`` once
 their overrides have composed.
 """
@@ -92,7 +92,7 @@ def parse_command_line(args: list[str]) -> CommandLine:
 
 
 def _dispatch(args: list[str]) -> int:
-    from compiler.compose import compose
+    from compiler.core.compose import compose
 
     command = parse_command_line(args)
     if command.multirun:
@@ -129,7 +129,7 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
 
     Returns 0, or in a sweep the objective metric of the point's run (for Optuna).
     """
-    from compiler.pipeline import compile_config, write_result
+    from compiler.core.pipeline import compile_config, write_result
     from compiler.preflight import preflight
 
     checked = preflight(cfg, overrides, output_dir=output_dir,
@@ -150,7 +150,7 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
     ledger, number = _record_compile(cfg, result, overrides, sweep_id)
     metrics = None
     if checked.run is not None:
-        from compiler.local import run_local
+        from compiler.local.run import run_local
 
         metrics = _tracked(ledger, number, "local", lambda: run_local(result, cfg))
     elif checked.submit is not None:
@@ -175,7 +175,7 @@ def _submit_dry_run(result: Any, checked: Any) -> int:
     """``submit.dry_run=true``: the staging plan and request, from modules emitted into a
     temporary directory that is removed afterwards; nothing is recorded or sent."""
     from compiler.cloud import main_submit
-    from compiler.emit import emit
+    from compiler.core.emit import emit
 
     with tempfile.TemporaryDirectory(prefix="recforge-dry-run-") as scratch:
         emitted = emit(result.sources, result.manifest, Path(scratch) / "modules")
@@ -268,7 +268,7 @@ def report_error(error: RecforgeError) -> int:
 def _sweep(args: list[str], command: CommandLine) -> int:
     """Check the whole sweep (Hydra's sweeper and launcher settings, every point or the search
     space, the objective), then create the sweep in the ledger and let Hydra run it."""
-    from compiler import sweep
+    from compiler.sweeps import sweep
 
     setup = sweep.check_setup(command.overrides, config_dir=command.config_dir)
     if setup.search:
@@ -322,8 +322,8 @@ def _sweep_job(cfg: DictConfig, overrides: list[str], *, search: bool) -> Any:
     sweeper it returns NaN; a search sweeper (Optuna) gets an exception, which marks that
     trial failed and lets the study go on.
     """
-    from compiler import sweep
     from compiler.preflight import preflight
+    from compiler.sweeps import sweep
 
     sweep_id = int(os.environ[sweep.SWEEP_ID_ENV]) if sweep.SWEEP_ID_ENV in os.environ else None
     label = " ".join(overrides)
@@ -351,8 +351,8 @@ def _hydra_app(args: list[str], command: CommandLine) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from compiler.compose import CONF_DIR, VERSION_BASE
-    from compiler.schema import register_configs
+    from compiler.core.compose import CONF_DIR, VERSION_BASE
+    from compiler.core.schema import register_configs
 
     register_configs()
 
@@ -371,7 +371,7 @@ def _hydra_app(args: list[str], command: CommandLine) -> int:
             sys.exit(code)
         return None
 
-    from compiler.compose import release
+    from compiler.core.compose import release
 
     release()  # hydra.main initializes Hydra itself
     saved = sys.argv

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from compiler.errors import RecforgeError
-from compiler.hookspecs import HOOKSPEC_VERSION
-from compiler.registry import PluginWarning, Registry, get_registry, qualified
+from compiler.fragments.hookspecs import HOOKSPEC_VERSION
+from compiler.fragments.registry import PluginWarning, Registry, get_registry, qualified
 
 
 def describe(registry: Registry) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 trains or submits. ``preflight`` checks, in this order and without touching anything (no file,
 no directory, no database, no network):
 
-1. the model and feature configs (``compiler.validate.validate``);
+1. the model and feature configs (``compiler.core.validate.validate``);
 2. ``output_dir`` (or a sweep point's directory): a local directory that exists or can be
    created, and is writable;
 3. ``run`` and ``submit`` are not both selected;
@@ -28,9 +28,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from compiler.core.validate import validate
 from compiler.errors import ConfigError, did_you_mean
-from compiler.registry import Registry
-from compiler.validate import ResolvedConfig, validate
+from compiler.fragments.registry import Registry
+from compiler.model import ResolvedConfig
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Checked:
     config: ResolvedConfig
     output_dir: str
     data: Any | None  # compiler.data.config.DataConfig, when the command loads data
-    run: Any | None  # compiler.schema.LocalRunConfig, for run=local
+    run: Any | None  # compiler.core.schema.LocalRunConfig, for run=local
     submit: Any | None  # compiler.cloud.config.VertexSubmitConfig, for submit=vertex
     ledger_url: str
     dry_run: bool
@@ -83,7 +84,7 @@ def preflight(cfg: DictConfig, overrides: Sequence[str] = (), *,
     data = run = submit = None
     if run_node is not None:
         from compiler.data.config import check_data_config
-        from compiler.local import check_run_config
+        from compiler.local.run import check_run_config
 
         data = check_data_config(cfg.get("data"), config.features)
         run = check_run_config(run_node, config)

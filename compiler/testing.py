@@ -36,7 +36,7 @@ from typing import Any
 
 from compiler.errors import RecforgeError
 from compiler.fragments import TRAINER_FILE, TRANSFORM_FILE, Fragment, block_origin
-from compiler.registry import Registered, Registry, get_registry, normalize_distribution
+from compiler.fragments.registry import Registered, Registry, get_registry, normalize_distribution
 
 #: The full model every example is composed on (an example's own ``model=`` / ``features=``
 #: replaces the one here).
@@ -258,11 +258,11 @@ def _compile(overrides: tuple[str, ...], registry: Registry, report: Conformance
     The stages are called one by one (what ``compile_config`` chains) so that a pass error
     can be traced to the block, and so the fragment, it sits in.
     """
-    from compiler.build import build
-    from compiler.compose import compose
-    from compiler.pipeline import run_passes
-    from compiler.plan import plan
-    from compiler.validate import validate
+    from compiler.core.build import build
+    from compiler.core.compose import compose
+    from compiler.core.pipeline import run_passes
+    from compiler.core.plan import plan
+    from compiler.core.validate import validate
 
     try:
         the_plan = plan(validate(compose(overrides), registry), registry)

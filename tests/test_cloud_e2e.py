@@ -14,8 +14,8 @@ import pytest
 from cloud.fixtures import CloudStack, cloud, fake_service_account_key, gcs_tls_proxy
 
 from compiler.__main__ import main
+from compiler.core.pipeline import compile_overrides
 from compiler.ledger import Ledger
-from compiler.pipeline import compile_overrides
 from tests.tiny_data import RAW_SCHEMA, split, tiny_transactions
 
 __all__ = ["cloud", "fake_service_account_key", "gcs_tls_proxy"]  # fixtures used by name

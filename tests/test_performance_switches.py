@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.pipeline import compile_overrides
+from compiler.core.pipeline import compile_overrides
 from tests.tiny_data import RAW_SCHEMA, split, tiny_transactions
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def defaults(workdir: Path) -> dict[str, float]:
 
 
 def test_the_defaults_are_on() -> None:
-    from compiler.schema import PerformanceConfig
+    from compiler.core.schema import PerformanceConfig
 
     performance = PerformanceConfig()
     assert performance.cache and performance.steps_per_execution > 1

@@ -74,7 +74,7 @@ def parse(overrides: Sequence[str]) -> list[Any]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    from compiler.compose import CONF_DIR, translate_error
+    from compiler.core.compose import CONF_DIR, translate_error
 
     try:
         return OverridesParser.create().parse_overrides(list(overrides))
@@ -95,7 +95,7 @@ def preflight(overrides: Sequence[str], *, workers: int | None = None,
     processes (default: one per CPU) forked from this one, so that each starts with Hydra and
     the plugins loaded; with fewer than two workers, or no ``fork``, all in this process.
     """
-    from compiler.compose import compose
+    from compiler.core.compose import compose
 
     points = [Point(number, o) for number, o in enumerate(expand(overrides), start=1)]
     result = Preflight(points)
@@ -166,8 +166,8 @@ class _Compiler:
 def _compile_point(point_overrides: list[str], config_dir: Path | None = None
                    ) -> dict[str, Any]:
     """Preflight and compile one point in memory: what the sweep's preflight reports of it."""
-    from compiler.compose import compose
-    from compiler.pipeline import compile_config
+    from compiler.core.compose import compose
+    from compiler.core.pipeline import compile_config
     from compiler.preflight import objective_metrics
     from compiler.preflight import preflight as check_point
 
@@ -274,7 +274,7 @@ DIRECTIONS = ("minimize", "maximize")
 def check_setup(overrides: Sequence[str], *, config_dir: Path | None = None) -> SweepSetup:
     """Compose the sweep's fixed overrides with Hydra's own config and check what only the
     sweep uses: the sweeper and launcher options, ``dry_run`` and ``sweep_dir``, the ledger."""
-    from compiler.compose import compose
+    from compiler.core.compose import compose
     from compiler.errors import ConfigError
     from compiler.ledger.store import check_ledger_url
     from compiler.preflight import check_flag, check_output_dir
@@ -342,7 +342,7 @@ def check_search_space(setup: SweepSetup, overrides: Sequence[str], *,
                        config_dir: Path | None = None) -> None:
     """A search sweeper (Optuna): the base config, every value of every search dimension
     (each choice; an interval's bounds), and the objective with its direction, checked."""
-    from compiler.compose import compose
+    from compiler.core.compose import compose
     from compiler.errors import ConfigError, RecforgeError
     from compiler.preflight import check_objective, lower_is_better, objective_metrics
     from compiler.preflight import preflight as check_config

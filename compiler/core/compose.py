@@ -29,12 +29,12 @@ from hydra.errors import (
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
-from compiler import schema
+from compiler.core import schema
 from compiler.errors import ConfigError, did_you_mean
 
 #: Hydra's behaviour set: pinned so an upgrade cannot silently change composition.
 VERSION_BASE = "1.3"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
 
 

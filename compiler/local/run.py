@@ -32,8 +32,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from compiler import __version__
+from compiler.core.pipeline import CompileResult
+from compiler.core.schema import LocalRunConfig
 from compiler.errors import ConfigError, RecforgeError, did_you_mean
-from compiler.local_transform import (
+from compiler.local.run_logging import LOG_FILE, library_output_to, step, verbose_requested
+from compiler.local.transform import (
     cached_output_matches,
     check_remote_transform_source,
     check_transform_output,
@@ -41,10 +44,7 @@ from compiler.local_transform import (
     recorded_data_hash,
     resolve_transform_source,
 )
-from compiler.pipeline import CompileResult
-from compiler.run_logging import LOG_FILE, library_output_to, step, verbose_requested
 from compiler.runner.transform_digest import DIGEST_FILE, record_text
-from compiler.schema import LocalRunConfig
 
 RUN_MANIFEST = "run.json"
 CONTRACT_METRICS = (
@@ -205,7 +205,7 @@ def check_run_config(node: Any, config: Any = None) -> LocalRunConfig:
     """Preflight for the ``run`` group: every run setting checked before anything is written.
 
     ``config`` is the validated ``ResolvedConfig``; with it, a local ``run.transform_from`` is
-    checked against the feature config (see ``compiler.local_transform``). Pure: reads files,
+    checked against the feature config (see ``compiler.local.transform``). Pure: reads files,
     writes nothing. Raises ``ConfigError`` naming ``run.<key>``.
     """
     return _check_run(node, config)[0]
@@ -429,7 +429,7 @@ class _Run:
 
 
 def _copy_modules(result: CompileResult, target: Path) -> None:
-    from compiler.emit import emit
+    from compiler.core.emit import emit
 
     emit(result.sources, result.manifest, target)
 

@@ -1,6 +1,6 @@
 """Stage 2 — validate: a composed ``DictConfig`` -> a typed, checked ``ResolvedConfig``.
 
-Types and unknown keys were already checked by Hydra against ``compiler.schema``. This stage
+Types and unknown keys were already checked by Hydra against ``compiler.core.schema``. This stage
 checks what a schema cannot express: cross-field rules, identifier safety, positive sizes, and
 that every fragment name is registered (with the fragment's own parameter schema).
 """
@@ -8,29 +8,26 @@ that every fragment name is registered (with the fragment's own parameter schema
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import keyword
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from compiler import PROJECT_NAME
-from compiler.compose import translate_error
-from compiler.errors import ConfigError, did_you_mean
-from compiler.registry import Registry, get_registry
-from compiler.schema import (
+from compiler.core.compose import translate_error
+from compiler.core.schema import (
     ConfigType,
     FeaturesConfig,
     FeatureSpec,
     ModelConfig,
     Projection,
     TowerConfig,
-    encoded_widths,
 )
+from compiler.errors import ConfigError, did_you_mean
+from compiler.fragments.registry import Registry, get_registry
+from compiler.model import ResolvedConfig, config_hash, encoded_widths
 
 SAFE_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 #: Activation names the emitted trainer passes to Keras (``tf.keras.layers.Dense(activation=)``
@@ -46,41 +43,6 @@ ACTIVATIONS = (
 #: Public names of ``tf_keras.activations`` that are helpers, not activations.
 NOT_ACTIVATIONS = ("deserialize", "get", "serialize")
 MODEL_TYPES_NEEDING_TARGET = ("ranking", "multitask")
-
-
-@dataclass(frozen=True)
-class ResolvedConfig:
-    """The validated config. ``data`` is the plain resolved dict that the hash covers."""
-
-    features: FeaturesConfig
-    model: ModelConfig
-    output_dir: str
-    data: dict[str, Any]
-    config_hash: str
-
-    @property
-    def features_hash(self) -> str:
-        """Hash of the feature config alone: all the Transform module depends on."""
-        return config_hash(self.data, ("features",))
-
-    @property
-    def has_retrieval(self) -> bool:
-        return self.model.model_type in ("retrieval", "multitask")
-
-    @property
-    def has_ranking(self) -> bool:
-        return self.model.model_type in ("ranking", "multitask")
-
-
-def config_hash(data: dict[str, Any], groups: tuple[str, ...] = ("features", "model")) -> str:
-    """Content hash of the resolved config groups the emitted code depends on."""
-    canonical = json.dumps(
-        {group: data[group] for group in groups},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def validate(cfg: DictConfig, registry: Registry | None = None) -> ResolvedConfig:
@@ -112,7 +74,7 @@ def validate(cfg: DictConfig, registry: Registry | None = None) -> ResolvedConfi
 
 
 def _conf_dir():  # late import keeps compose's Hydra import out of this module's import cost
-    from compiler.compose import CONF_DIR
+    from compiler.core.compose import CONF_DIR
 
     return CONF_DIR
 

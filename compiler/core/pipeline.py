@@ -15,13 +15,14 @@ from typing import Any
 from omegaconf import DictConfig
 
 from compiler import __version__
-from compiler.build import build
-from compiler.emit import EmitResult, emit
+from compiler.core.build import build
+from compiler.core.emit import EmitResult, emit
+from compiler.core.plan import plan
+from compiler.core.validate import validate
 from compiler.errors import ConfigError, PassFailure, PluginError
 from compiler.fragments import block_origin, unique
-from compiler.plan import Plan, plan
-from compiler.registry import Registry, get_registry
-from compiler.validate import ResolvedConfig, validate
+from compiler.fragments.registry import Registry, get_registry
+from compiler.model import Plan, ResolvedConfig
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def write_result(result: CompileResult, output_dir: Path | str) -> CompileResult
 
 def compile_overrides(overrides: Sequence[str] = (), **kwargs: Any) -> CompileResult:
     """Compose from ``conf/`` with Hydra overrides, then ``compile_config``."""
-    from compiler.compose import compose
+    from compiler.core.compose import compose
 
     return compile_config(compose(overrides), overrides=overrides, **kwargs)
 

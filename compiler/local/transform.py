@@ -88,7 +88,7 @@ def compatibility(root: str, config: Any, read_text: ReadText,
     if schema_text is None:
         raise ConfigError("run.transform_from", f"expected {_join(graph, TRANSFORMED_SCHEMA)}, "
                                                 "got none, so the Transform cannot be checked")
-    from compiler.plan import plan
+    from compiler.core.plan import plan
 
     transformed = plan(config).transformed_features
     comparison = compare_with_schema(
