@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from compiler.core.schema import FeaturesConfig, ModelConfig
+from compiler.schema import FeaturesConfig, ModelConfig
 
 #: Suffix of each transformed column kind. A raw feature name never ends in one of these
 #: (``TRANSFORMED_SUFFIXES``); the passes use that to tell raw reads from transformed ones.
@@ -33,6 +33,15 @@ CROSS_SUFFIX = "_xf"
 CROSS_SEPARATOR = "_x_"
 TRANSFORMED_SUFFIXES = (EMBEDDING_SUFFIX, BUCKET_SUFFIX, NORMALIZED_SUFFIX, SIN_SUFFIX,
                         COS_SUFFIX, TARGET_SUFFIX, CROSS_SUFFIX)
+
+
+#: The config key that selects a fragment of each kind (for messages and docs).
+SELECTING_KEYS = {
+    "tower": "model.buyer_tower.type", "head": "model.rating_head.type", "loss": "model.loss",
+    "retrieval_loss": "model.retrieval_loss", "optimizer": "model.optimizer",
+    "retrieval_index": "model.retrieval_algorithm", "task": "model.model_type",
+    "input": "model.input",
+}
 
 
 def embedding_column(feature: str) -> str:

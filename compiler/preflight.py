@@ -28,9 +28,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from compiler.cloud.config import check_submit_config
 from compiler.core.validate import validate
+from compiler.data.config import check_data_config
 from compiler.errors import ConfigError, did_you_mean
 from compiler.fragments.registry import Registry
+from compiler.local.run import check_run_config
 from compiler.model import ResolvedConfig
 
 
@@ -42,7 +45,7 @@ class Checked:
     config: ResolvedConfig
     output_dir: str
     data: Any | None  # compiler.data.config.DataConfig, when the command loads data
-    run: Any | None  # compiler.core.schema.LocalRunConfig, for run=local
+    run: Any | None  # compiler.schema.LocalRunConfig, for run=local
     submit: Any | None  # compiler.cloud.config.VertexSubmitConfig, for submit=vertex
     ledger_url: str
     dry_run: bool
@@ -83,15 +86,11 @@ def preflight(cfg: DictConfig, overrides: Sequence[str] = (), *,
         )
     data = run = submit = None
     if run_node is not None:
-        from compiler.data.config import check_data_config
-        from compiler.local.run import check_run_config
-
         data = check_data_config(cfg.get("data"), config.features)
         run = check_run_config(run_node, config)
     if submit_node is not None:
-        from compiler.cloud.config import check_submit_config
-
         submit = check_submit_config(submit_node)
+    # lazy: the ledger imports SQLAlchemy at module top
     from compiler.ledger.store import check_ledger_url
 
     ledger_url = check_ledger_url(cfg.get("ledger"))

@@ -11,8 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from compiler.core.compose import CONF_DIR, VERSION_BASE
-from compiler.core.schema import register_configs
+from compiler.core.compose import CONF_DIR, VERSION_BASE, register_configs
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODELS = ("hybrid_v1", "retrieval_v1", "ranking_v1")

@@ -61,7 +61,7 @@ def defaults(workdir: Path) -> dict[str, float]:
 
 
 def test_the_defaults_are_on() -> None:
-    from compiler.core.schema import PerformanceConfig
+    from compiler.schema import PerformanceConfig
 
     performance = PerformanceConfig()
     assert performance.cache and performance.steps_per_execution > 1

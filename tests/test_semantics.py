@@ -10,10 +10,10 @@ from omegaconf import OmegaConf
 
 from compiler.core.build import build
 from compiler.core.plan import plan
-from compiler.core.schema import TargetSpec
 from compiler.core.validate import validate
 from compiler.errors import ConfigError
 from compiler.model import encoded_widths
+from compiler.schema import TargetSpec
 from tests.compile_helpers import compose_config
 
 TUTORIAL = ("model=tfrs_tutorial", "features=tfrs_tutorial")

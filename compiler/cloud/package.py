@@ -23,10 +23,12 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import compiler
 from compiler.cloud.errors import SubmitError
 
 DISTRIBUTION = "recforge"
@@ -43,7 +45,6 @@ _BUILD = (
 
 def source_root() -> Path:
     """The checkout holding recforge's ``pyproject.toml`` (``compiler`` is imported from it)."""
-    import compiler
 
     root = Path(compiler.__file__).resolve().parent.parent
     pyproject = root / "pyproject.toml"
@@ -144,7 +145,6 @@ _FIXED_MTIME = 946684800
 
 def make_reproducible(archive: Path) -> None:
     """Rewrite a ``.tar.gz`` so its bytes depend on its files' contents and names only."""
-    import tarfile
 
     out = io.BytesIO()
     with tarfile.open(archive, "r:gz") as src, \

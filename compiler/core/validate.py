@@ -1,6 +1,6 @@
 """Stage 2 — validate: a composed ``DictConfig`` -> a typed, checked ``ResolvedConfig``.
 
-Types and unknown keys were already checked by Hydra against ``compiler.core.schema``. This stage
+Types and unknown keys were already checked by Hydra against ``compiler.schema``. This stage
 checks what a schema cannot express: cross-field rules, identifier safety, positive sizes, and
 that every fragment name is registered (with the fragment's own parameter schema).
 """
@@ -16,8 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from compiler import PROJECT_NAME
-from compiler.core.compose import translate_error
-from compiler.core.schema import (
+from compiler.core.compose import CONF_DIR, translate_error
+from compiler.errors import ConfigError, did_you_mean
+from compiler.fragments.registry import Registry, get_registry
+from compiler.model import ResolvedConfig, config_hash, encoded_widths
+from compiler.schema import (
     ConfigType,
     FeaturesConfig,
     FeatureSpec,
@@ -25,9 +28,6 @@ from compiler.core.schema import (
     Projection,
     TowerConfig,
 )
-from compiler.errors import ConfigError, did_you_mean
-from compiler.fragments.registry import Registry, get_registry
-from compiler.model import ResolvedConfig, config_hash, encoded_widths
 
 SAFE_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 #: Activation names the emitted trainer passes to Keras (``tf.keras.layers.Dense(activation=)``
@@ -74,7 +74,6 @@ def validate(cfg: DictConfig, registry: Registry | None = None) -> ResolvedConfi
 
 
 def _conf_dir():  # late import keeps compose's Hydra import out of this module's import cost
-    from compiler.core.compose import CONF_DIR
 
     return CONF_DIR
 

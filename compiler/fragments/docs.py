@@ -21,7 +21,7 @@ from pathlib import Path
 
 from compiler.fragments import Contributions, Fragment, Section, hookspecs
 from compiler.fragments.registry import Registry, builtin_registry
-from compiler.testing import SELECTING_KEYS
+from compiler.model import SELECTING_KEYS
 
 BEGIN = (
     "<!-- BEGIN GENERATED: python -m compiler.fragments.docs (edit "

@@ -30,6 +30,8 @@ from types import ModuleType
 from typing import Any
 
 import pluggy
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from compiler import PROJECT_NAME, __version__
 from compiler.errors import ConfigError, PluginError, did_you_mean
@@ -401,8 +403,6 @@ def fragment_problem(cls: Any) -> str | None:
     if params is not None:
         if not dataclasses.is_dataclass(params) or not isinstance(params, type):
             return f"{cls.__qualname__}.Params must be a dataclass"
-        from omegaconf import OmegaConf
-        from omegaconf.errors import OmegaConfBaseException
 
         try:
             OmegaConf.structured(params)

@@ -8,7 +8,7 @@ step log they print.
 TensorFlow, Beam and pandas are imported only inside the functions that run them.
 """
 
-from compiler.core.schema import LocalRunConfig
 from compiler.local.run import check_run_config
+from compiler.schema import LocalRunConfig
 
 __all__ = ["LocalRunConfig", "check_run_config"]

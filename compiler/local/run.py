@@ -30,10 +30,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from rich.console import Console
 
 from compiler import __version__
+from compiler.core.emit import emit
 from compiler.core.pipeline import CompileResult
-from compiler.core.schema import LocalRunConfig
+from compiler.data import DataError, as_data_config
 from compiler.errors import ConfigError, RecforgeError, did_you_mean
 from compiler.local.run_logging import LOG_FILE, library_output_to, step, verbose_requested
 from compiler.local.transform import (
@@ -44,7 +46,12 @@ from compiler.local.transform import (
     recorded_data_hash,
     resolve_transform_source,
 )
+from compiler.runner._tf import import_tf
+from compiler.runner.fn_args import fn_args_from_transform, split_file_pattern
+from compiler.runner.trainer import run_trainer
+from compiler.runner.transform import run_transform
 from compiler.runner.transform_digest import DIGEST_FILE, record_text
+from compiler.schema import LocalRunConfig
 
 RUN_MANIFEST = "run.json"
 CONTRACT_METRICS = (
@@ -123,6 +130,7 @@ def _now() -> str:
 
 def data_fingerprint(splits: Mapping[str, Any]) -> str:
     """Content hash of the loaded splits (row order and values)."""
+    # lazy: pandas: loading data for a run only
     import pandas as pd
 
     digest = hashlib.sha256()
@@ -157,10 +165,8 @@ def compute_baselines(transform_dir: str, plan_required: Mapping[str, str],
     - most popular: the K most frequent training products, recommended to everyone;
     - train mean: the mean transformed target of the training split, predicted for everyone.
     """
+    # lazy: NumPy: data hashing and metrics of a run only
     import numpy as np
-
-    from compiler.runner._tf import import_tf
-    from compiler.runner.fn_args import fn_args_from_transform, split_file_pattern
 
     tf = import_tf()
     fn_args = fn_args_from_transform(transform_dir, "/unused")
@@ -282,8 +288,6 @@ def run_local(result: CompileResult, cfg: DictConfig, *, console: Any = None) ->
 
     Library output goes to ``<run_dir>/run.log`` unless ``run.verbose`` or ``--verbose``.
     """
-    from rich.console import Console
-
     config = result.config
     # The preflight ran this already; again here because it is cheap and the settings that
     # could not be verified are printed below.
@@ -374,12 +378,12 @@ class _Run:
             return source, source, (recorded_data_hash(source) if "://" not in source
                                     else None)
 
-        from compiler.data import DataError, as_data_config, load_data
-
         if self.cfg.get("data") is None:
             raise RunError("data: no data config selected (use data=default or data=<name>)")
         try:
             with self.step("load data"):
+                from compiler.data.load import load_data  # lazy: pandas and pyarrow
+
                 loaded = load_data(as_data_config(self.cfg.data), raw_schema(result),
                                    result.config.features.target.column
                                    if result.config.features.target else None)
@@ -401,8 +405,6 @@ class _Run:
                           "Transform skipped", highlight=False)
             return str(target), str(cached), data_hash
 
-        from compiler.runner.transform import run_transform
-
         record = record_text(
             result.config.features, data_hash=data_hash, recforge_version=__version__,
             transform_module_sha256=hashlib.sha256(transform_source.encode()).hexdigest())
@@ -415,9 +417,6 @@ class _Run:
         return str(target), None, data_hash
 
     def _train(self, transform_dir: str) -> dict[str, Any]:
-        from compiler.runner.fn_args import fn_args_from_transform
-        from compiler.runner.trainer import run_trainer
-
         custom_config: dict[str, Any] = {}
         if self.settings.epochs is not None:
             custom_config["epochs"] = self.settings.epochs
@@ -429,8 +428,6 @@ class _Run:
 
 
 def _copy_modules(result: CompileResult, target: Path) -> None:
-    from compiler.core.emit import emit
-
     emit(result.sources, result.manifest, target)
 
 
@@ -450,6 +447,7 @@ def _store_in_cache(source: Path, cached: Path) -> None:
 
 
 def print_metrics_table(console: Any, metrics: Mapping[str, Any], run_dir: Path) -> None:
+    # lazy: rich tables: printed only at the end of a run or sweep
     from rich.table import Table
 
     final = metrics.get("final", {})

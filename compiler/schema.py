@@ -236,25 +236,3 @@ class RecforgeConfig:
     data: Any = None
     run: Any = None
     submit: Any = None
-
-
-def register_configs() -> None:
-    """Store every group schema in Hydra's ConfigStore (idempotent)."""
-    from hydra.core.config_store import ConfigStore
-
-    store = ConfigStore.instance()
-    store.store(group="features", name="features_schema", node=FeaturesConfig)
-    store.store(group="model", name="model_schema", node=ModelConfig)
-    store.store(group="run", name="run_schema", node=LocalRunConfig)
-    try:  # optional groups whose schemas live beside their code
-        from compiler.data.config import DataConfig
-
-        store.store(group="data", name="data_schema", node=DataConfig)
-    except ImportError:  # pragma: no cover - data layer not installed
-        pass
-    try:
-        from compiler.cloud.config import VertexSubmitConfig
-
-        store.store(group="submit", name="submit_schema", node=VertexSubmitConfig)
-    except ImportError:  # pragma: no cover
-        pass
