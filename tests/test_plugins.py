@@ -306,7 +306,8 @@ def test_hybrid_dcn_runs_locally_on_tiny_data(tmp_path, capsys) -> None:
 
 
 def test_docs_plugins_md_is_in_sync_with_the_hook_specs() -> None:
-    from compiler.fragments import hookspecs, plugin_docs
+    from compiler.fragments import docs as plugin_docs
+    from compiler.fragments import hookspecs
 
     text = plugin_docs.DEFAULT_PATH.read_text(encoding="utf-8")
     assert plugin_docs.update(text) == text, "run: python -m compiler.fragments.docs"

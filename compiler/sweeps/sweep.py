@@ -36,8 +36,7 @@ from compiler.preflight import (
     lower_is_better,
     objective_metrics,
 )
-from compiler.preflight import preflight as check_config
-from compiler.preflight import preflight as check_point
+from compiler.preflight import preflight as preflight_command
 
 #: Set for the jobs of a sweep, so each records its experiment under the sweep's id.
 SWEEP_ID_ENV = "RECFORGE_SWEEP_ID"
@@ -183,7 +182,7 @@ def _compile_point(point_overrides: list[str], config_dir: Path | None = None
 
     try:
         cfg = compose(point_overrides, config_dir=config_dir)
-        checked = check_point(cfg, point_overrides, output_dir=str(cfg.sweep_dir),
+        checked = preflight_command(cfg, point_overrides, output_dir=str(cfg.sweep_dir),
                               output_key="sweep_dir")
         compiled = compile_config(cfg, write=False, overrides=point_overrides,
                                   config=checked.config)
@@ -351,7 +350,7 @@ def check_search_space(setup: SweepSetup, overrides: Sequence[str], *,
     if not space:
         raise ConfigError("hydra.sweeper.params",
                           "expected a search space (key: choice(...) / interval(...)), got none")
-    checked = check_config(setup.base, setup.fixed, output_dir=str(setup.base.sweep_dir),
+    checked = preflight_command(setup.base, setup.fixed, output_dir=str(setup.base.sweep_dir),
                            output_key="sweep_dir")
     objective = check_objective(setup.base.get("objective"), objective_metrics(checked.config))
     direction = _direction(setup.sweeper)
@@ -363,7 +362,7 @@ def check_search_space(setup: SweepSetup, overrides: Sequence[str], *,
         for value in values:
             try:
                 cfg = compose([*setup.fixed, f"{key}={value}"], config_dir=config_dir)
-                check_config(cfg, output_dir=str(cfg.sweep_dir), output_key="sweep_dir")
+                preflight_command(cfg, output_dir=str(cfg.sweep_dir), output_key="sweep_dir")
             except RecforgeError as error:
                 raise ConfigError(f"hydra.sweeper.params.{key}",
                                   f"expected values that give a valid config, got {value}, "
