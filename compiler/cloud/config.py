@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from packaging.requirements import InvalidRequirement, Requirement
 
 from compiler.cloud.environment import DEFAULT_PREBUILT_IMAGE, job_lock
 from compiler.cloud.errors import SubmitConfigError, SubmitError
@@ -349,6 +348,9 @@ def check_packages(packages: list[str]) -> None:
                 raise SubmitConfigError(key, "expected a gs:// URI of a .tar.gz, .whl or .zip "
                                         f"package, got {package!r}")
             continue
+        # lazy: packaging's requirement parser, only for a config that lists packages
+        from packaging.requirements import InvalidRequirement, Requirement
+
         try:
             Requirement(package)
         except InvalidRequirement:

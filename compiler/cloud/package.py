@@ -23,7 +23,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -145,6 +144,9 @@ _FIXED_MTIME = 946684800
 
 def make_reproducible(archive: Path) -> None:
     """Rewrite a ``.tar.gz`` so its bytes depend on its files' contents and names only."""
+
+    # lazy: tarfile, only when staging a package for submit
+    import tarfile
 
     out = io.BytesIO()
     with tarfile.open(archive, "r:gz") as src, \

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from compiler.cloud import gcs, vertex
 from compiler.cloud.config import VertexSubmitConfig
@@ -100,6 +99,9 @@ def _interrupted(jobs: Any, job: Any, cfg: VertexSubmitConfig, console: Console,
 
 def print_metrics(metrics: Mapping[str, Any], console: Console) -> None:
     final = metrics.get("final") if isinstance(metrics.get("final"), Mapping) else metrics
+    # lazy: rich tables are printed only once a job has finished
+    from rich.table import Table
+
     table = Table(title="training_metrics.json: final")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -12,13 +12,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
@@ -37,6 +35,9 @@ from compiler.preflight import (
     objective_metrics,
 )
 from compiler.preflight import preflight as preflight_command
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 #: Set for the jobs of a sweep, so each records its experiment under the sweep's id.
 SWEEP_ID_ENV = "RECFORGE_SWEEP_ID"
@@ -143,6 +144,9 @@ class _Compiler:
     POINTS_PER_WORKER = 4
 
     def __init__(self, workers: int | None, points: int) -> None:
+        # lazy: the process pool's modules, only for a sweep that runs one
+        import multiprocessing
+
         self.workers = min(workers or os.cpu_count() or 1, points // self.POINTS_PER_WORKER)
         if "fork" not in multiprocessing.get_all_start_methods():
             self.workers = 1
@@ -156,6 +160,10 @@ class _Compiler:
             self.pending.append((point, _compile_point(point.overrides, config_dir)))
             return
         if self.pool is None:
+            # lazy: the process pool's modules, only for a sweep that runs one
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             self.pool = ProcessPoolExecutor(self.workers,
                                             mp_context=multiprocessing.get_context("fork"))
         self.pending.append((point, self.pool.submit(_compile_point, point.overrides,
