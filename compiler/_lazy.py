@@ -1,8 +1,8 @@
 """The one list of modules that ``compiler`` imports inside functions, on purpose.
 
 Every other import sits at module top, so the dependency graph is what the imports say.
-These stay lazy to keep TensorFlow, Beam, pandas, SQLAlchemy and the Google Cloud SDK off the
-compile path (``python -m compiler`` compiles without importing any of them); a few modules
+These stay lazy so that importing the compiler loads none of TensorFlow, Beam, pandas,
+SQLAlchemy or the Google Cloud SDK: a command loads each only where it uses it; a few modules
 that are cheap but measurable (the process pool, tarfile, packaging, rich tables) stay lazy
 because one rarely taken path needs them; and the internal entries at the end are the modules
 that pull SQLAlchemy or pandas in.
