@@ -33,7 +33,6 @@ from compiler.core.compose import CONF_DIR, VERSION_BASE, compose, register_conf
 from compiler.core.emit import emit
 from compiler.core.pipeline import compile_config, write_result
 from compiler.errors import PassFailure, RecforgeError
-from compiler.local.run import run_local
 from compiler.preflight import preflight
 from compiler.sweeps import sweep
 
@@ -156,6 +155,9 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
     ledger, number = _record_compile(cfg, result, overrides, sweep_id)
     metrics = None
     if checked.run is not None:
+        # lazy: the local runner and the job-side runner modules, only for run=local
+        from compiler.local.run import run_local
+
         metrics = _tracked(ledger, number, "local", lambda: run_local(result, cfg))
     elif checked.submit is not None:
         code = main_submit(result.emitted.output_dir, cfg.submit,

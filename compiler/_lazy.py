@@ -5,7 +5,7 @@ These stay lazy so that importing the compiler loads none of TensorFlow, Beam, p
 SQLAlchemy or the Google Cloud SDK: a command loads each only where it uses it; a few modules
 that are cheap but measurable (the process pool, tarfile, packaging, rich tables) stay lazy
 because one rarely taken path needs them; and the internal entries at the end are the modules
-that pull SQLAlchemy or pandas in.
+that pull SQLAlchemy or pandas in, or (the local runner) only a ``run=local`` needs.
 ``tests/test_architecture.py`` checks that every import inside a function in ``compiler/`` is
 of a module listed here (the module itself or a submodule of it) and carries a comment.
 
@@ -39,6 +39,7 @@ LAZY_IMPORTS: dict[str, str] = {
     "plugins": "the built-in plugins import compiler's APIs; reached at call time, after both load",
     "compiler.ledger": "the ledger imports SQLAlchemy at module top",
     "compiler.runs": "the runs CLI imports the ledger (SQLAlchemy)",
+    "compiler.local.run": "the local runner (data loading, the runners' modules): run=local only",
     "compiler.data.load": "the data loader imports pandas and pyarrow at module top",
 }
 

@@ -33,7 +33,7 @@ from compiler.core.validate import validate
 from compiler.data.config import check_data_config
 from compiler.errors import ConfigError, did_you_mean
 from compiler.fragments.registry import Registry
-from compiler.local.run import check_run_config
+from compiler.local.config import check_run_config
 from compiler.model import ResolvedConfig
 
 

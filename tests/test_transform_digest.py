@@ -14,7 +14,7 @@ from compiler.core.compose import compose
 from compiler.core.plan import plan
 from compiler.core.validate import validate
 from compiler.errors import ConfigError
-from compiler.local.run import check_run_config
+from compiler.local.config import check_run_config
 from compiler.local.transform import cached_output_matches, check_transform_source
 from compiler.runner.transform_digest import (
     DIGEST_FILE,
