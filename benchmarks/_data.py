@@ -1,7 +1,7 @@
 """Data the benchmarks share: compiled modules, loaded splits and their Transform output.
 
 Everything is produced by the same code ``python -m compiler ... run=local`` runs
-(``compiler.pipeline``, ``compiler.data``, ``compiler.runner.transform``); a Transform output
+(``compiler.core.pipeline``, ``compiler.data``, ``compiler.runner.transform``); a Transform output
 is reused from the local runner's cache (``.recforge/transform_cache/``, same key) when there.
 """
 
@@ -25,8 +25,8 @@ DATASETS = {
 def compile_modules(output_dir: Path, dataset: str = "default",
                     overrides: tuple[str, ...] = ()) -> Any:
     """Compile the dataset's model + features into ``output_dir``; the CompileResult."""
-    from compiler.compose import compose
-    from compiler.pipeline import compile_config
+    from compiler.core.compose import compose
+    from compiler.core.pipeline import compile_config
 
     model, features, data = DATASETS[dataset]
     selection = [f"model={model}", f"features={features}", f"data={data}", *overrides]
@@ -35,9 +35,9 @@ def compile_modules(output_dir: Path, dataset: str = "default",
 
 def load_splits(result: Any) -> Any:
     """The dataset's splits, loaded as ``run=local`` loads them (a ``LoadedData``)."""
-    from compiler.compose import compose
+    from compiler.core.compose import compose
     from compiler.data import as_data_config, load_data
-    from compiler.local import raw_schema
+    from compiler.local.run import raw_schema
 
     config = result.config
     data = compose([f"model={config.model.name}", f"features={config.features.name}",
@@ -51,7 +51,7 @@ def _data_name(features: str) -> str:
 
 
 def transform_kinds(result: Any) -> dict[str, str]:
-    from compiler.local import _transform_kinds, raw_schema
+    from compiler.local.run import _transform_kinds, raw_schema
 
     return _transform_kinds(raw_schema(result))
 
@@ -59,7 +59,7 @@ def transform_kinds(result: Any) -> dict[str, str]:
 def transformed(dataset: str, scratch: Path) -> tuple[str, Any]:
     """(Transform output directory, CompileResult) for ``dataset``: the local runner's cached
     output when it has one, else a fresh Transform, stored in that cache for next time."""
-    from compiler.local import _store_in_cache, transform_cache_key
+    from compiler.local.run import _store_in_cache, transform_cache_key
     from compiler.runner.transform import run_transform
 
     result = compile_modules(scratch / f"modules-{dataset}", dataset)

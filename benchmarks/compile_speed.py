@@ -4,12 +4,12 @@ wall time; a 100-point sweep's preflight throughput.
     python benchmarks/compile_speed.py [--runs 20] [--cold-runs 5] [--cli-runs 5]
                                        [--sweep-runs 3]
 
-- cold: the first compile in a fresh process, after ``import compiler.pipeline`` (median of
+- cold: the first compile in a fresh process, after ``import compiler.core.pipeline`` (median of
   ``--cold-runs`` processes; the import is reported apart);
 - warm: the same compile again in that process (median of ``--runs``);
 - CLI: ``python -m compiler model=hybrid_v1 features=cherng_v3`` as a user runs it (compile,
   write, record in the ledger), wall time;
-- sweep: ``compiler.sweep.preflight`` over the 100 points of ``SWEEP`` (4 model configs x 5
+- sweep: ``compiler.sweeps.sweep.preflight`` over the 100 points of ``SWEEP`` (4 model configs x 5
   learning rates x 5 batch sizes: every point composed, validated, built and checked by the
   passes, nothing written), in configs per second.
 
@@ -40,7 +40,7 @@ SWEEP = ["model=hybrid_v1,retrieval_v1,ranking_v1,hybrid_v1",
 
 def cold_worker(out: str) -> dict[str, float]:
     started = time.perf_counter()
-    from compiler.pipeline import compile_overrides
+    from compiler.core.pipeline import compile_overrides
 
     imported = time.perf_counter()
     compile_overrides(OVERRIDES, output_dir=out)
@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             completed = subprocess.run([sys.executable, __file__, "--cold-worker", out],
                                        cwd=ROOT, check=True, capture_output=True, text=True)
             colds.append(json.loads(completed.stdout.strip().splitlines()[-1]))
-        from compiler.pipeline import compile_overrides
-        from compiler.sweep import preflight
+        from compiler.core.pipeline import compile_overrides
+        from compiler.sweeps.sweep import preflight
 
         compile_overrides(OVERRIDES, output_dir=out)
         warm = []
@@ -98,13 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         "sweep_configs_per_s": 100 / statistics.median(sweeps),
     }
     rows = [
-        ("import compiler.pipeline", f"{figures['import_ms']:.0f} ms", args.cold_runs, "—"),
+        ("import compiler.core.pipeline", f"{figures['import_ms']:.0f} ms", args.cold_runs, "—"),
         ("in-process compile, cold (first in a process)", f"{figures['cold_ms']:.0f} ms",
          args.cold_runs, "—"),
         ("in-process compile, warm", f"**{figures['warm_ms']:.0f} ms**", args.runs, "<= 50 ms"),
         ("CLI `python -m compiler model=hybrid_v1 features=cherng_v3`",
          f"**{figures['cli_ms']:.0f} ms**", args.cli_runs, "<= 1000 ms"),
-        ("100-point sweep preflight (`compiler.sweep.preflight`)",
+        ("100-point sweep preflight (`compiler.sweeps.sweep.preflight`)",
          f"**{figures['sweep_configs_per_s']:.1f} configs/s** "
          f"({statistics.median(sweeps):.1f} s)", args.sweep_runs, ">= 20 configs/s"),
     ]

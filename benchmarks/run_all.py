@@ -41,7 +41,7 @@ LIMITS = {
             "indexing and analysing ~650 lines of emitted code in Python; then codegen "
             "(~13 ms), writing the files (~5 ms), compose and validate (~7 ms) and build "
             "(~5 ms, from ~30 ms, by keeping filled templates): ~75 ms on a quiet machine.",
-    "cli": "imports: compiler.pipeline (libcst, ~0.3 s), Hydra/OmegaConf, and SQLAlchemy "
+    "cli": "imports: compiler.core.pipeline (libcst, ~0.3 s), Hydra/OmegaConf, and SQLAlchemy "
            "(~0.2 s), which the experiment ledger needs on every compile; then a cold "
            "compile (~0.5 s: Hydra's first compose, first template parses, passes).",
     "sweep": "each distinct point is a full compile, passes included (~130 ms of CPU). The "

@@ -44,8 +44,8 @@ def worker(dataset: str, scratch: Path) -> dict:
 
 def cache_rule() -> str:
     """Two model configs over one feature config give one Transform module (one cache key)."""
-    from compiler.compose import compose
-    from compiler.pipeline import compile_config
+    from compiler.core.compose import compose
+    from compiler.core.pipeline import compile_config
 
     sources = {compile_config(compose([f"model={m}", "features=cherng_v3"]), write=False)
                .sources["transform_module.py"] for m in ("hybrid_v1", "ranking_v1",

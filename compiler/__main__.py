@@ -4,7 +4,7 @@ Every command composes its configs, then runs one preflight (``compiler.prefligh
 everything it will use, and only then writes, records, loads, trains or submits. Bad input the
 user can cause ends as one line, ``error: <key or file:line>: expected ..., got ...``, and exit
 code 2; ``--debug`` (or ``HYDRA_FULL_ERROR=1``) adds the traceback. ``-m`` sweeps are checked
-point by point first (``compiler.sweep``), then run by Hydra's multirun (basic, joblib or
+point by point first (``compiler.sweeps.sweep``), then run by Hydra's multirun (basic, joblib or
 Optuna). Hydra's other flags (``--help``, ``--cfg``, ``--info`` ...) go to ``hydra.main`` once
 their overrides have composed.
 """
@@ -16,14 +16,25 @@ import os
 import sys
 import tempfile
 import traceback
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hydra
+from hydra._internal.utils import get_args_parser
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from compiler.cloud import main_submit
+from compiler.core.compose import CONF_DIR, VERSION_BASE, compose, register_configs, release
+from compiler.core.emit import emit
+from compiler.core.pipeline import compile_config, write_result
 from compiler.errors import PassFailure, RecforgeError
+from compiler.preflight import preflight
+from compiler.sweeps import sweep
 
 _MULTIRUN_FLAGS = ("-m", "--multirun")
 #: recforge's own flags, taken out before Hydra sees the command line.
@@ -73,7 +84,6 @@ class CommandLine:
 
 def parse_command_line(args: list[str]) -> CommandLine:
     """Hydra's parser, with its errors as one ``error:`` line (argparse would print usage)."""
-    from hydra._internal.utils import get_args_parser
 
     parser = get_args_parser()
 
@@ -92,8 +102,6 @@ def parse_command_line(args: list[str]) -> CommandLine:
 
 
 def _dispatch(args: list[str]) -> int:
-    from compiler.compose import compose
-
     command = parse_command_line(args)
     if command.multirun:
         return _sweep(args, command)
@@ -110,7 +118,6 @@ def _dispatch(args: list[str]) -> int:
 
 def _plugin_warnings_as_lines() -> None:
     """A skipped plugin is reported as ``warning: ...``, not as Python's warning format."""
-    import warnings
 
     show = warnings.showwarning
 
@@ -129,8 +136,6 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
 
     Returns 0, or in a sweep the objective metric of the point's run (for Optuna).
     """
-    from compiler.pipeline import compile_config, write_result
-    from compiler.preflight import preflight
 
     checked = preflight(cfg, overrides, output_dir=output_dir,
                         output_key="sweep_dir" if in_sweep else "output_dir")
@@ -150,12 +155,11 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
     ledger, number = _record_compile(cfg, result, overrides, sweep_id)
     metrics = None
     if checked.run is not None:
-        from compiler.local import run_local
+        # lazy: the local runner and the job-side runner modules, only for run=local
+        from compiler.local.run import run_local
 
         metrics = _tracked(ledger, number, "local", lambda: run_local(result, cfg))
     elif checked.submit is not None:
-        from compiler.cloud import main_submit
-
         code = main_submit(result.emitted.output_dir, cfg.submit,
                            result.plan.required_features(), ledger,
                            overrides=list(overrides), experiment_number=number)
@@ -174,8 +178,6 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
 def _submit_dry_run(result: Any, checked: Any) -> int:
     """``submit.dry_run=true``: the staging plan and request, from modules emitted into a
     temporary directory that is removed afterwards; nothing is recorded or sent."""
-    from compiler.cloud import main_submit
-    from compiler.emit import emit
 
     with tempfile.TemporaryDirectory(prefix="recforge-dry-run-") as scratch:
         emitted = emit(result.sources, result.manifest, Path(scratch) / "modules")
@@ -186,6 +188,7 @@ def _submit_dry_run(result: Any, checked: Any) -> int:
 def _record_compile(cfg: DictConfig, result: Any, overrides: Sequence[str],
                     sweep_id: int | None) -> tuple[Any, int | None]:
     """Every compile gets an experiment number in the ledger (see ``compiler.ledger``)."""
+    # lazy: the ledger imports SQLAlchemy at module top
     from compiler.ledger import Ledger, LedgerError
     from compiler.ledger.provenance import record_fields
 
@@ -218,6 +221,7 @@ def _tracked(ledger: Any, number: int | None, kind: str, work: Any) -> dict[str,
     While it runs, a heartbeat thread keeps the record fresh; with the host and pid recorded
     here, readers show it ``abandoned`` if this process dies without a word (SIGKILL, OOM).
     """
+    # lazy: the ledger imports SQLAlchemy at module top
     from compiler.ledger.liveness import Heartbeat, this_host
 
     ledger.start(number, kind, host=this_host(), pid=os.getpid())
@@ -268,7 +272,6 @@ def report_error(error: RecforgeError) -> int:
 def _sweep(args: list[str], command: CommandLine) -> int:
     """Check the whole sweep (Hydra's sweeper and launcher settings, every point or the search
     space, the objective), then create the sweep in the ledger and let Hydra run it."""
-    from compiler import sweep
 
     setup = sweep.check_setup(command.overrides, config_dir=command.config_dir)
     if setup.search:
@@ -288,6 +291,7 @@ def _sweep(args: list[str], command: CommandLine) -> int:
         sweep.print_preflight(report, dry_run=setup.dry_run)
         if setup.dry_run:
             return 0
+    # lazy: the ledger imports SQLAlchemy at module top
     from compiler.ledger import Ledger
 
     ledger_url = setup.ledger_url
@@ -299,6 +303,7 @@ def _sweep(args: list[str], command: CommandLine) -> int:
         _hydra_app(args, command)
     finally:
         del os.environ[sweep.SWEEP_ID_ENV]
+    # lazy: the runs CLI imports the ledger (SQLAlchemy)
     from compiler.runs.leaderboard import print_sweep_leaderboard
 
     with Ledger(ledger_url) as ledger:
@@ -322,8 +327,6 @@ def _sweep_job(cfg: DictConfig, overrides: list[str], *, search: bool) -> Any:
     sweeper it returns NaN; a search sweeper (Optuna) gets an exception, which marks that
     trial failed and lets the study go on.
     """
-    from compiler import sweep
-    from compiler.preflight import preflight
 
     sweep_id = int(os.environ[sweep.SWEEP_ID_ENV]) if sweep.SWEEP_ID_ENV in os.environ else None
     label = " ".join(overrides)
@@ -347,13 +350,6 @@ def _sweep_job(cfg: DictConfig, overrides: list[str], *, search: bool) -> Any:
 
 
 def _hydra_app(args: list[str], command: CommandLine) -> int:
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from compiler.compose import CONF_DIR, VERSION_BASE
-    from compiler.schema import register_configs
-
     register_configs()
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=VERSION_BASE)
@@ -370,8 +366,6 @@ def _hydra_app(args: list[str], command: CommandLine) -> int:
         if code:
             sys.exit(code)
         return None
-
-    from compiler.compose import release
 
     release()  # hydra.main initializes Hydra itself
     saved = sys.argv

@@ -11,7 +11,6 @@ when an error-level finding remains; else 0.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -21,42 +20,19 @@ from typing import Any, TextIO
 
 from compiler import __version__
 from compiler.errors import RecforgeError
+from compiler.fragments.registry import get_registry
 from compiler.passes import Finding, Pass, Severity, SourceError, SourceFile, run_passes
-from compiler.passes.core import Project
 from compiler.passes.fixes import fix_files
+from compiler.passes.source import Project
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", ".mypy_cache", ".ruff_cache", "node_modules"}
 
 
 def _registered_passes() -> list[type[Pass]]:
-    """Every pass from the plugin registry.
-
-    Uses ``compiler.registry.get_registry().passes`` (name -> ``Registered``, whose ``.cls`` is
-    the pass) when that module exists; without it a local pluggy manager loads the built-in
-    plugin, so passes are still reached through the ``register_passes`` hook.
-    """
-    if importlib.util.find_spec("compiler.registry") is not None:
-        from compiler.registry import get_registry
-
-        entries = get_registry().passes
-        return [getattr(entries[name], "cls", entries[name]) for name in sorted(entries)]
-    import pluggy
-
-    import plugins.passes
-    from compiler import PROJECT_NAME, hookspecs
-
-    pm = pluggy.PluginManager(PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
-    pm.register(plugins.passes)
-    pm.check_pending()
-    found: dict[str, type[Pass]] = {}
-    for batch in pm.hook.register_passes():
-        for cls in batch:
-            if cls.name in found and found[cls.name] is not cls:
-                raise RuntimeError(f"two passes named {cls.name!r}: {found[cls.name]} and {cls}")
-            found[cls.name] = cls
-    return list(found.values())
+    """Every pass from the plugin registry (name -> ``Registered``, whose ``.cls`` is the pass)."""
+    entries = get_registry().passes
+    return [getattr(entries[name], "cls", entries[name]) for name in sorted(entries)]
 
 
 def collect(paths: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -13,6 +13,7 @@ the top-level ``plugins`` package, which holds recforge's built-in fragments.)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
@@ -20,8 +21,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from compiler.errors import RecforgeError
-from compiler.hookspecs import HOOKSPEC_VERSION
-from compiler.registry import PluginWarning, Registry, get_registry, qualified
+from compiler.fragments.hookspecs import HOOKSPEC_VERSION
+from compiler.fragments.registry import PluginWarning, Registry, get_registry, qualified
 
 
 def describe(registry: Registry) -> dict[str, Any]:
@@ -63,8 +64,6 @@ def describe(registry: Registry) -> dict[str, Any]:
 
 
 def _param_names(cls: type) -> list[str]:
-    import dataclasses
-
     schema = getattr(cls, "Params", None)
     return [f.name for f in dataclasses.fields(schema)] if schema is not None else []
 

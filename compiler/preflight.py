@@ -4,7 +4,7 @@
 trains or submits. ``preflight`` checks, in this order and without touching anything (no file,
 no directory, no database, no network):
 
-1. the model and feature configs (``compiler.validate.validate``);
+1. the model and feature configs (``compiler.core.validate.validate``);
 2. ``output_dir`` (or a sweep point's directory): a local directory that exists or can be
    created, and is writable;
 3. ``run`` and ``submit`` are not both selected;
@@ -28,10 +28,14 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from compiler.cloud.config import check_submit_config
+from compiler.core.validate import validate
 from compiler.data.checks import has_eval_split
+from compiler.data.config import check_data_config
 from compiler.errors import ConfigError, did_you_mean
-from compiler.registry import Registry
-from compiler.validate import ResolvedConfig, validate
+from compiler.fragments.registry import Registry
+from compiler.local.config import check_run_config
+from compiler.model import ResolvedConfig
 
 
 @dataclass(frozen=True)
@@ -83,15 +87,11 @@ def preflight(cfg: DictConfig, overrides: Sequence[str] = (), *,
         )
     data = run = submit = None
     if run_node is not None:
-        from compiler.data.config import check_data_config
-        from compiler.local import check_run_config
-
         data = check_data_config(cfg.get("data"), config.features)
         run = check_run_config(run_node, config)
     if submit_node is not None:
-        from compiler.cloud.config import check_submit_config
-
         submit = check_submit_config(submit_node)
+    # lazy: the ledger imports SQLAlchemy at module top
     from compiler.ledger.store import check_ledger_url
 
     ledger_url = check_ledger_url(cfg.get("ledger"))

@@ -3,7 +3,7 @@
 Each YAML file in ``conf/<group>/`` starts with ``defaults: [<group>_schema, _self_]``, so Hydra
 merges it into the dataclass below and rejects unknown keys and wrong types at compose time.
 Checks that need more than one field (a cross naming a missing feature, the last tower width)
-live in ``compiler.validate``.
+live in ``compiler.core.validate``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Cycle(str, Enum):
 
 
 class ConfigType(str, Enum):
-    """What a feature config is for; ``compiler.validate`` enforces it.
+    """What a feature config is for; ``compiler.core.validate`` enforces it.
 
     ``ranking``: it has a target, and serves ranking, multitask and retrieval models alike.
     ``retrieval``: it has no target, and serves retrieval models only.
@@ -117,27 +117,6 @@ class FeaturesConfig:
     product_id: str = "product_id"
 
 
-def encoded_widths(features: FeaturesConfig, side: str) -> list[tuple[str, int]]:
-    """The columns one side's feature encoder concatenates, with their widths, in order:
-    embedding / bucket / cross -> its embedding dim, each dense float (cyclical sin and cos,
-    normalize) -> 1. What a tower with no dense layer outputs; the plan's transformed features
-    are the same list (``tests/test_semantics.py`` checks)."""
-    widths: list[tuple[str, int]] = []
-    for spec in getattr(features, side):
-        if spec.embedding is not None:
-            widths.append((f"{spec.name}_id", spec.embedding.dim))
-        for cycle in spec.cyclical:
-            period = cycle.value if isinstance(cycle, Enum) else str(cycle)
-            widths += [(f"{spec.name}_{period}_sin", 1), (f"{spec.name}_{period}_cos", 1)]
-        if spec.bucketize is not None:
-            widths.append((f"{spec.name}_bucket", spec.bucketize.embedding_dim))
-        if spec.normalize:
-            widths.append((f"{spec.name}_norm", 1))
-    for cross in getattr(features.crosses, side):
-        widths.append(("_x_".join(cross.features), cross.embedding_dim))
-    return widths
-
-
 @dataclass
 class TowerConfig:
     #: Registered name of a ``tower`` fragment.
@@ -215,7 +194,7 @@ class ModelConfig:
 
 @dataclass
 class LocalRunConfig:
-    """``run=local``: run the compiled modules on this machine (see ``compiler.local``)."""
+    """``run=local``: run the compiled modules on this machine (see ``compiler.local.run``)."""
 
     target: str = "local"
     #: Run directories go under this root.
@@ -257,25 +236,3 @@ class RecforgeConfig:
     data: Any = None
     run: Any = None
     submit: Any = None
-
-
-def register_configs() -> None:
-    """Store every group schema in Hydra's ConfigStore (idempotent)."""
-    from hydra.core.config_store import ConfigStore
-
-    store = ConfigStore.instance()
-    store.store(group="features", name="features_schema", node=FeaturesConfig)
-    store.store(group="model", name="model_schema", node=ModelConfig)
-    store.store(group="run", name="run_schema", node=LocalRunConfig)
-    try:  # optional groups whose schemas live beside their code
-        from compiler.data.config import DataConfig
-
-        store.store(group="data", name="data_schema", node=DataConfig)
-    except ImportError:  # pragma: no cover - data layer not installed
-        pass
-    try:
-        from compiler.cloud.config import VertexSubmitConfig
-
-        store.store(group="submit", name="submit_schema", node=VertexSubmitConfig)
-    except ImportError:  # pragma: no cover
-        pass

@@ -29,14 +29,22 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compiler.core.build import build
+from compiler.core.compose import compose
+from compiler.core.pipeline import run_passes as run_compile_passes
+from compiler.core.plan import plan
+from compiler.core.validate import validate
 from compiler.errors import RecforgeError
 from compiler.fragments import TRAINER_FILE, TRANSFORM_FILE, Fragment, block_origin
-from compiler.registry import Registered, Registry, get_registry, normalize_distribution
+from compiler.fragments.registry import Registered, Registry, get_registry, normalize_distribution
+from compiler.model import SELECTING_KEYS
+from compiler.passes import example_files, expected_lines, run_passes, validate_pass
 
 #: The full model every example is composed on (an example's own ``model=`` / ``features=``
 #: replaces the one here).
@@ -44,13 +52,6 @@ DEFAULT_BASE: tuple[str, ...] = ("model=hybrid_v1", "features=cherng_v3")
 #: What each emitted file must define once imported.
 ENTRY_POINTS = {TRAINER_FILE: "run_fn", TRANSFORM_FILE: "preprocessing_fn"}
 
-#: The config key that selects a fragment of each kind (for hints).
-SELECTING_KEYS = {
-    "tower": "model.buyer_tower.type", "head": "model.rating_head.type", "loss": "model.loss",
-    "retrieval_loss": "model.retrieval_loss", "optimizer": "model.optimizer",
-    "retrieval_index": "model.retrieval_algorithm", "task": "model.model_type",
-    "input": "model.input",
-}
 #: An example: Hydra overrides (``["model.buyer_tower.type=dcn"]``) or ``{key: value}``.
 Example = Sequence[str] | Mapping[str, Any]
 
@@ -258,16 +259,11 @@ def _compile(overrides: tuple[str, ...], registry: Registry, report: Conformance
     The stages are called one by one (what ``compile_config`` chains) so that a pass error
     can be traced to the block, and so the fragment, it sits in.
     """
-    from compiler.build import build
-    from compiler.compose import compose
-    from compiler.pipeline import run_passes
-    from compiler.plan import plan
-    from compiler.validate import validate
 
     try:
         the_plan = plan(validate(compose(overrides), registry), registry)
         sources = {name: module.code for name, module in build(the_plan, registry).items()}
-        findings = run_passes(sources, registry, the_plan)
+        findings = run_compile_passes(sources, registry, the_plan)
     except RecforgeError as error:
         return f"does not compile: {error}"
     except Exception as error:  # a fragment's own bug: say where, not just what
@@ -288,7 +284,6 @@ def _compile(overrides: tuple[str, ...], registry: Registry, report: Conformance
 
 def _plugin_frame(error: BaseException) -> str:
     """`` at file:line`` of the innermost traceback frame outside recforge and libraries."""
-    import traceback
 
     recforge_root = str(Path(__file__).resolve().parent.parent)
     frames = traceback.extract_tb(error.__traceback__)
@@ -322,8 +317,6 @@ def _check_selected(sources: dict[str, str], registered: Registered, subject: st
 
 
 def _check_pass(cls: type, subject: str, report: ConformanceReport) -> None:
-    from compiler.passes import example_files, expected_lines, run_passes, validate_pass
-
     for problem in validate_pass(cls):
         report.problems.append(Problem(subject, problem))
     if not (cls.__doc__ or "").strip():

@@ -13,11 +13,11 @@ from compiler.fragments import (
     BuildContext,
     Contributions,
     Fragment,
+    FragmentUse,
     Section,
     block_literal,
     statements,
 )
-from compiler.plan import FragmentUse
 
 FEATURE_TABLES = '''
 # What each tower reads from the transformed examples, and how it encodes it:

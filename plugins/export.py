@@ -14,11 +14,11 @@ from compiler.fragments import (
     BuildContext,
     Contributions,
     Fragment,
+    FragmentUse,
     Section,
     expression,
     statements,
 )
-from compiler.plan import FragmentUse
 
 RAW_FEATURES = '''
 BUYER_RAW_FEATURES = {buyer}

@@ -17,11 +17,21 @@ from compiler.fragments import (
     BuildContext,
     Contributions,
     Fragment,
+    FragmentUse,
+    TransformedFeature,
     expression,
     name,
     statements,
 )
-from compiler.plan import FragmentUse, TransformedFeature
+from compiler.model import (
+    bucket_column,
+    cross_column,
+    cyclical_columns,
+    embedding_column,
+    normalized_column,
+    target_column,
+    vocabulary_file,
+)
 from plugins.transform import add_date_helpers
 
 PREPROCESSING_FN = "preprocessing_fn"
@@ -60,8 +70,9 @@ class Embedding(FeatureTransform):
     def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
         feature = use.params["feature"]
         return [TransformedFeature(
-            name=f"{feature}_id", dtype="int64", side=use.params["side"], encoding="embedding",
-            source=feature, vocab=f"{feature}_vocab", extra_ids=use.params["oov_buckets"],
+            name=embedding_column(feature), dtype="int64", side=use.params["side"],
+            encoding="embedding",
+            source=feature, vocab=vocabulary_file(feature), extra_ids=use.params["oov_buckets"],
             dim=use.params["dim"],
         )]
 
@@ -88,9 +99,9 @@ class Cyclical(FeatureTransform):
     def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
         feature = use.params["feature"]
         return [
-            TransformedFeature(name=f"{feature}_{period}_{fn}", dtype="float32",
+            TransformedFeature(name=column, dtype="float32",
                                side=use.params["side"], encoding="dense", source=feature)
-            for period in use.params["periods"] for fn in ("sin", "cos")
+            for period in use.params["periods"] for column in cyclical_columns(feature, period)
         ]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
@@ -112,9 +123,10 @@ class Cyclical(FeatureTransform):
                 "yearly": "{days} - _days_from_civil({year}, tf.ones_like({year}), "
                           "tf.ones_like({year}))",
             }[period]
+            sin, cos = cyclical_columns(feature, period)
             code += statements(
                 "outputs[{sin}], outputs[{cos}] = _cycle(" + position + ", {period})\n",
-                sin=f"{feature}_{period}_sin", cos=f"{feature}_{period}_cos",
+                sin=sin, cos=cos,
                 days=name(days), dom=name(f"{feature}_dom"), year=name(f"{feature}_year"),
                 period=CYCLE_PERIODS[period],
             ).body
@@ -130,7 +142,7 @@ class Bucketize(FeatureTransform):
     def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
         feature = use.params["feature"]
         return [TransformedFeature(
-            name=f"{feature}_bucket", dtype="int64", side=use.params["side"], encoding="bucket",
+            name=bucket_column(feature), dtype="int64", side=use.params["side"], encoding="bucket",
             source=feature, size=use.params["buckets"], dim=use.params["embedding_dim"],
         )]
 
@@ -151,7 +163,7 @@ class Normalize(FeatureTransform):
     @classmethod
     def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
         feature = use.params["feature"]
-        return [TransformedFeature(name=f"{feature}_norm", dtype="float32",
+        return [TransformedFeature(name=normalized_column(feature), dtype="float32",
                                    side=use.params["side"], encoding="dense", source=feature)]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
@@ -172,8 +184,8 @@ class Cross(FeatureTransform):
     def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
         members = [m["feature"] for m in use.params["members"]]
         return [TransformedFeature(
-            name="_x_".join(members), dtype="int64", side=use.params["side"], encoding="hashed",
-            source="_x_".join(members), size=use.params["hash_buckets"],
+            name=cross_column(members), dtype="int64", side=use.params["side"], encoding="hashed",
+            source=cross_column(members), size=use.params["hash_buckets"],
             dim=use.params["embedding_dim"],
         )]
 
@@ -203,7 +215,7 @@ class Target(FeatureTransform):
     @classmethod
     def outputs(cls, use: FragmentUse) -> list[TransformedFeature]:
         column = use.params["column"]
-        return [TransformedFeature(name=f"{column}_target", dtype="float32", side="target",
+        return [TransformedFeature(name=target_column(column), dtype="float32", side="target",
                                    encoding="target", source=column)]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:

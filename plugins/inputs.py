@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from compiler import hookimpl
-from compiler.fragments import BuildContext, Contributions, Fragment, Section, statements
-from compiler.plan import FragmentUse
+from compiler.fragments import (
+    BuildContext,
+    Contributions,
+    Fragment,
+    FragmentUse,
+    Section,
+    statements,
+)
 
 TFRECORD_INPUT = '''
 CACHE_DATASETS = {cache}  # keep each split's parsed batches in memory (model.performance)

@@ -9,11 +9,11 @@ from compiler.fragments import (
     BuildContext,
     Contributions,
     Fragment,
+    FragmentUse,
     Section,
     expression,
     statements,
 )
-from compiler.plan import FragmentUse
 
 OPTIMIZER = '''
 LEARNING_RATE = {learning_rate}

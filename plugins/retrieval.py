@@ -10,8 +10,14 @@ from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 from compiler import hookimpl
-from compiler.fragments import BuildContext, Contributions, Fragment, Section, statements
-from compiler.plan import FragmentUse
+from compiler.fragments import (
+    BuildContext,
+    Contributions,
+    Fragment,
+    FragmentUse,
+    Section,
+    statements,
+)
 
 CANDIDATES = '''
 PRODUCT_ID_KEY = {product_id_key}

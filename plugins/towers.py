@@ -9,12 +9,12 @@ from compiler.fragments import (
     BuildContext,
     Contributions,
     Fragment,
+    FragmentUse,
     Section,
     docstring,
     name,
     statements,
 )
-from compiler.plan import FragmentUse
 
 MLP_LAYERS = '''
 def _mlp_layers(widths, activation, l2, dropout=0.0):

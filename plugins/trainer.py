@@ -9,8 +9,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from compiler import hookimpl
-from compiler.fragments import BuildContext, Contributions, Fragment, Section, statements
-from compiler.plan import FragmentUse
+from compiler.fragments import (
+    BuildContext,
+    Contributions,
+    Fragment,
+    FragmentUse,
+    Section,
+    statements,
+)
 
 CONSTANTS = '''
 BATCH_SIZE = {batch_size}

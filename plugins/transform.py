@@ -10,10 +10,10 @@ from compiler.fragments import (
     BuildContext,
     Contributions,
     Fragment,
+    FragmentUse,
     Section,
     statements,
 )
-from compiler.plan import FragmentUse
 
 PREPROCESSING_FN = '''
 def preprocessing_fn(inputs):

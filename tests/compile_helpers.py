@@ -11,8 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from compiler.compose import CONF_DIR, VERSION_BASE
-from compiler.schema import register_configs
+from compiler.core.compose import CONF_DIR, VERSION_BASE, register_configs
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODELS = ("hybrid_v1", "retrieval_v1", "ranking_v1")
@@ -21,7 +20,7 @@ SHIPPED_MODELS = ("hybrid_v1", "retrieval_v1", "ranking_v1")
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """Compose ``conf/`` with overrides through Hydra's test API."""
     register_configs()
-    GlobalHydra.instance().clear()  # compiler.compose keeps Hydra initialized between calls
+    GlobalHydra.instance().clear()  # compiler.core.compose keeps Hydra initialized between calls
     with initialize_config_dir(version_base=VERSION_BASE, config_dir=str(CONF_DIR)):
         return compose("config", overrides=list(overrides))
 

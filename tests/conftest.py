@@ -123,9 +123,9 @@ def gcs_emulator(
 
 @pytest.fixture(autouse=True)
 def _fresh_hydra() -> Iterator[None]:
-    """compiler.compose keeps Hydra initialized between calls (a sweep composes hundreds of
+    """compiler.core.compose keeps Hydra initialized between calls (a sweep composes hundreds of
     points); tests that initialize Hydra themselves need it released first."""
-    from compiler.compose import release
+    from compiler.core.compose import release
 
     release()
     yield

@@ -9,10 +9,10 @@ import sys
 import libcst as cst
 import pytest
 
-from compiler.build import build
+from compiler.core.build import build
+from compiler.core.plan import plan
+from compiler.core.validate import validate
 from compiler.fragments import block_literal, literal
-from compiler.plan import plan
-from compiler.validate import validate
 from tests.compile_helpers import ROOT, SHIPPED_MODELS, compose_config
 
 
@@ -88,7 +88,7 @@ def test_model_variants_change_the_code() -> None:
 def test_compiling_never_imports_tensorflow() -> None:
     code = (
         "import sys\n"
-        "from compiler.pipeline import compile_overrides\n"
+        "from compiler.core.pipeline import compile_overrides\n"
         "compile_overrides(['model=hybrid_v1'], write=False)\n"
         "heavy = sorted(m for m in ('tensorflow', 'tensorflow_recommenders', 'keras', 'tf_keras',"
         " 'tensorflow_transform', 'apache_beam') if m in sys.modules)\n"

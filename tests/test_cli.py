@@ -62,7 +62,7 @@ def test_config_path_and_verbose(tmp_path) -> None:
     ``--verbose`` is recforge's flag and never reaches Hydra."""
     import shutil
 
-    from compiler.compose import CONF_DIR
+    from compiler.core.compose import CONF_DIR
 
     shutil.copytree(CONF_DIR, tmp_path / "myconf")
     (tmp_path / "myconf" / "model" / "small.yaml").write_text(

@@ -26,7 +26,7 @@ from compiler.cloud.config import (
 from compiler.cloud.job_spec import label_safe, source_label
 from compiler.cloud.package import build_recforge_sdist, build_requirements_sdist
 from compiler.cloud.schema_check import check_compatible, find_mismatches, parse_schema
-from compiler.compose import compose
+from compiler.core.compose import compose
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,8 +14,8 @@ import pytest
 from cloud.fixtures import CloudStack, cloud, fake_service_account_key, gcs_tls_proxy
 
 from compiler.__main__ import main
+from compiler.core.pipeline import compile_overrides
 from compiler.ledger import Ledger
-from compiler.pipeline import compile_overrides
 from tests.tiny_data import RAW_SCHEMA, split, tiny_transactions
 
 __all__ = ["cloud", "fake_service_account_key", "gcs_tls_proxy"]  # fixtures used by name
@@ -45,7 +45,8 @@ def test_submit_wait_fetch_and_record(cloud: CloudStack, tmp_path: Path, capsys)
         f"submit.staging_bucket={config.staging_bucket}",
         f"submit.pipeline_root={config.pipeline_root}",
         f"submit.api_endpoint={config.api_endpoint}",
-        f"submit.executor_image={config.executor_image}", "submit.packages=[]", "submit.poll_initial_seconds=0.2", "submit.poll_max_seconds=1",
+        f"submit.executor_image={config.executor_image}", "submit.packages=[]",
+        "submit.poll_initial_seconds=0.2", "submit.poll_max_seconds=1",
         "submit.timeout_minutes=8", "+submit.custom_config.epochs=1",
         "+submit.custom_config.batch_size=256",
         f"output_dir={tmp_path / 'out'}", f"ledger={ledger}",

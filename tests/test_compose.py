@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.compose import compose
+from compiler.core.compose import compose
 from compiler.errors import ConfigError
 from tests.compile_helpers import compose_config
 
@@ -41,7 +41,7 @@ def test_compose_errors_name_the_key(overrides: list[str], key: str, fragment: s
 def test_unknown_key_in_a_yaml_file_names_file_and_line(tmp_path) -> None:
     import shutil
 
-    from compiler.compose import CONF_DIR
+    from compiler.core.compose import CONF_DIR
 
     conf = tmp_path / "conf"
     shutil.copytree(CONF_DIR, conf)
@@ -73,7 +73,7 @@ def test_fast_compose_equals_hydra_compose(overrides: list[str]) -> None:
 def test_yaml_syntax_error_is_file_line_column(tmp_path) -> None:
     import shutil
 
-    from compiler.compose import CONF_DIR
+    from compiler.core.compose import CONF_DIR
 
     conf = tmp_path / "conf"
     shutil.copytree(CONF_DIR, conf)

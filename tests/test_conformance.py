@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from compiler.registry import PluginWarning, get_registry
+from compiler.fragments.registry import PluginWarning, get_registry
 from compiler.testing import ConformanceError, check_plugin
 from tests.plugin_fixtures import FIXTURES, forget_fixture_modules, install_example_package
 

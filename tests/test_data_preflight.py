@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from compiler.core.validate import validate
 from compiler.data.config import DataConfig, check_data_config
 from compiler.errors import ConfigError
-from compiler.validate import validate
 from tests.compile_helpers import compose_config
 
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from compiler.emit import MANIFEST_FILE, emit
-from compiler.pipeline import compile_overrides
+from compiler.core.emit import MANIFEST_FILE, emit
+from compiler.core.pipeline import compile_overrides
 from tests.compile_helpers import ROOT, SHIPPED_MODELS
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.pipeline import compile_overrides
+from compiler.core.pipeline import compile_overrides
 from tests.compile_helpers import ROOT
 from tests.tiny_data import RAW_SCHEMA, split, tiny_transactions
 

@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from compiler.cloud import environment
-from compiler.pipeline import compile_overrides
+from compiler.core.pipeline import compile_overrides
 from tests.job_env_helpers import (
     ROOT,
     job_versions,
@@ -198,7 +198,7 @@ def test_default_packages_are_the_lock() -> None:
     from compiler.cloud.config import DEFAULT_EXECUTOR_IMAGE, VertexSubmitConfig
 
     assert VertexSubmitConfig().packages == environment.job_lock()
-    from compiler.compose import compose
+    from compiler.core.compose import compose
 
     composed = compose(["submit=vertex"]).submit  # conf/submit/vertex.yaml, no env override
     assert list(composed.packages) == environment.job_lock()

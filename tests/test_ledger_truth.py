@@ -219,8 +219,8 @@ def test_secrets_are_not_stored() -> None:
 
 
 def composed_record(*overrides: str) -> dict:
-    from compiler.compose import compose
-    from compiler.validate import validate
+    from compiler.core.compose import compose
+    from compiler.core.validate import validate
 
     cfg = compose(["model=hybrid_v1", *overrides])
     return record_fields(cfg, validate(cfg).data)

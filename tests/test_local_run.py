@@ -201,11 +201,11 @@ def test_ctrl_c_leaves_no_run_marked_complete(workspace) -> None:
 def test_a_transform_output_without_its_record_is_checked_through_its_schema(workspace,
                                                                              tmp_path) -> None:
     # What a platform TFX Transform output looks like to recforge: no recforge_transform.json.
-    from compiler.compose import compose
+    from compiler.core.compose import compose
+    from compiler.core.validate import validate
     from compiler.errors import ConfigError
-    from compiler.local_transform import check_transform_source
+    from compiler.local.transform import check_transform_source
     from compiler.runner.transform_digest import DIGEST_FILE
-    from compiler.validate import validate
 
     copy = Path(shutil.copytree(workspace["runs"] / "date-split" / "transform",
                                 tmp_path / "platform"))

@@ -458,7 +458,7 @@ def test_walker_reaches_every_call() -> None:
 
     visitor = Calls()
     module.visit(visitor)
-    from compiler.passes.core import walk
+    from compiler.passes.source import walk
 
     assert sum(isinstance(n, cst.Call) for n in walk(module)) == visitor.count
 
@@ -468,7 +468,7 @@ def test_positions_match_libcst_position_provider() -> None:
     # a whole-module PositionProvider for every node.
     from libcst.metadata import MetadataWrapper, PositionProvider
 
-    from compiler.passes.core import SourceFile, _walk_file
+    from compiler.passes.source import SourceFile, _walk_file
 
     sources = [p.read_text(encoding="utf-8") for p in sorted(CORPUS.rglob("*.py"))]
     sources.append('"""doc"""\n# c\n\n@d(\n  1)\nclass A:  # x\n    a = 1; b = 2\n\n\nif a: pass\n')

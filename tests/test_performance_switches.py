@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.pipeline import compile_overrides
+from compiler.core.pipeline import compile_overrides
 from tests.tiny_data import RAW_SCHEMA, split, tiny_transactions
 
 pytestmark = pytest.mark.slow

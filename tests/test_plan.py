@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from compiler.plan import plan
-from compiler.validate import validate
+from compiler.core.plan import plan
+from compiler.core.validate import validate
 from tests.compile_helpers import compose_config
 
 

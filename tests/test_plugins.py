@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
+from compiler.core.pipeline import compile_overrides
 from compiler.errors import ConfigError, PassFailure, PluginError
-from compiler.pipeline import compile_overrides
-from compiler.registry import ENV_ALLOW, ENV_DISABLE_AUTOLOAD, PluginWarning, get_registry
+from compiler.fragments.registry import ENV_ALLOW, ENV_DISABLE_AUTOLOAD, PluginWarning, get_registry
 from tests.compile_helpers import ROOT
 from tests.plugin_fixtures import FIXTURES, forget_fixture_modules, install_example_package
 from tests.tiny_data import tiny_transactions
@@ -306,10 +306,11 @@ def test_hybrid_dcn_runs_locally_on_tiny_data(tmp_path, capsys) -> None:
 
 
 def test_docs_plugins_md_is_in_sync_with_the_hook_specs() -> None:
-    from compiler import hookspecs, plugin_docs
+    from compiler.fragments import docs as plugin_docs
+    from compiler.fragments import hookspecs
 
     text = plugin_docs.DEFAULT_PATH.read_text(encoding="utf-8")
-    assert plugin_docs.update(text) == text, "run: python -m compiler.plugin_docs"
+    assert plugin_docs.update(text) == text, "run: python -m compiler.fragments.docs"
     for hook in ("register_fragments", "register_passes"):
         assert f"#### `{hook}() -> " in text
         assert " ".join(getattr(hookspecs, hook).__doc__.split()[:6]) in " ".join(text.split())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.compose import CONF_DIR
+from compiler.core.compose import CONF_DIR
 from tests.preflight_helpers import GENERATED, assert_rejected, ledger_rows, snapshot
 
 BAD_CONFIGS = [
@@ -183,7 +183,7 @@ def test_optuna_dry_run_prints_the_search_space(tmp_path, capsys, monkeypatch) -
 
 
 def test_preflight_returns_what_the_command_will_use() -> None:
-    from compiler.compose import compose
+    from compiler.core.compose import compose
     from compiler.preflight import preflight
 
     checked = preflight(compose(["model=ranking_v1", "run=local", "run.epochs=2"]))
@@ -194,9 +194,9 @@ def test_preflight_returns_what_the_command_will_use() -> None:
 
 
 def test_objective_metrics_follow_the_model_type() -> None:
-    from compiler.compose import compose
+    from compiler.core.compose import compose
+    from compiler.core.validate import validate
     from compiler.preflight import objective_metrics
-    from compiler.validate import validate
 
     ranking = objective_metrics(validate(compose(["model=ranking_v1"])))
     retrieval = objective_metrics(validate(compose(["model=retrieval_v1",
@@ -209,8 +209,8 @@ def test_objective_metrics_follow_the_model_type() -> None:
 def test_objective_metrics_are_what_the_emitted_trainer_writes() -> None:
     """The names ``objective_metrics`` lists appear where the emitted run_fn fills
     ``metrics["final"]``: a renamed metric in a fragment fails here."""
-    from compiler.compose import compose
-    from compiler.pipeline import compile_config
+    from compiler.core.compose import compose
+    from compiler.core.pipeline import compile_config
 
     trainer = compile_config(compose(["model=hybrid_v1"]), write=False
                              ).sources["trainer_module.py"]

@@ -10,7 +10,7 @@ import pytest
 from compiler import hookimpl
 from compiler.errors import ConfigError, PluginError
 from compiler.fragments import Fragment
-from compiler.registry import (
+from compiler.fragments.registry import (
     BUILTIN_PLUGINS,
     Provider,
     build_registry,

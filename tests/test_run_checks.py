@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from compiler.errors import ConfigError
-from compiler.local import check_run_config
+from compiler.local.config import check_run_config
 from compiler.runner.transform_digest import record_text
 from tests.preflight_helpers import assert_rejected
 from tests.test_transform_digest import resolved, write_output

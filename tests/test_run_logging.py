@@ -11,13 +11,13 @@ import textwrap
 import pytest
 from rich.console import Console
 
-from compiler.run_logging import step, verbose_requested
+from compiler.local.run_logging import step, verbose_requested
 from tests.compile_helpers import ROOT
 
 SCRIPT = textwrap.dedent('''
     import logging, os, sys, warnings
     from pathlib import Path
-    from compiler.run_logging import library_output_to
+    from compiler.local.run_logging import library_output_to
 
     log = Path(sys.argv[1])
     handler_holder = []

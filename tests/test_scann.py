@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from compiler.core.pipeline import compile_overrides
 from compiler.errors import ConfigError
-from compiler.pipeline import compile_overrides
 from tests.job_env_helpers import serve_in_job_env, train_in_job_env, transform_in_job_env
 
 SCANN_OVERRIDES = [

@@ -8,11 +8,12 @@ import ast
 import pytest
 from omegaconf import OmegaConf
 
-from compiler.build import build
+from compiler.core.build import build
+from compiler.core.plan import plan
+from compiler.core.validate import validate
 from compiler.errors import ConfigError
-from compiler.plan import plan
-from compiler.schema import TargetSpec, encoded_widths
-from compiler.validate import validate
+from compiler.model import encoded_widths
+from compiler.schema import TargetSpec
 from tests.compile_helpers import compose_config
 
 TUTORIAL = ("model=tfrs_tutorial", "features=tfrs_tutorial")

@@ -10,7 +10,7 @@ import pytest
 
 from compiler.__main__ import main
 from compiler.ledger import Ledger
-from compiler.sweep import expand, preflight
+from compiler.sweeps.sweep import expand, preflight
 from tests.tiny_data import tiny_transactions
 
 

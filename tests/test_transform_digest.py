@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from compiler.compose import compose
+from compiler.core.compose import compose
+from compiler.core.plan import plan
+from compiler.core.validate import validate
 from compiler.errors import ConfigError
-from compiler.local import check_run_config
-from compiler.local_transform import cached_output_matches, check_transform_source
-from compiler.plan import plan
+from compiler.local.config import check_run_config
+from compiler.local.transform import cached_output_matches, check_transform_source
 from compiler.runner.transform_digest import (
     DIGEST_FILE,
     compare,
@@ -24,7 +25,6 @@ from compiler.runner.transform_digest import (
     settings_digest,
     transform_settings,
 )
-from compiler.validate import validate
 
 
 def resolved(*overrides: str):
@@ -241,7 +241,7 @@ def test_a_cache_entry_is_reused_only_with_a_matching_record(tmp_path, base) -> 
 @pytest.mark.slow
 def test_a_remote_transform_output_is_read_through_gfile(base) -> None:
     # ram:// stands in for gs://: both go through tf.io.gfile, which is all the check uses.
-    from compiler.local_transform import check_remote_transform_source
+    from compiler.local.transform import check_remote_transform_source
     from compiler.runner._tf import import_tf
 
     gfile = import_tf().io.gfile

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from compiler.core.validate import validate
 from compiler.errors import ConfigError
-from compiler.validate import validate
 from tests.compile_helpers import compose_config
 
 
@@ -114,7 +114,7 @@ def test_one_zero_loss_weight_is_allowed() -> None:
 
 
 def test_every_activation_in_the_table_validates() -> None:
-    from compiler.validate import ACTIVATIONS
+    from compiler.core.validate import ACTIVATIONS
 
     for name in ACTIVATIONS:
         config = validate(compose_config([f"model.buyer_tower.activation={name}"]))
@@ -130,7 +130,7 @@ def test_activation_table_matches_what_keras_accepts() -> None:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tf_keras
 
-    from compiler.validate import ACTIVATIONS, NOT_ACTIVATIONS
+    from compiler.core.validate import ACTIVATIONS, NOT_ACTIVATIONS
 
     for name in ACTIVATIONS:
         assert callable(tf_keras.activations.get(name)), name

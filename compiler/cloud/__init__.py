@@ -13,7 +13,8 @@ from compiler.cloud.config import (
     from_omegaconf,
 )
 from compiler.cloud.errors import SubmitConfigError, SubmitError
-from compiler.cloud.submit import SubmitResult, main_submit, submit
+from compiler.cloud.job_spec import SubmitResult
+from compiler.cloud.submit import main_submit, submit
 
 __all__ = [
     "SubmitConfigError",

@@ -15,10 +15,25 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from compiler.cloud.environment import DEFAULT_PREBUILT_IMAGE, job_lock
 from compiler.cloud.errors import SubmitConfigError, SubmitError
 from compiler.errors import did_you_mean
+
+#: Label keys recforge sets. Underscores, not hyphens: list filters name them as
+#: ``labels.<key>``, and AIP-160 filter identifiers do not allow ``-``.
+LABEL_CONFIG_HASH = "recforge_config_hash"
+LABEL_COMPILER_VERSION = "recforge_compiler_version"
+LABEL_SOURCE = "recforge_source"
+LABEL_SUBMISSION = "recforge_submission"
+LABEL_EXPERIMENT = "recforge_experiment"
+LABEL_EXPERIMENT_NUMBER = "recforge_exp_number"
+OWN_LABELS = (LABEL_CONFIG_HASH, LABEL_COMPILER_VERSION, LABEL_SOURCE, LABEL_SUBMISSION,
+              LABEL_EXPERIMENT, LABEL_EXPERIMENT_NUMBER)
 
 #: Google's newest prebuilt TensorFlow training image (pythonPackageSpec route; past its end of
 #: availability, see compiler.cloud.environment) and the exact lock a job installs.
@@ -28,7 +43,6 @@ DEFAULT_PACKAGES = tuple(job_lock())
 
 def _register_lock_resolver() -> None:
     """``${recforge_job_lock:}`` in conf/submit/vertex.yaml: the lock, the default packages."""
-    from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("recforge_job_lock"):
         OmegaConf.register_new_resolver("recforge_job_lock", lambda: list(DEFAULT_PACKAGES))
@@ -170,8 +184,6 @@ def from_omegaconf(node: Any) -> VertexSubmitConfig:
     """
     if isinstance(node, VertexSubmitConfig):
         return node
-    from omegaconf import DictConfig, OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(node, DictConfig):
         for key in list(node.keys()):
@@ -221,8 +233,6 @@ def _value_error(key: str, node: Any, error: Exception) -> SubmitConfigError:
 def _raw_value(node: Any, key: str) -> Any:
     """The value as written, interpolations unresolved (``None`` when it cannot be read)."""
     try:
-        from omegaconf import DictConfig, OmegaConf
-
         if isinstance(node, DictConfig):
             return OmegaConf.to_container(node, resolve=False).get(key)  # type: ignore[union-attr]
         return dict(node).get(key)
@@ -276,7 +286,6 @@ def check_bucket_uri(key: str, uri: str) -> None:
 
 def check_api_endpoint(endpoint: str) -> None:
     """Only Google's API hosts, or a plain-HTTP loopback server (the tests' fake Vertex)."""
-    from urllib.parse import urlsplit
 
     text = endpoint if "://" in endpoint else f"https://{endpoint}"
     parts = urlsplit(text)
@@ -309,7 +318,6 @@ def check_source(source: str) -> None:
 
 def check_labels(labels: Any) -> None:
     """User labels: Vertex's key/value format, none of recforge's own, and room for ours."""
-    from compiler.cloud.job_spec import OWN_LABELS
 
     room = MAX_LABELS - len(OWN_LABELS)
     if len(labels) > room:
@@ -335,8 +343,6 @@ _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 
 
 def check_packages(packages: list[str]) -> None:
-    from packaging.requirements import InvalidRequirement, Requirement
-
     for index, package in enumerate(packages):
         key = f"submit.packages[{index}]"
         if package.startswith("gs://"):
@@ -345,6 +351,9 @@ def check_packages(packages: list[str]) -> None:
                 raise SubmitConfigError(key, "expected a gs:// URI of a .tar.gz, .whl or .zip "
                                         f"package, got {package!r}")
             continue
+        # lazy: packaging's requirement parser, only for a config that lists packages
+        from packaging.requirements import InvalidRequirement, Requirement
+
         try:
             Requirement(package)
         except InvalidRequirement:

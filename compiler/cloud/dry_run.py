@@ -22,24 +22,25 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 
+from compiler.cloud import environment as images
 from compiler.cloud import gcs
 from compiler.cloud.config import VertexSubmitConfig
 from compiler.cloud.job_spec import (
     EMITTED_FILES,
+    Emitted,
     StagingPlan,
     canonical_json,
+    job_request,
     new_submission_id,
     requirement_packages,
     staging_plan,
 )
 from compiler.cloud.package import build_packages, source_root
-
-if TYPE_CHECKING:
-    from compiler.cloud.submit import Emitted
+from compiler.cloud.source import application_credentials, check_source
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,15 @@ def credentials_if_present() -> tuple[Any | None, str]:
     only to find out that there is nothing to use)."""
     path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
     if not path:
+        # lazy: Google Cloud SDK, for GCS/Vertex calls only
         from google.auth import _cloud_sdk
 
         path = _cloud_sdk.get_application_default_credentials_path()
     if not path or not os.path.isfile(path):
         return None, ("no credentials file (GOOGLE_APPLICATION_CREDENTIALS or gcloud's "
                       "application-default credentials)")
-    from compiler.cloud.submit import _credentials
 
-    return _credentials(), f"credentials from {path}"
+    return application_credentials(), f"credentials from {path}"
 
 
 def dry_run(emitted: Emitted, cfg: VertexSubmitConfig, required: Mapping[str, str], *,
@@ -86,7 +87,6 @@ def dry_run(emitted: Emitted, cfg: VertexSubmitConfig, required: Mapping[str, st
 def dry_run_document(emitted: Emitted, cfg: VertexSubmitConfig, required: Mapping[str, str],
                      *, say: Any = print, submission_id: str | None = None) -> DryRunDocument:
     """The document itself (no printing of it); ``say`` gets the human-readable notes."""
-    from compiler.cloud.submit import _request, check_source
 
     assert cfg.source_exp
     root = source_root()
@@ -113,7 +113,7 @@ def dry_run_document(emitted: Emitted, cfg: VertexSubmitConfig, required: Mappin
         sdist, reqs = build_packages(Path(tmp), requirements, root)
         plan = staging_plan(cfg, emitted.emit_dir, emitted.config_hash, submission_id, sdist,
                             reqs, root)
-    body = _request(cfg, emitted, plan, transform_dir, submission_id, None)
+    body = job_request(cfg, emitted, plan, transform_dir, submission_id, None)
     say("The experiment number (from the ledger) joins the display name and labels at "
         "submit time.")
     staging = [
@@ -136,16 +136,12 @@ def environment(cfg: VertexSubmitConfig) -> dict[str, Any]:
     requirements are the exact lock baked into it; with a prebuilt ``submit.executor_image``
     they are what the job pip-installs at start: ``submit.packages``.
     """
-    try:
-        from compiler.cloud import environment as images
-    except ImportError:  # the image table is optional here
-        images = None  # type: ignore[assignment]
     container = getattr(cfg, "container_uri", None)
-    if container and images is not None:
+    if container:
         return {"image": container, "python": images.DEFAULT_IMAGE.python,
                 "platform": images.DEFAULT_IMAGE.platform, "requirements": images.job_lock()}
     requirements, extra = requirement_packages(cfg.packages)
-    known = images.find_image(cfg.executor_image) if images is not None else None
+    known = images.find_image(cfg.executor_image)
     match = re.search(r"\.py(3)(\d+)(?:[:@]|$)", cfg.executor_image)
     tagged = f"{match[1]}.{match[2]}" if match else None
     return {

@@ -47,6 +47,7 @@ class SubmitConfigError(ConfigError, SubmitError):
 @contextmanager
 def api_errors(what: str, exit_code: int = 2) -> Iterator[None]:
     """Turn a refused or failed Google API call into one clear line."""
+    # lazy: HTTP errors of the Google SDK's transport: cloud calls only
     import requests
     from google.api_core.exceptions import GoogleAPICallError, RetryError
     from google.auth.exceptions import RefreshError, TransportError

@@ -55,6 +55,7 @@ def join(base: str, *parts: str) -> str:
 
 
 def make_client(project: str | None, credentials: Any) -> storage.Client:
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.cloud import storage
 
     return storage.Client(project=project, credentials=credentials)
@@ -74,6 +75,7 @@ def upload_immutable(client: storage.Client, local: Path, uri: str, *, timeout: 
     ``if_generation_match=0``, so a concurrent uploader of the same object makes GCS answer 412
     instead of replacing what a job may be reading. Returns ``True`` when it uploaded.
     """
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.api_core.exceptions import PreconditionFailed
 
     bucket_name, path = split_uri(uri)
@@ -104,6 +106,7 @@ def _same_object(blob: Any, local: Path, uri: str) -> bool:
 
 def read_bytes(client: storage.Client, uri: str) -> bytes | None:
     """The object's bytes, or ``None`` when it does not exist."""
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.api_core.exceptions import NotFound
 
     bucket, path = split_uri(uri)

@@ -17,20 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from compiler.cloud import gcs
-from compiler.cloud.config import VertexSubmitConfig, check_labels
+from compiler.cloud.config import (
+    LABEL_COMPILER_VERSION,
+    LABEL_CONFIG_HASH,
+    LABEL_EXPERIMENT,
+    LABEL_EXPERIMENT_NUMBER,
+    LABEL_SOURCE,
+    LABEL_SUBMISSION,
+    VertexSubmitConfig,
+    check_labels,
+)
 from compiler.cloud.errors import SubmitError
 from compiler.cloud.package import DISTRIBUTION, REQUIREMENTS_SDIST, sha256_file
-
-#: Label keys recforge sets. Underscores, not hyphens: list filters name them as
-#: ``labels.<key>``, and AIP-160 filter identifiers do not allow ``-``.
-LABEL_CONFIG_HASH = "recforge_config_hash"
-LABEL_COMPILER_VERSION = "recforge_compiler_version"
-LABEL_SOURCE = "recforge_source"
-LABEL_SUBMISSION = "recforge_submission"
-LABEL_EXPERIMENT = "recforge_experiment"
-LABEL_EXPERIMENT_NUMBER = "recforge_exp_number"
-OWN_LABELS = (LABEL_CONFIG_HASH, LABEL_COMPILER_VERSION, LABEL_SOURCE, LABEL_SUBMISSION,
-              LABEL_EXPERIMENT, LABEL_EXPERIMENT_NUMBER)
 
 EMITTED_FILES = ("trainer_module.py", "transform_module.py", "manifest.json")
 METRICS_PATH = "model_run/training_metrics.json"
@@ -222,6 +220,7 @@ def custom_job_body(cfg: VertexSubmitConfig, plan: StagingPlan, *, name: str,
 
 def to_custom_job(body: Mapping[str, Any]) -> Any:
     """Parse the body into ``aiplatform_v1.CustomJob``; unknown or mistyped fields fail here."""
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.cloud.aiplatform_v1 import CustomJob
 
     try:
@@ -232,8 +231,80 @@ def to_custom_job(body: Mapping[str, Any]) -> Any:
 
 def canonical_json(body: Mapping[str, Any]) -> str:
     """The request as the REST API reads it: camelCase, enum names, int64 as strings."""
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.cloud.aiplatform_v1 import CustomJob
 
     # Only fields that are set: unset output-only fields (name, state, times) stay out.
     return CustomJob.to_json(to_custom_job(body), use_integers_for_enums=False, indent=2,
                              sort_keys=True, always_print_fields_with_no_presence=False)
+
+
+# ------------------------------------------------------------- what was compiled, what ran
+
+
+@dataclass
+class SubmitResult:
+    """What a submission produced. ``state`` is ``DRY_RUN`` for a dry run."""
+
+    state: str
+    plan: StagingPlan
+    request: dict[str, Any]
+    job_name: str | None = None
+    job_id: str | None = None
+    experiment_number: int | None = None
+    metrics: dict[str, Any] | None = None
+    transform_dir: str | None = None
+    logs_command: str | None = None
+    console_url: str | None = None
+
+    @property
+    def output_dir(self) -> str:
+        return self.plan.output_dir
+
+
+@dataclass(frozen=True)
+class Emitted:
+    emit_dir: Path
+    manifest: dict[str, Any]
+
+    @property
+    def config_hash(self) -> str:
+        return str(self.manifest["config_hash"])
+
+    @property
+    def compiler_version(self) -> str:
+        return str(self.manifest["compiler_version"])
+
+
+def read_emitted(emit_dir: Path | str) -> Emitted:
+    emit_dir = Path(emit_dir)
+    missing = [name for name in EMITTED_FILES if not (emit_dir / name).is_file()]
+    if missing:
+        raise SubmitError(f"{emit_dir} has no {', '.join(missing)}",
+                          hint="compile the config first; submit uploads what the compiler emitted")
+    try:
+        manifest = json.loads((emit_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise SubmitError(f"{emit_dir / 'manifest.json'} is unreadable: {error}") from None
+    absent = [key for key in ("config_hash", "compiler_version") if not manifest.get(key)]
+    if absent:
+        raise SubmitError(f"{emit_dir / 'manifest.json'} lacks {', '.join(absent)}; recompile")
+    return Emitted(emit_dir, manifest)
+
+
+def required_from_manifest(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """Fallback for ``required_features``: the manifest's ``transformed_features`` list."""
+    return {str(f["name"]): str(f["dtype"]) for f in manifest.get("transformed_features", [])}
+
+
+def job_request(cfg: VertexSubmitConfig, emitted: Emitted, plan: StagingPlan, transform_dir: str,
+             submission_id: str, experiment_number: int | None) -> dict[str, Any]:
+    assert cfg.source_exp
+    labels = job_labels(cfg, emitted.config_hash, emitted.compiler_version, cfg.source_exp,
+                        submission_id, experiment_number)
+    return custom_job_body(
+        cfg, plan,
+        name=display_name(cfg.experiment, emitted.config_hash, experiment_number),
+        labels=labels,
+        args=job_args(plan, transform_dir, cfg.custom_config),
+    )

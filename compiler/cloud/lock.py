@@ -49,6 +49,7 @@ class SubmissionLock:
 
     def release(self) -> None:
         """Delete the lock if it is still ours (its generation); never someone else's."""
+        # lazy: Google Cloud SDK, for GCS/Vertex calls only
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
         bucket, path = gcs.split_uri(self.uri)
@@ -62,6 +63,7 @@ class SubmissionLock:
 def acquire(client: storage.Client, uri: str, submission: str, stale_seconds: float,
             *, now: dt.datetime | None = None) -> SubmissionLock:
     """Create the lock object, or refuse naming the submission that holds it."""
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.api_core.exceptions import NotFound, PreconditionFailed
 
     bucket_name, path = gcs.split_uri(uri)

@@ -27,6 +27,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import compiler
 from compiler.cloud.errors import SubmitError
 
 DISTRIBUTION = "recforge"
@@ -43,7 +44,6 @@ _BUILD = (
 
 def source_root() -> Path:
     """The checkout holding recforge's ``pyproject.toml`` (``compiler`` is imported from it)."""
-    import compiler
 
     root = Path(compiler.__file__).resolve().parent.parent
     pyproject = root / "pyproject.toml"
@@ -144,6 +144,8 @@ _FIXED_MTIME = 946684800
 
 def make_reproducible(archive: Path) -> None:
     """Rewrite a ``.tar.gz`` so its bytes depend on its files' contents and names only."""
+
+    # lazy: tarfile, only when staging a package for submit
     import tarfile
 
     out = io.BytesIO()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler.cloud.config import VertexSubmitConfig
+from compiler.cloud.vertex import transient_retry
 
 #: PipelineJob ids: lowercase letters, digits and hyphens.
 _PIPELINE_JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
@@ -29,10 +30,9 @@ def cached_transform(cfg: VertexSubmitConfig, credentials: Any, run: str
                      ) -> CachedTransform | None:
     """The Transform output named by the PipelineJob ``run``'s Transform task, or ``None``
     when there is no such PipelineJob or task. Errors other than 404 propagate."""
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.api_core.exceptions import NotFound
     from google.cloud import aiplatform_v1
-
-    from compiler.cloud.vertex import transient_retry
 
     if not _PIPELINE_JOB_ID.match(run):
         return None

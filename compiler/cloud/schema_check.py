@@ -22,6 +22,7 @@ _ALIASES = {
 
 def parse_schema(text: str, *, source: str = "schema.pbtxt") -> dict[str, str]:
     """Feature name -> ``int64`` / ``float32`` / ``string`` (``struct`` for nested ones)."""
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 

@@ -18,131 +18,47 @@ import json
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
-from compiler.cloud import gcs
+from compiler import __version__
+from compiler.cloud import gcs, lock, vertex
 from compiler.cloud.config import VertexSubmitConfig, check_submit_config
+from compiler.cloud.dry_run import dry_run
+from compiler.cloud.environment import image_warning
 from compiler.cloud.errors import SubmitError
 from compiler.cloud.errors import api_errors as _api_errors
 from compiler.cloud.errors import one_line as _one_line
 from compiler.cloud.job_spec import (
-    EMITTED_FILES,
     LABEL_CONFIG_HASH,
     LABEL_SOURCE,
     LABEL_SUBMISSION,
     METRICS_PATH,
+    Emitted,
     StagingPlan,
-    custom_job_body,
-    display_name,
-    job_args,
-    job_labels,
+    SubmitResult,
+    job_request,
     label_safe,
     new_submission_id,
+    read_emitted,
+    required_from_manifest,
     requirement_packages,
     source_label,
     staging_plan,
 )
 from compiler.cloud.ledger_adapter import LedgerAdapter
 from compiler.cloud.package import build_packages, source_root
-from compiler.cloud.schema_check import check_compatible
+from compiler.cloud.source import application_credentials, check_source
+from compiler.cloud.vertex import TERMINAL_STATES, CreateInDoubt, job_id, state_name
+from compiler.cloud.waiting import wait_and_read
 
-CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
 
 
-@dataclass
-class SubmitResult:
-    """What a submission produced. ``state`` is ``DRY_RUN`` for a dry run."""
-
-    state: str
-    plan: StagingPlan
-    request: dict[str, Any]
-    job_name: str | None = None
-    job_id: str | None = None
-    experiment_number: int | None = None
-    metrics: dict[str, Any] | None = None
-    transform_dir: str | None = None
-    logs_command: str | None = None
-    console_url: str | None = None
-
-    @property
-    def output_dir(self) -> str:
-        return self.plan.output_dir
-
-
-@dataclass(frozen=True)
-class Emitted:
-    emit_dir: Path
-    manifest: dict[str, Any]
-
-    @property
-    def config_hash(self) -> str:
-        return str(self.manifest["config_hash"])
-
-    @property
-    def compiler_version(self) -> str:
-        return str(self.manifest["compiler_version"])
-
-
-def read_emitted(emit_dir: Path | str) -> Emitted:
-    emit_dir = Path(emit_dir)
-    missing = [name for name in EMITTED_FILES if not (emit_dir / name).is_file()]
-    if missing:
-        raise SubmitError(f"{emit_dir} has no {', '.join(missing)}",
-                          hint="compile the config first; submit uploads what the compiler emitted")
-    try:
-        manifest = json.loads((emit_dir / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise SubmitError(f"{emit_dir / 'manifest.json'} is unreadable: {error}") from None
-    absent = [key for key in ("config_hash", "compiler_version") if not manifest.get(key)]
-    if absent:
-        raise SubmitError(f"{emit_dir / 'manifest.json'} lacks {', '.join(absent)}; recompile")
-    return Emitted(emit_dir, manifest)
-
-
-def required_from_manifest(manifest: Mapping[str, Any]) -> dict[str, str]:
-    """Fallback for ``required_features``: the manifest's ``transformed_features`` list."""
-    return {str(f["name"]): str(f["dtype"]) for f in manifest.get("transformed_features", [])}
-
-
-# -------------------------------------------------------------------------------- request
-
-
-def _request(cfg: VertexSubmitConfig, emitted: Emitted, plan: StagingPlan, transform_dir: str,
-             submission_id: str, experiment_number: int | None) -> dict[str, Any]:
-    assert cfg.source_exp
-    labels = job_labels(cfg, emitted.config_hash, emitted.compiler_version, cfg.source_exp,
-                        submission_id, experiment_number)
-    return custom_job_body(
-        cfg, plan,
-        name=display_name(cfg.experiment, emitted.config_hash, experiment_number),
-        labels=labels,
-        args=job_args(plan, transform_dir, cfg.custom_config),
-    )
-
-
 # ------------------------------------------------------------------------------- submission
-
-
-def _credentials() -> Any:
-    """Application Default Credentials; never printed, logged or written anywhere."""
-    import google.auth
-    from google.auth.exceptions import DefaultCredentialsError
-
-    try:
-        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-    except DefaultCredentialsError:
-        raise SubmitError(
-            "no Google Cloud credentials found",
-            hint="run `gcloud auth application-default login`, or set "
-                 "GOOGLE_APPLICATION_CREDENTIALS to a service account key file",
-        ) from None
-    return credentials
 
 
 def submit(
@@ -164,13 +80,11 @@ def submit(
     with ``overrides``). ``submit.dry_run=true`` prints the dry-run document instead and
     records nothing. Raises :class:`SubmitError`.
     """
-    from compiler.cloud import vertex
 
     cfg = check_submit_config(cfg)
     console = console or Console()
     emitted = read_emitted(emit_dir)
     if not cfg.container_uri:  # a prebuilt image: say when it is past its end date
-        from compiler.cloud.environment import image_warning
 
         warning = image_warning(cfg.executor_image)
         if warning:  # stderr: a dry run's stdout is its JSON document alone
@@ -178,17 +92,13 @@ def submit(
     required = dict(required_features if required_features is not None
                     else required_from_manifest(emitted.manifest))
     if cfg.dry_run:
-        from compiler.cloud.dry_run import dry_run
-
         document = dry_run(emitted, cfg, required, console=console)
         return SubmitResult("DRY_RUN", document.plan, document.document["request"],
                             transform_dir=document.transform_dir)
     assert cfg.source_exp and cfg.project and cfg.region
     root = source_root()  # before any network call: refuse early outside a checkout
-    credentials = _credentials()
+    credentials = application_credentials()
     storage, source = check_source(cfg, credentials, required, console)
-
-    from compiler import __version__
 
     if emitted.compiler_version != __version__:
         console.print(f"[yellow]warning:[/] {emitted.emit_dir} was compiled by recforge "
@@ -214,7 +124,7 @@ def submit(
                 "vertex_submission_label": label,
             }, experiment_number)
             _start_in_ledger(adapter, jobs, storage, cfg, emitted)
-            body = _request(cfg, emitted, plan, source.transform_dir, submission_id, number)
+            body = job_request(cfg, emitted, plan, source.transform_dir, submission_id, number)
             try:
                 _stage(storage, plan, console)
             except BaseException as error:
@@ -245,65 +155,12 @@ def submit(
     console.print(f"  console: {url}\n  logs:    {logs}", markup=False, highlight=False)
     if not cfg.wait:
         return result
-    from compiler.cloud.waiting import wait_and_read
 
     return wait_and_read(jobs, job, cfg, console, storage, adapter, result)
 
 
-def check_source(cfg: VertexSubmitConfig, credentials: Any, required: Mapping[str, str],
-                 console: Console) -> tuple[Any, gcs.SourceArtifacts]:
-    """Find the source experiment's Transform output and check its schema (GCS reads only)."""
-    assert cfg.source_exp
-    with _api_errors("Google Cloud Storage"):
-        storage = gcs.make_client(cfg.project, credentials)
-        try:
-            source = gcs.find_source(storage, cfg.pipeline_root, cfg.source_exp)
-        except gcs.NoTransformOutput as missing:
-            source = _cached_source(storage, cfg, credentials, missing, console)
-        schema_bytes = gcs.read_bytes(storage, source.transformed_schema_uri)
-    if schema_bytes is None:  # listed a moment ago, gone now
-        raise SubmitError(f"{source.transformed_schema_uri} disappeared while reading it")
-    check_compatible(required, schema_bytes.decode("utf-8"),
-                     schema_uri=source.transformed_schema_uri)
-    console.print(f"Source: {source.transform_dir} (splits: {', '.join(source.splits)}"
-                  + (f"; schema {source.schema_uri}" if source.schema_uri else "") + ")",
-                  markup=False, highlight=False)
-    if "test" not in source.splits:
-        console.print("[yellow]warning:[/] the source has no Split-test; the trainer will report "
-                      "test metrics as missing")
-    for other in source.others:
-        console.print(f"  (also found, older: {other})", markup=False, highlight=False)
-    console.print(f"Transform output has all {len(required)} features the trainer reads.")
-    return storage, source
-
-
-def _cached_source(storage: Any, cfg: VertexSubmitConfig, credentials: Any,
-                   missing: SubmitError, console: Console) -> gcs.SourceArtifacts:
-    """A run without a Transform folder: its Transform step may have been cached; the
-    PipelineJob's task details name the output it reused."""
-    from compiler.cloud.pipelines import cached_transform
-
-    assert cfg.source_exp
-    if cfg.source_exp.startswith("gs://"):
-        raise missing
-    with _api_errors("Vertex AI: reading the pipeline run's task details"):
-        cached = cached_transform(cfg, credentials, cfg.source_exp)
-    if cached is None:
-        missing.hint = ("no pipeline run of that name lists a Transform output either; if its "
-                        "Transform step was cached, give submit.source_exp as the gs:// URI "
-                        "of the Transform output it reused")
-        raise missing
-    console.print(f"Source: run '{cfg.source_exp}' has no Transform folder of its own; its "
-                  f"pipeline run's task {cached.task} ({cached.state}) names "
-                  f"{cached.transform_dir}, which is used", markup=False, highlight=False,
-                  soft_wrap=True)
-    return gcs.find_source(storage, None, cached.transform_dir)
-
-
 def _take_lock(storage: Any, cfg: VertexSubmitConfig, emitted: Emitted,
                submission_id: str) -> Any:
-    from compiler.cloud import lock
-
     assert cfg.source_exp
     uri = lock.lock_uri(cfg, emitted.config_hash, source_label(cfg.source_exp))
     with _api_errors("Google Cloud Storage: the submission lock", exit_code=1):
@@ -313,7 +170,6 @@ def _take_lock(storage: Any, cfg: VertexSubmitConfig, emitted: Emitted,
 def _create(jobs: Any, body: dict[str, Any], cfg: VertexSubmitConfig, console: Console,
             adapter: LedgerAdapter, label: str) -> Any:
     """Create the job; when that fails, say in the ledger whether a job may exist."""
-    from compiler.cloud.vertex import CreateInDoubt
 
     console.print(f"Creating CustomJob {body['displayName']} in {jobs.parent} …",
                   markup=False, highlight=False)
@@ -349,7 +205,6 @@ def _refuse_duplicates(jobs: Any, cfg: VertexSubmitConfig, emitted: Emitted,
         active = jobs.active(labels)
     if not active:
         return
-    from compiler.cloud.vertex import job_id, state_name
 
     listing = ", ".join(f"{job_id(j)} ({state_name(j)})" for j in active)
     if cfg.force:
@@ -372,9 +227,8 @@ def _start_in_ledger(adapter: LedgerAdapter, jobs: Any, storage: Any,
     in fact ended (its submitter did not wait: ``submit.wait=false``, a timeout, Ctrl-C), its
     row is settled from Vertex AI first: completed with its metrics, or failed.
     """
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.api_core.exceptions import NotFound
-
-    from compiler.cloud.vertex import TERMINAL_STATES, state_name
 
     for _ in range(2):
         try:

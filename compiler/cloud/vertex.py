@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from compiler.cloud.config import VertexSubmitConfig
+from compiler.cloud.config import LABEL_SUBMISSION, VertexSubmitConfig
 from compiler.cloud.errors import SubmitError
-from compiler.cloud.job_spec import LABEL_SUBMISSION, to_custom_job
+from compiler.cloud.job_spec import to_custom_job
 
 if TYPE_CHECKING:
     from google.cloud.aiplatform_v1 import CustomJob, JobServiceClient
@@ -55,6 +55,7 @@ def console_url(project: str, region: str, job: str) -> str:
 
 def is_transient(error: BaseException) -> bool:
     """Worth retrying: 429, 5xx, timeouts, dropped connections. Never 4xx, never credentials."""
+    # lazy: HTTP errors of the Google SDK's transport: cloud calls only
     import requests
     from google.api_core import exceptions as gexc
 
@@ -68,6 +69,7 @@ def is_transient(error: BaseException) -> bool:
 def create_in_doubt(error: BaseException) -> bool:
     """After this failure of a create, the job may exist: everything transient but a 429
     (Vertex refuses a throttled request before doing anything)."""
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.api_core.exceptions import TooManyRequests
 
     return is_transient(error) and not isinstance(error, TooManyRequests)
@@ -76,6 +78,7 @@ def create_in_doubt(error: BaseException) -> bool:
 def transient_retry(timeout: float, initial: float = 1.0, maximum: float = 30.0) -> Any:
     """The one retry policy: transient errors only, exponential backoff with jitter,
     ``timeout`` seconds in all."""
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.api_core.retry import Retry
 
     return Retry(predicate=is_transient, initial=initial, maximum=maximum, multiplier=2.0,
@@ -104,6 +107,7 @@ class VertexJobs:
 
     @classmethod
     def connect(cls, cfg: VertexSubmitConfig, credentials: Any) -> VertexJobs:
+        # lazy: Google Cloud SDK, for GCS/Vertex calls only
         from google.cloud import aiplatform_v1
 
         assert cfg.project and cfg.region
@@ -127,6 +131,7 @@ class VertexJobs:
     def list(self, labels: Mapping[str, str]) -> list[CustomJob]:
         """Every job carrying all ``labels`` (server-side filter; every page followed, each
         with the same retry and timeout)."""
+        # lazy: Google Cloud SDK, for GCS/Vertex calls only
         from google.cloud.aiplatform_v1 import ListCustomJobsRequest
 
         request = ListCustomJobsRequest(parent=self.parent, filter=label_filter(labels),
@@ -155,6 +160,7 @@ class VertexJobs:
         listing is repeated for ``submit.create_settle_seconds``, since the service may
         commit a request after the client gave up on it. A 429 is retried after backoff.
         """
+        # lazy: Google Cloud SDK, for GCS/Vertex calls only
         from google.api_core.retry import Retry
 
         job = to_custom_job(body)
@@ -212,6 +218,7 @@ class VertexJobs:
         """The job carrying ``label``, listing for up to ``settle`` seconds; ``None`` if none
         showed up. A listing that keeps failing stops everything: creating again blind could
         make a second job."""
+        # lazy: Google Cloud SDK, for GCS/Vertex calls only
         from google.api_core.exceptions import RetryError
         from google.api_core.retry import Retry, if_exception_type
 
@@ -299,6 +306,7 @@ def wait_for(jobs: VertexJobs, job: CustomJob, cfg: VertexSubmitConfig, console:
     worth watching closely). Only transient errors (429, 5xx, timeouts, resets) are retried;
     a 403, a 404 or a credential error stops the wait at once with a :class:`SubmitError`.
     """
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.api_core.exceptions import RetryError
 
     start = clock()
@@ -349,6 +357,7 @@ def wait_for(jobs: VertexJobs, job: CustomJob, cfg: VertexSubmitConfig, console:
 
 def poll_error(error: BaseException, job: CustomJob, jobs: VertexJobs) -> SubmitError:
     """A failed poll that retrying cannot fix, as one message (exit 1)."""
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.api_core import exceptions as gexc
     from google.auth.exceptions import RefreshError, TransportError
 

@@ -5,26 +5,21 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from compiler.cloud import gcs
+from compiler.cloud import gcs, vertex
 from compiler.cloud.config import VertexSubmitConfig
 from compiler.cloud.errors import SubmitError, api_errors
+from compiler.cloud.job_spec import SubmitResult
 from compiler.cloud.ledger_adapter import LedgerAdapter
-
-if TYPE_CHECKING:
-    from compiler.cloud.submit import SubmitResult
 
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
 
 
 def wait_and_read(jobs: Any, job: Any, cfg: VertexSubmitConfig, console: Console, storage: Any,
           adapter: LedgerAdapter, result: SubmitResult) -> SubmitResult:
-    from compiler.cloud import vertex
-
     ident = result.job_id
     try:
         final = vertex.wait_for(jobs, job, cfg, console)
@@ -81,6 +76,7 @@ def _interrupted(jobs: Any, job: Any, cfg: VertexSubmitConfig, console: Console,
     """Ctrl-C while waiting: cancel (configured, or confirmed when interactive) or let it run."""
     cancel = cfg.cancel_on_interrupt
     if not cancel and sys.stdin.isatty() and console.is_terminal:
+        # lazy: rich prompt: asked only on an interactive cancel
         from rich.prompt import Confirm
 
         try:
@@ -103,6 +99,9 @@ def _interrupted(jobs: Any, job: Any, cfg: VertexSubmitConfig, console: Console,
 
 def print_metrics(metrics: Mapping[str, Any], console: Console) -> None:
     final = metrics.get("final") if isinstance(metrics.get("final"), Mapping) else metrics
+    # lazy: rich tables are printed only once a job has finished
+    from rich.table import Table
+
     table = Table(title="training_metrics.json: final")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -3,7 +3,10 @@
 Pure Python (pandas, numpy, pyarrow; google-cloud-storage for ``gs://``); never imports TensorFlow.
 """
 
-from compiler.data.config import (
+import importlib
+
+from compiler.data.errors import DataError
+from compiler.data.schema import (
     DataConfig,
     DerivedColumn,
     DeriveOp,
@@ -17,7 +20,6 @@ from compiler.data.config import (
     SplitRatios,
     as_data_config,
 )
-from compiler.data.errors import DataError
 
 # The loader and generator need pandas/pyarrow; they load on first use, so that composing a
 # config (which imports the schema above) stays fast and light.
@@ -32,8 +34,6 @@ _LAZY = {
 
 def __getattr__(name: str):  # PEP 562 lazy attributes
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'compiler.data' has no attribute {name!r}")
 

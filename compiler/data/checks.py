@@ -15,7 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from compiler.data.config import (
+from compiler.data.errors import did_you_mean as case_insensitive
+from compiler.data.paths import base_dirs
+from compiler.data.schema import (
     DEFAULT_SOURCE,
     DataConfig,
     FilterOp,
@@ -90,7 +92,6 @@ def check_source(cfg: DataConfig, base_dir: str | Path | None = None) -> tuple[P
 def resolve_local_source(source: str, base_dir: str | Path | None = None) -> Path:
     """The existing file ``source`` names: absolute, or relative to ``base_dir`` (default: the
     original working directory, then the repository root)."""
-    from compiler.data.paths import base_dirs
 
     given = Path(source).expanduser()
     if given.is_absolute():
@@ -290,8 +291,6 @@ def _check_split(cfg: DataConfig, kinds: Mapping[str, str] | None) -> None:
 
 
 def _close(word: str, choices: Sequence[str]) -> str | None:
-    from compiler.data.errors import did_you_mean as case_insensitive
-
     return case_insensitive(word, choices) or did_you_mean(word, choices)
 
 

@@ -19,9 +19,11 @@ def repo_root() -> Path | None:
 def original_cwd() -> Path:
     """The directory the user started in, even when Hydra has changed into its run directory."""
     try:
+        # lazy: Hydra internals: only inside a Hydra app (the job side runs without)
         from hydra.core.hydra_config import HydraConfig
 
         if HydraConfig.initialized():
+            # lazy: Hydra internals: only inside a Hydra app (the job side runs without)
             from hydra.utils import get_original_cwd
 
             return Path(get_original_cwd())

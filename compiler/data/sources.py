@@ -61,6 +61,7 @@ def _download_gcs(uri: str, tmp: Path) -> Path:
     if not bucket_name or not blob_name or blob_name.endswith("/"):
         raise DataError(f"data.source {uri!r} must name one object: gs://BUCKET/PATH/FILE.csv")
     try:
+        # lazy: Google Cloud SDK, for GCS/Vertex calls only
         from google.api_core import exceptions as gexc
         from google.auth import exceptions as auth_exc
         from google.cloud import storage
@@ -90,6 +91,7 @@ def _download_gcs(uri: str, tmp: Path) -> Path:
 
 def _gcs_hint(client: Any, bucket_name: str, blob_name: str) -> str:
     """A did-you-mean among the objects next to the missing one, or a missing-bucket note."""
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.api_core import exceptions as gexc
 
     parent = blob_name.rsplit("/", 1)[0] + "/" if "/" in blob_name else ""

@@ -25,6 +25,8 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from compiler.errors import ConfigError
+
 HEARTBEAT_ENV = "RECFORGE_LEDGER_HEARTBEAT_S"
 STALE_ENV = "RECFORGE_LEDGER_STALE_S"
 DEFAULT_HEARTBEAT_S = 30.0
@@ -44,7 +46,6 @@ def _seconds(name: str, default: float) -> float:
 def check_liveness_settings() -> None:
     """``RECFORGE_LEDGER_HEARTBEAT_S`` / ``RECFORGE_LEDGER_STALE_S``, when set, are positive
     numbers of seconds (``ConfigError`` naming the variable); no side effects."""
-    from compiler.errors import ConfigError
 
     for name in (HEARTBEAT_ENV, STALE_ENV):
         raw = os.environ.get(name)

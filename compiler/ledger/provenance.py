@@ -21,6 +21,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
+import compiler
+from compiler import __version__
+
 #: Config groups stored beside ``model`` and ``features`` (which the config hash covers).
 RECORDED_GROUPS = ("data", "run", "submit")
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|api[_-]?key)", re.I)
@@ -29,8 +34,6 @@ REDACTED = "***"
 
 
 def compiler_version() -> str:
-    from compiler import __version__
-
     return __version__
 
 
@@ -38,7 +41,7 @@ def compiler_version() -> str:
 def source_digest() -> str:
     """sha256 over recforge's own Python sources (``compiler/`` and ``plugins/``), sorted by
     path: two runs with the same digest ran the same compiler and fragments."""
-    import compiler
+    # lazy: the built-in plugins import compiler's APIs; reached at call time, after both load
     import plugins
 
     digest = hashlib.sha256()
@@ -115,7 +118,6 @@ def _get(cfg: Any, key: str) -> Any:
 def _plain(node: Any) -> Any:
     if node is None or not type(node).__module__.startswith("omegaconf"):
         return node
-    from omegaconf import OmegaConf
 
     return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
 

@@ -6,6 +6,7 @@ use the record types and the metric vocabulary cheaply.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -151,8 +152,6 @@ def check_sort_column(name: str) -> str:
 
 
 def unknown_name_message(what: str, name: str, valid: tuple[str, ...]) -> str:
-    import difflib
-
     close = difflib.get_close_matches(_canonical(name), valid, n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"unknown {what} {name!r}.{hint} Valid {what}s: {', '.join(valid)}."

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from compiler.ledger.liveness import ABANDONED, is_abandoned
 from compiler.ledger.records import METRIC_KEYS, Experiment, LedgerError
 
@@ -30,9 +32,7 @@ def utc(value: datetime | None) -> datetime | None:
 def json_data(value: Any, what: str) -> Any:
     """A JSON-normalised copy of ``value`` (tuples become lists ...), or a clear error."""
     if type(value).__module__.startswith("omegaconf"):
-        from omegaconf import OmegaConf  # a Hydra config object: store its resolved plain form
-
-        value = OmegaConf.to_container(value, resolve=True)
+        value = OmegaConf.to_container(value, resolve=True)  # a Hydra config: its plain form
     try:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as exc:

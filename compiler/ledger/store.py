@@ -419,6 +419,7 @@ class Ledger:
         return self._read(lambda c: [(r.id, r.label, utc(r.created_at)) for r in c.execute(query)])
 
     def _missing_message(self, conn: Connection, number: int) -> str:
+        # lazy: SQLAlchemy: the ledger's database only
         from sqlalchemy import func
 
         low, high, count = conn.execute(

@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 from compiler.errors import ConfigError, did_you_mean
+from compiler.ledger.liveness import check_liveness_settings
 
 ENV_URL = "RECFORGE_LEDGER_URL"
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -61,7 +62,6 @@ def check_ledger_url(url: str | os.PathLike[str] | None = None) -> str:
     (``ledger.liveness``) are checked too. No side effects: nothing is created, connected to
     or written.
     """
-    from compiler.ledger.liveness import check_liveness_settings
 
     check_liveness_settings()
     raw, key = chosen_url(url)
@@ -82,6 +82,7 @@ def resolve_url(url: str | os.PathLike[str] | None = None) -> str:
 
 
 def _check_url(value: str, raw: str, key: str) -> str:
+    # lazy: SQLAlchemy: the ledger's database only
     from sqlalchemy.engine import make_url
 
     scheme = value.split("://", 1)[0].lower()

@@ -5,26 +5,19 @@
 Built-in passes live in ``plugins.passes``; ``python -m compiler.check`` runs them over any file.
 """
 
-from compiler.passes.core import (
+from compiler.passes.base import (
     EXAMPLE_FILE,
     EXPECT_MARKER,
     Example,
-    Finding,
-    Fix,
-    Location,
     Pass,
-    Project,
-    Severity,
-    SourceError,
-    SourceFile,
-    TextEdit,
     example_files,
     expected_lines,
-    parse_files,
-    run_passes,
     validate_pass,
 )
+from compiler.passes.findings import Finding, Fix, Location, Severity, SourceError, TextEdit
 from compiler.passes.fixes import apply_fixes, fix_files
+from compiler.passes.runner import parse_files, run_passes
+from compiler.passes.source import Project, SourceFile
 
 __all__ = [
     "EXAMPLE_FILE",

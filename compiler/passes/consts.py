@@ -17,7 +17,7 @@ from typing import Any
 
 import libcst as cst
 
-from compiler.passes.core import SourceFile, dotted_name, iter_children, string_value
+from compiler.passes.source import SourceFile, dotted_name, iter_children, string_value
 
 
 class _Unknown:

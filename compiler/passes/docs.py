@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from compiler.passes.core import Pass, example_files
+from compiler.passes.base import Pass, example_files
 
 BEGIN = "<!-- BEGIN GENERATED: python -m compiler.passes.docs (edit the pass classes, not this) -->"
 END = "<!-- END GENERATED -->"

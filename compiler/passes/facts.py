@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from compiler.passes.core import SourceFile, dotted_name, string_value
+from compiler.passes.source import SourceFile, dotted_name, string_value
 
 LEGACY_KERAS_VAR = "TF_USE_LEGACY_KERAS"
 #: Values TensorFlow accepts as "use tf_keras" (tensorflow/__init__.py, lazy_loader.py).

@@ -13,7 +13,7 @@ from typing import Any
 import libcst as cst
 
 from compiler.passes.consts import UNRESOLVED, ConstEval, ConstWalker
-from compiler.passes.core import SourceFile, dotted_name, string_value, walk
+from compiler.passes.source import SourceFile, dotted_name, string_value, walk
 
 #: Names under which trainer code holds a features dict.
 FEATURE_VARS = frozenset(
@@ -26,9 +26,6 @@ _FEATURE_METHODS = frozenset({"call", "compute_loss", "train_step", "test_step",
 _SPECS = frozenset(
     {"FixedLenFeature", "VarLenFeature", "FixedLenSequenceFeature", "RaggedFeature"}
 )
-#: The recforge naming convention for transformed features (see docs/trainer contract): a
-#: read with one of these suffixes cannot be a raw feature.
-TRANSFORMED_SUFFIXES = ("_id", "_bucket", "_norm", "_sin", "_cos", "_target", "_xf")
 
 _INT = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"})
 _FLOAT = frozenset({"float16", "bfloat16", "float32", "float64", "float", "half", "double"})

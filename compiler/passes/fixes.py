@@ -5,15 +5,10 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Mapping
 
-from compiler.passes.core import (
-    Finding,
-    Fix,
-    Pass,
-    SourceError,
-    SourceFile,
-    TextEdit,
-    run_passes,
-)
+from compiler.passes.base import Pass
+from compiler.passes.findings import Finding, Fix, SourceError, TextEdit
+from compiler.passes.runner import run_passes
+from compiler.passes.source import SourceFile
 
 
 def _offsets(source: str) -> list[int]:

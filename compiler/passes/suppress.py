@@ -13,7 +13,8 @@ import re
 import tokenize
 from collections.abc import Iterable
 
-from compiler.passes.core import Finding, Project, Severity, SourceFile
+from compiler.passes.findings import Finding, Severity
+from compiler.passes.source import Project, SourceFile
 
 INVALID_SUPPRESSION = "invalid-suppression"
 _PATTERN = re.compile(r"#\s*recforge:\s*ignore\[([^\]]*)\](.*)$")

@@ -20,6 +20,7 @@ def import_tf() -> ModuleType:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     # Quiets the C++ INFO lines (oneDNN notices, CPU feature hints) that swamp job logs.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    # lazy: TensorFlow: the runners only; compiling never imports it
     import tensorflow as tf
 
     return tf

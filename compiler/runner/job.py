@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from compiler.runner._tf import import_tf
+from compiler.runner.fn_args import fn_args_from_transform
+from compiler.runner.trainer import run_trainer
 
 _log = logging.getLogger("recforge.runner.job")
 
@@ -86,9 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     custom_config = _parse_custom_config(args.custom_config)
-
-    from compiler.runner.fn_args import fn_args_from_transform
-    from compiler.runner.trainer import run_trainer
 
     workdir = Path(tempfile.mkdtemp(prefix="recforge_job_"))
     try:

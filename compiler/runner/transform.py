@@ -86,6 +86,7 @@ def _to_record_batches(
     frame: pd.DataFrame, raw_schema: Mapping[str, str], arrow_schema: Any
 ) -> list[Any]:
     """Convert a DataFrame into Arrow record batches in TFXIO's layout (one value per list)."""
+    # lazy: NumPy: data hashing and metrics of a run only
     import numpy as np
     import pyarrow as pa
 
@@ -125,6 +126,7 @@ def _write_tfrecords(chunks: list[list[bytes]], path: str) -> None:
 
 
 def _write_arrow(path: str, schema: Any, batches: list[Any]) -> None:
+    # lazy: Arrow: the Transform runner's record batches only
     import pyarrow as pa
 
     with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
@@ -134,6 +136,7 @@ def _write_arrow(path: str, schema: Any, batches: list[Any]) -> None:
 
 def _read_arrow(path: str) -> Any:
     """Yield the record batches of an Arrow IPC file (memory-mapped: no copy)."""
+    # lazy: Arrow: the Transform runner's record batches only
     import pyarrow as pa
 
     reader = pa.ipc.open_file(pa.memory_map(path, "r"))
@@ -172,6 +175,7 @@ def run_transform(
         raise ValueError(f"splits must contain 'train'; got {sorted(splits)}")
     started = time.perf_counter()
     tf = import_tf()
+    # lazy: Beam: the Transform runner only
     import apache_beam as beam
     import pyarrow as pa
     import tensorflow_transform.beam as tft_beam

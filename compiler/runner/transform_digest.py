@@ -242,6 +242,7 @@ def compare(recorded: Mapping[str, Any] | str, features: Any) -> Difference | No
 def parse_schema_domains(text: str) -> dict[str, tuple[str, int | None]]:
     """Feature name -> (``int64``/``float32``/``string``, the int domain's max or None) of a
     text ``tensorflow.metadata.v0.Schema``. Raises ValueError when it does not parse."""
+    # lazy: Google Cloud SDK, for GCS/Vertex calls only
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 

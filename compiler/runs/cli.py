@@ -45,6 +45,7 @@ from compiler.runs.diff import (
     is_missing,
     provenance_diff,
 )
+from compiler.runs.report import build_report
 
 EXIT_ERROR = 2
 
@@ -448,7 +449,6 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     try:
         import matplotlib  # noqa: F401  (imported lazily by the report; fail early and clearly)
 
-        from compiler.runs.report import build_report
     except ImportError as exc:
         raise LedgerError(f"the report needs matplotlib: {exc}") from None
 

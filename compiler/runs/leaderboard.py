@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from compiler.ledger import HIGHER_IS_BETTER, METRIC_KEYS, Experiment
+from compiler.runs.cli import _console, _duration, _status
 
 DEFAULT_OBJECTIVE = "recall_at_100"
 _LOWER_IS_BETTER_WORDS = ("loss", "rmse", "mae", "error")
@@ -66,8 +67,6 @@ def distinguishing_overrides(experiments: Sequence[Experiment]) -> dict[int, lis
 
 
 def leaderboard_table(experiments: Sequence[Experiment], objective: str, title: str) -> Table:
-    from compiler.runs.cli import _duration, _status
-
     direction = "higher is better" if higher_is_better(objective) else "lower is better"
     table = Table(
         title=f"{title} · objective {objective} ({direction})",
@@ -99,7 +98,6 @@ def leaderboard_table(experiments: Sequence[Experiment], objective: str, title: 
 
 def print_sweep_leaderboard(ledger: Any, sweep_id: int, console: Console | None = None) -> None:
     """Print sweep ``sweep_id``'s leaderboard from ``ledger`` (an open ``Ledger``)."""
-    from compiler.runs.cli import _console
 
     experiments = ledger.list(sweep_id=sweep_id)
     console = console or _console()

@@ -208,6 +208,7 @@ def _figure(fig: Figure, caption: str) -> str:
 
 # ------------------------------------------------------------------------------ plots
 def _new_figure(width: float, height: float) -> Figure:
+    # lazy: matplotlib: the runs report's charts only
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")

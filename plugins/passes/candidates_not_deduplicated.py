@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 import libcst as cst
 
 from compiler.passes import Severity, SourceFile
-from compiler.passes.core import dotted_name
 from compiler.passes.dataflow import UNKNOWN, CallInfo, DataflowPass, Fact, TupleV
+from compiler.passes.source import dotted_name
 
 # Readers of TFX example splits: every row is an interaction (a transaction), so a product
 # appears once per purchase.

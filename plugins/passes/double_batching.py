@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 import libcst as cst
 
 from compiler.passes import Severity, SourceFile
-from compiler.passes.core import dotted_name
 from compiler.passes.dataflow import UNKNOWN, CallInfo, DataflowPass, Fact, TupleV
+from compiler.passes.source import dotted_name
 
 # Methods that batch the elements of a tf.data.Dataset.
 _BATCHING = frozenset({"batch", "padded_batch", "ragged_batch", "sparse_batch"})

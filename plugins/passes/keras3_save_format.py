@@ -7,8 +7,8 @@ from typing import ClassVar
 import libcst as cst
 
 from compiler.passes import Pass, Project, Severity, SourceFile
-from compiler.passes.core import string_value
 from compiler.passes.facts import LEGACY_KERAS_VAR, uses_legacy_keras
+from compiler.passes.source import string_value
 
 _SAVERS = frozenset({"save", "save_model", "ModelCheckpoint"})
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 import libcst as cst
 
 from compiler.passes import Pass, Severity
-from compiler.passes.core import dotted_name, string_value, walk
+from compiler.passes.source import dotted_name, string_value, walk
 
 # Callables that write a SavedModel, and the positional index of their `options` argument.
 _SAVE_FUNCTIONS = {

@@ -7,7 +7,7 @@ from typing import ClassVar
 import libcst as cst
 
 from compiler.passes import Pass, Severity
-from compiler.passes.core import dotted_name, iter_children, walk
+from compiler.passes.source import dotted_name, iter_children, walk
 
 _ENTRY_POINTS = ("run_fn", "trainer_fn")
 _BROAD = frozenset({"Exception", "BaseException", "builtins.Exception", "builtins.BaseException"})

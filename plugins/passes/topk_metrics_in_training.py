@@ -7,7 +7,7 @@ from typing import ClassVar
 import libcst as cst
 
 from compiler.passes import Pass, Severity
-from compiler.passes.core import dotted_name, walk
+from compiler.passes.source import dotted_name, walk
 
 
 class TopkMetricsInTraining(Pass):

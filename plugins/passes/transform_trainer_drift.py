@@ -8,8 +8,9 @@ from typing import ClassVar
 
 import libcst as cst
 
+from compiler.model import TRANSFORMED_SUFFIXES
 from compiler.passes import Location, Pass, Severity, SourceFile
-from compiler.passes.features import TRANSFORMED_SUFFIXES, trainer_reads, transform_outputs
+from compiler.passes.features import trainer_reads, transform_outputs
 
 
 class TransformTrainerDrift(Pass):

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from compiler.fragments import BuildContext, Contributions, Fragment, Section, statements
-from compiler.plan import FragmentUse
+from compiler.fragments import (
+    BuildContext,
+    Contributions,
+    Fragment,
+    FragmentUse,
+    Section,
+    statements,
+)
 
 #: Negatives per buyer. Fixed: retrieval losses take no parameters from the model config yet.
 NEGATIVES = 32

@@ -14,12 +14,12 @@ from compiler.fragments import (
     BuildContext,
     Contributions,
     Fragment,
+    FragmentUse,
     Section,
     docstring,
     name,
     statements,
 )
-from compiler.plan import FragmentUse
 
 # The built-in mlp tower's helpers (``_mlp_layers``, ``Tower``) under the key the built-ins use,
 # so a model mixing dcn and mlp towers (or an mlp rating head) carries one copy of them.

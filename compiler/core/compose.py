@@ -19,7 +19,10 @@ from typing import Any
 import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import (
     ConfigCompositionException,
     HydraException,
@@ -30,11 +33,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from compiler import schema
+from compiler.cloud.config import VertexSubmitConfig
+from compiler.data.schema import DataConfig
 from compiler.errors import ConfigError, did_you_mean
+from compiler.schema import FeaturesConfig, LocalRunConfig, ModelConfig
 
 #: Hydra's behaviour set: pinned so an upgrade cannot silently change composition.
 VERSION_BASE = "1.3"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
 
 
@@ -78,8 +84,6 @@ _ROOT_VALUE_KEYS = ("output_dir", "sweep_dir", "dry_run", "ledger", "objective")
 
 
 def _split_overrides(overrides: Sequence[str]) -> tuple[list[str], list[Any]]:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     groups: list[str] = []
     values: list[Any] = []
     for override in OverridesParser.create().parse_overrides(list(overrides)):
@@ -99,8 +103,6 @@ def _compose_groups(conf_dir: Path, config_name: str, groups: tuple[str, ...]) -
 
 
 def _apply_values(base: DictConfig, values: list[Any]) -> DictConfig:
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-
     cfg = copy.deepcopy(base)
     ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
     return cfg
@@ -128,7 +130,7 @@ def _ensure_initialized(conf_dir: Path) -> None:
     if hydra.is_initialized():
         hydra.clear()
     _compose_groups.cache_clear()
-    schema.register_configs()
+    register_configs()
     initialize_config_dir(version_base=VERSION_BASE, config_dir=str(conf_dir),
                           job_name="recforge")
     _initialized_dir = conf_dir
@@ -381,3 +383,13 @@ def _group_options(conf_dir: Path, group: str) -> list[str]:
     folder = conf_dir / group
     names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
     return [n for n in names if not n.endswith("_schema")]
+
+
+def register_configs() -> None:
+    """Store every group schema in Hydra's ConfigStore (idempotent)."""
+    store = ConfigStore.instance()
+    store.store(group="features", name="features_schema", node=FeaturesConfig)
+    store.store(group="model", name="model_schema", node=ModelConfig)
+    store.store(group="run", name="run_schema", node=LocalRunConfig)
+    store.store(group="data", name="data_schema", node=DataConfig)
+    store.store(group="submit", name="submit_schema", node=VertexSubmitConfig)

@@ -14,7 +14,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from compiler.core.plan import plan
 from compiler.errors import ConfigError, RecforgeError
+from compiler.runner._tf import import_tf
+from compiler.runner.fn_args import fn_args_from_transform
 from compiler.runner.transform_digest import DIGEST_FILE, compare, compare_with_schema
 
 TRANSFORM_GRAPH_DIR = "transform_graph"
@@ -88,7 +91,6 @@ def compatibility(root: str, config: Any, read_text: ReadText,
     if schema_text is None:
         raise ConfigError("run.transform_from", f"expected {_join(graph, TRANSFORMED_SCHEMA)}, "
                                                 "got none, so the Transform cannot be checked")
-    from compiler.plan import plan
 
     transformed = plan(config).transformed_features
     comparison = compare_with_schema(
@@ -133,7 +135,6 @@ def check_transform_source(source: str, config: Any) -> list[str]:
 
 def check_remote_transform_source(source: str, config: Any) -> list[str]:
     """:func:`check_transform_source` for a ``gs://`` (any tf.io.gfile) Transform output."""
-    from compiler.runner._tf import import_tf
 
     gfile = import_tf().io.gfile
 
@@ -181,12 +182,10 @@ def recorded_data_hash(root: str, read_text: ReadText = _local_read) -> str | No
 def check_transform_output(transform_dir: str, required: Mapping[str, str]) -> None:
     """Refuse a Transform output that TensorFlow cannot open, lacks a feature the trainer
     reads, or has another dtype (run with library output already going to run.log)."""
-    from compiler.runner._tf import import_tf
 
     import_tf()
+    # lazy: tf.Transform (TensorFlow): running a Transform only
     import tensorflow_transform as tft
-
-    from compiler.runner.fn_args import fn_args_from_transform
 
     try:
         graph = fn_args_from_transform(transform_dir, "/unused").transform_output

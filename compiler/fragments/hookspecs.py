@@ -1,9 +1,9 @@
 """Every hook recforge calls. Plugins implement them with ``@compiler.hookimpl``.
 
-The registry (``compiler.registry``) checks every hook implementation against these specs
+The registry (``compiler.fragments.registry``) checks every hook implementation against these specs
 after loading plugins (``pm.check_pending()``), so a misspelled hook implementation is an
 error instead of a silently ignored function. docs/plugins.md is generated in part from this
-module (``python -m compiler.plugin_docs``); a test keeps the two in sync.
+module (``python -m compiler.fragments.docs``); a test keeps the two in sync.
 """
 
 from __future__ import annotations

@@ -9,16 +9,35 @@ once. ``dry_run=true`` prints the plan and stops there.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
-import multiprocessing
+import json
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from compiler.errors import RecforgeError
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from rich.console import Console
+
+from compiler.core.compose import CONF_DIR, compose, translate_error
+from compiler.core.pipeline import compile_config
+from compiler.errors import ConfigError, RecforgeError, did_you_mean
+from compiler.preflight import (
+    check_flag,
+    check_objective,
+    check_output_dir,
+    lower_is_better,
+    objective_metrics,
+)
+from compiler.preflight import preflight as preflight_command
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 #: Set for the jobs of a sweep, so each records its experiment under the sweep's id.
 SWEEP_ID_ENV = "RECFORGE_SWEEP_ID"
@@ -71,10 +90,6 @@ def expand(overrides: Sequence[str]) -> list[list[str]]:
 
 def parse(overrides: Sequence[str]) -> list[Any]:
     """Hydra's parsed overrides; a grammar error is a ``ConfigError`` naming the override."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    from compiler.compose import CONF_DIR, translate_error
 
     try:
         return OverridesParser.create().parse_overrides(list(overrides))
@@ -95,7 +110,6 @@ def preflight(overrides: Sequence[str], *, workers: int | None = None,
     processes (default: one per CPU) forked from this one, so that each starts with Hydra and
     the plugins loaded; with fewer than two workers, or no ``fork``, all in this process.
     """
-    from compiler.compose import compose
 
     points = [Point(number, o) for number, o in enumerate(expand(overrides), start=1)]
     result = Preflight(points)
@@ -130,6 +144,9 @@ class _Compiler:
     POINTS_PER_WORKER = 4
 
     def __init__(self, workers: int | None, points: int) -> None:
+        # lazy: the process pool's modules, only for a sweep that runs one
+        import multiprocessing
+
         self.workers = min(workers or os.cpu_count() or 1, points // self.POINTS_PER_WORKER)
         if "fork" not in multiprocessing.get_all_start_methods():
             self.workers = 1
@@ -143,6 +160,10 @@ class _Compiler:
             self.pending.append((point, _compile_point(point.overrides, config_dir)))
             return
         if self.pool is None:
+            # lazy: the process pool's modules, only for a sweep that runs one
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             self.pool = ProcessPoolExecutor(self.workers,
                                             mp_context=multiprocessing.get_context("fork"))
         self.pending.append((point, self.pool.submit(_compile_point, point.overrides,
@@ -166,14 +187,10 @@ class _Compiler:
 def _compile_point(point_overrides: list[str], config_dir: Path | None = None
                    ) -> dict[str, Any]:
     """Preflight and compile one point in memory: what the sweep's preflight reports of it."""
-    from compiler.compose import compose
-    from compiler.pipeline import compile_config
-    from compiler.preflight import objective_metrics
-    from compiler.preflight import preflight as check_point
 
     try:
         cfg = compose(point_overrides, config_dir=config_dir)
-        checked = check_point(cfg, point_overrides, output_dir=str(cfg.sweep_dir),
+        checked = preflight_command(cfg, point_overrides, output_dir=str(cfg.sweep_dir),
                               output_key="sweep_dir")
         compiled = compile_config(cfg, write=False, overrides=point_overrides,
                                   config=checked.config)
@@ -194,10 +211,6 @@ def _compile_point(point_overrides: list[str], config_dir: Path | None = None
 def point_key(cfg) -> str:  # noqa: ANN001 - DictConfig
     """Identity of a whole point (compiled config, data, run and submit settings): points with
     the same key are the same work. The config hash alone names the compiled code."""
-    import hashlib
-    import json
-
-    from omegaconf import OmegaConf
 
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     text = json.dumps(container, sort_keys=True, default=str)
@@ -205,7 +218,7 @@ def point_key(cfg) -> str:  # noqa: ANN001 - DictConfig
 
 
 def print_preflight(report: Preflight, *, dry_run: bool) -> None:
-    from rich.console import Console
+    # lazy: rich tables: printed only at the end of a run or sweep
     from rich.table import Table
 
     console = Console()
@@ -274,10 +287,8 @@ DIRECTIONS = ("minimize", "maximize")
 def check_setup(overrides: Sequence[str], *, config_dir: Path | None = None) -> SweepSetup:
     """Compose the sweep's fixed overrides with Hydra's own config and check what only the
     sweep uses: the sweeper and launcher options, ``dry_run`` and ``sweep_dir``, the ledger."""
-    from compiler.compose import compose
-    from compiler.errors import ConfigError
+    # lazy: the ledger imports SQLAlchemy at module top
     from compiler.ledger.store import check_ledger_url
-    from compiler.preflight import check_flag, check_output_dir
 
     parsed = parse(overrides)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
@@ -306,8 +317,6 @@ def check_setup(overrides: Sequence[str], *, config_dir: Path | None = None) -> 
 
 
 def _check_launcher(launcher: Any) -> None:
-    from compiler.errors import ConfigError
-
     n_jobs = launcher.get("n_jobs")
     if "joblib" in str(launcher.get("_target_", "")) and (
             not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs == 0):
@@ -317,8 +326,6 @@ def _check_launcher(launcher: Any) -> None:
 
 
 def _check_optuna(sweeper: Any) -> None:
-    from compiler.errors import ConfigError, did_you_mean
-
     n_trials = sweeper.get("n_trials")
     if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials <= 0:
         raise ConfigError("hydra.sweeper.n_trials",
@@ -342,10 +349,6 @@ def check_search_space(setup: SweepSetup, overrides: Sequence[str], *,
                        config_dir: Path | None = None) -> None:
     """A search sweeper (Optuna): the base config, every value of every search dimension
     (each choice; an interval's bounds), and the objective with its direction, checked."""
-    from compiler.compose import compose
-    from compiler.errors import ConfigError, RecforgeError
-    from compiler.preflight import check_objective, lower_is_better, objective_metrics
-    from compiler.preflight import preflight as check_config
 
     space = dict(setup.sweeper.get("params") or {})
     for override in parse(overrides):  # the sweeper adds command-line sweeps to the space
@@ -355,7 +358,7 @@ def check_search_space(setup: SweepSetup, overrides: Sequence[str], *,
     if not space:
         raise ConfigError("hydra.sweeper.params",
                           "expected a search space (key: choice(...) / interval(...)), got none")
-    checked = check_config(setup.base, setup.fixed, output_dir=str(setup.base.sweep_dir),
+    checked = preflight_command(setup.base, setup.fixed, output_dir=str(setup.base.sweep_dir),
                            output_key="sweep_dir")
     written = objective_metrics(checked.config, checked.data)
     objective = check_objective(setup.base.get("objective"), written)
@@ -368,7 +371,7 @@ def check_search_space(setup: SweepSetup, overrides: Sequence[str], *,
         for value in values:
             try:
                 cfg = compose([*setup.fixed, f"{key}={value}"], config_dir=config_dir)
-                check_config(cfg, output_dir=str(cfg.sweep_dir), output_key="sweep_dir")
+                preflight_command(cfg, output_dir=str(cfg.sweep_dir), output_key="sweep_dir")
             except RecforgeError as error:
                 raise ConfigError(f"hydra.sweeper.params.{key}",
                                   f"expected values that give a valid config, got {value}, "
@@ -378,9 +381,6 @@ def check_search_space(setup: SweepSetup, overrides: Sequence[str], *,
 def search_values(params: Any) -> dict[str, list[str]]:
     """The values of each search dimension worth checking: every choice, an interval's or a
     range's bounds."""
-    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
-
-    from compiler.errors import ConfigError
 
     values: dict[str, list[str]] = {}
     for key, spec in (params or {}).items():
@@ -404,7 +404,6 @@ def search_values(params: Any) -> dict[str, list[str]]:
 
 def check_point_objective(setup: SweepSetup, report: Preflight) -> None:
     """The objective is a metric that at least one point's run writes."""
-    from compiler.preflight import check_objective
 
     written: list[str] = []
     for point in report.points:

@@ -16,14 +16,12 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import libcst as cst
 from libcst.helpers import parse_template_expression, parse_template_module
 
-if TYPE_CHECKING:
-    from compiler.plan import FragmentUse, Plan
-    from compiler.validate import ResolvedConfig
+from compiler.model import BuildContext, FragmentUse
 
 TRAINER_FILE = "trainer_module.py"
 TRANSFORM_FILE = "transform_module.py"
@@ -46,22 +44,6 @@ class Section(IntEnum):
     EVALUATION = 120
     EXPORT = 130
     ENTRY = 140
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    """Read-only facts every fragment may use. Shared by all fragments of one build."""
-
-    plan: Plan
-    compiler_version: str
-
-    @property
-    def config(self) -> ResolvedConfig:
-        return self.plan.config
-
-    @property
-    def config_hash(self) -> str:
-        return self.plan.config.config_hash
 
 
 class Fragment:

@@ -7,66 +7,18 @@ shows; the build stage only follows it.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
 
-from compiler.registry import Registry, get_registry
-from compiler.validate import ResolvedConfig, fragment_params
-
-
-@dataclass(frozen=True)
-class TransformedFeature:
-    """One column the Transform writes and the trainer reads."""
-
-    name: str
-    dtype: str  # "int64" | "float32"
-    side: str  # "buyer" | "product" | "target"
-    encoding: str  # "embedding" | "bucket" | "hashed" | "dense" | "target"
-    source: str  # the raw feature (or target) it derives from
-    vocab: str | None = None  # vocabulary file name, for "embedding"
-    size: int | None = None  # number of distinct values, for "bucket" / "hashed"
-    extra_ids: int = 0  # OOV buckets on top of the vocabulary size
-    dim: int | None = None  # embedding width
-
-    def as_table_row(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"name": self.name, "encoding": self.encoding}
-        for key in ("vocab", "size", "dim"):
-            if getattr(self, key) is not None:
-                row[key] = getattr(self, key)
-        if self.extra_ids:
-            row["extra_ids"] = self.extra_ids
-        return row
-
-
-@dataclass(frozen=True)
-class FragmentUse:
-    """One fragment in the plan: ``kind``/``name`` chosen at config ``key``."""
-
-    kind: str
-    name: str
-    key: str
-    params: dict[str, Any] = field(default_factory=dict)
-    role: str | None = None  # "buyer"/"product" for towers, the feature name for transforms
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class Plan:
-    config: ResolvedConfig
-    uses: tuple[FragmentUse, ...]
-    transformed_features: tuple[TransformedFeature, ...]
-
-    def features_for(self, side: str) -> list[TransformedFeature]:
-        return [f for f in self.transformed_features if f.side == side]
-
-    def required_features(self) -> dict[str, str]:
-        """Transformed feature name -> dtype: what the trainer reads from the Transform."""
-        return {f.name: f.dtype for f in self.transformed_features}
-
-    def uses_of(self, kind: str) -> list[FragmentUse]:
-        return [u for u in self.uses if u.kind == kind]
+from compiler.core.validate import fragment_params
+from compiler.fragments.registry import Registry, get_registry
+from compiler.model import (
+    FragmentUse,
+    Plan,
+    ResolvedConfig,
+    TransformedFeature,
+    bucket_column,
+    cross_column,
+    embedding_column,
+)
 
 
 def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
@@ -96,14 +48,15 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
     for side in ("buyer", "product"):
         for index, cross in enumerate(getattr(features.crosses, side)):
             members = [
-                {"feature": m, "column": f"{m}_id" if specs[m].embedding else f"{m}_bucket"}
+                {"feature": m,
+                 "column": embedding_column(m) if specs[m].embedding else bucket_column(m)}
                 for m in cross.features
             ]
             uses.append(FragmentUse(
                 "feature_transform", "cross", f"features.crosses.{side}[{index}]",
                 {"side": side, "members": members, "hash_buckets": cross.hash_buckets,
                  "embedding_dim": cross.embedding_dim},
-                "_x_".join(cross.features),
+                cross_column(cross.features),
             ))
     if features.target is not None:
         target = features.target

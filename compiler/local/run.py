@@ -16,11 +16,9 @@ leaves ``failed`` / ``interrupted`` there.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
-import re
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,21 +26,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
+from rich.console import Console
 
 from compiler import __version__
-from compiler.errors import ConfigError, RecforgeError, did_you_mean
-from compiler.local_transform import (
+from compiler.core.emit import emit
+from compiler.core.pipeline import CompileResult
+from compiler.data import DataError, as_data_config
+from compiler.errors import RecforgeError
+from compiler.local.config import _check_run
+from compiler.local.run_logging import LOG_FILE, library_output_to, step, verbose_requested
+from compiler.local.transform import (
     cached_output_matches,
     check_remote_transform_source,
     check_transform_output,
-    check_transform_source,
     recorded_data_hash,
     resolve_transform_source,
 )
-from compiler.pipeline import CompileResult
-from compiler.run_logging import LOG_FILE, library_output_to, step, verbose_requested
+from compiler.runner._tf import import_tf
+from compiler.runner.fn_args import fn_args_from_transform, split_file_pattern
+from compiler.runner.trainer import run_trainer
+from compiler.runner.transform import run_transform
 from compiler.runner.transform_digest import DIGEST_FILE, record_text
 from compiler.schema import LocalRunConfig
 
@@ -123,6 +127,7 @@ def _now() -> str:
 
 def data_fingerprint(splits: Mapping[str, Any]) -> str:
     """Content hash of the loaded splits (row order and values)."""
+    # lazy: pandas: loading data for a run only
     import pandas as pd
 
     digest = hashlib.sha256()
@@ -157,10 +162,8 @@ def compute_baselines(transform_dir: str, plan_required: Mapping[str, str],
     - most popular: the K most frequent training products, recommended to everyone;
     - train mean: the mean transformed target of the training split, predicted for everyone.
     """
+    # lazy: NumPy: data hashing and metrics of a run only
     import numpy as np
-
-    from compiler.runner._tf import import_tf
-    from compiler.runner.fn_args import fn_args_from_transform, split_file_pattern
 
     tf = import_tf()
     fn_args = fn_args_from_transform(transform_dir, "/unused")
@@ -197,93 +200,11 @@ def compute_baselines(transform_dir: str, plan_required: Mapping[str, str],
 # --------------------------------------------------------------------------- the run
 
 
-#: A run name is one path segment: letters, digits and ``._=+-``, not starting with a dot.
-_RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=+-]{0,199}")
-
-
-def check_run_config(node: Any, config: Any = None) -> LocalRunConfig:
-    """Preflight for the ``run`` group: every run setting checked before anything is written.
-
-    ``config`` is the validated ``ResolvedConfig``; with it, a local ``run.transform_from`` is
-    checked against the feature config (see ``compiler.local_transform``). Pure: reads files,
-    writes nothing. Raises ``ConfigError`` naming ``run.<key>``.
-    """
-    return _check_run(node, config)[0]
-
-
-def _merge_run_node(node: Any) -> LocalRunConfig:
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(LocalRunConfig), node)
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
-    except OmegaConfBaseException as error:
-        key = str(getattr(error, "full_key", "") or getattr(error, "key", "") or "")
-        key = key.removeprefix("run.")
-        fields = [f.name for f in dataclasses.fields(LocalRunConfig)]
-        if key and key not in fields:
-            raise ConfigError(f"run.{key}", f"expected one of {', '.join(fields)}, got "
-                              f"'{key}'", suggestion=did_you_mean(key, fields)) from None
-        wanted = {f.name: f.type for f in dataclasses.fields(LocalRunConfig)}.get(key, "")
-        value = node.get(key) if key and isinstance(node, (Mapping, DictConfig)) else None
-        raise ConfigError(f"run.{key or '?'}", f"expected {_describe_type(str(wanted))}, got "
-                          f"{value!r}") from None
-
-
-def _describe_type(annotation: str) -> str:
-    if "int" in annotation:
-        return "an integer"
-    if "bool" in annotation:
-        return "true or false"
-    return "a string"
-
-
-def _check_directory(key: str, path: str) -> None:
-    """``path`` is a directory or can become one: neither it nor an ancestor is a file."""
-    existing = Path(path).expanduser().absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        where = "a file" if existing == Path(path).expanduser().absolute() else \
-            f"a path under the file {existing}"
-        raise ConfigError(key, f"expected a directory, got {where} ({path})")
-
-
-def _check_run(node: Any, config: Any) -> tuple[LocalRunConfig, list[str]]:
-    """(the run settings, settings of a reused Transform that could not be verified)."""
-    settings = _merge_run_node(node)
-    for key in ("epochs", "batch_size"):
-        value = getattr(settings, key)
-        if value is not None and value <= 0:
-            raise ConfigError(f"run.{key}", f"expected a positive integer, got {value}")
-    _check_directory("run.runs_root", settings.runs_root)
-    if settings.cache_dir:
-        _check_directory("run.cache_dir", settings.cache_dir)
-    if settings.name is not None:
-        if not _RUN_NAME.fullmatch(settings.name):
-            raise ConfigError("run.name", "expected one directory name (letters, digits and "
-                              f"._=+-, not starting with a dot), got {settings.name!r}")
-        existing = Path(settings.runs_root).expanduser() / settings.name / RUN_MANIFEST
-        if existing.exists():
-            raise ConfigError("run.name", f"expected a new run name, got '{settings.name}', "
-                              f"which already holds a run ({existing.parent})")
-    unverified: list[str] = []
-    source = settings.transform_from
-    if source is not None and "://" not in source:  # gs:// is read when the run starts
-        if config is None:
-            if not Path(source).expanduser().exists():
-                raise ConfigError("run.transform_from", "expected a run directory or a "
-                                  f"Transform output, got {source}, which does not exist")
-        else:
-            unverified = check_transform_source(str(Path(source).expanduser()), config)
-    return settings, unverified
-
-
 def run_local(result: CompileResult, cfg: DictConfig, *, console: Any = None) -> LocalRunResult:
     """Run the compiled modules end to end; see the module docstring for the layout.
 
     Library output goes to ``<run_dir>/run.log`` unless ``run.verbose`` or ``--verbose``.
     """
-    from rich.console import Console
-
     config = result.config
     # The preflight ran this already; again here because it is cheap and the settings that
     # could not be verified are printed below.
@@ -374,12 +295,12 @@ class _Run:
             return source, source, (recorded_data_hash(source) if "://" not in source
                                     else None)
 
-        from compiler.data import DataError, as_data_config, load_data
-
         if self.cfg.get("data") is None:
             raise RunError("data: no data config selected (use data=default or data=<name>)")
         try:
             with self.step("load data"):
+                from compiler.data.load import load_data  # lazy: pandas and pyarrow
+
                 loaded = load_data(as_data_config(self.cfg.data), raw_schema(result),
                                    result.config.features.target.column
                                    if result.config.features.target else None)
@@ -401,8 +322,6 @@ class _Run:
                           "Transform skipped", highlight=False)
             return str(target), str(cached), data_hash
 
-        from compiler.runner.transform import run_transform
-
         record = record_text(
             result.config.features, data_hash=data_hash, recforge_version=__version__,
             transform_module_sha256=hashlib.sha256(transform_source.encode()).hexdigest())
@@ -415,9 +334,6 @@ class _Run:
         return str(target), None, data_hash
 
     def _train(self, transform_dir: str) -> dict[str, Any]:
-        from compiler.runner.fn_args import fn_args_from_transform
-        from compiler.runner.trainer import run_trainer
-
         custom_config: dict[str, Any] = {}
         if self.settings.epochs is not None:
             custom_config["epochs"] = self.settings.epochs
@@ -429,8 +345,6 @@ class _Run:
 
 
 def _copy_modules(result: CompileResult, target: Path) -> None:
-    from compiler.emit import emit
-
     emit(result.sources, result.manifest, target)
 
 
@@ -450,6 +364,7 @@ def _store_in_cache(source: Path, cached: Path) -> None:
 
 
 def print_metrics_table(console: Any, metrics: Mapping[str, Any], run_dir: Path) -> None:
+    # lazy: rich tables: printed only at the end of a run or sweep
     from rich.table import Table
 
     final = metrics.get("final", {})

@@ -1,10 +1,10 @@
 """Generate the reference part of docs/plugins.md from the hook specs and the fragment API.
 
-    python -m compiler.plugin_docs            # rewrite the generated part of docs/plugins.md
-    python -m compiler.plugin_docs --check    # exit 1 if it is out of date
+    python -m compiler.fragments.docs            # rewrite the generated part of docs/plugins.md
+    python -m compiler.fragments.docs --check    # exit 1 if it is out of date
 
 Only the text between the BEGIN/END markers is generated: the hook specs (signature and
-docstring, from ``compiler.hookspecs``), the ``Fragment`` class attributes and the
+docstring, from ``compiler.fragments.hookspecs``), the ``Fragment`` class attributes and the
 ``Contributions`` methods (from ``compiler.fragments``), the module sections, and the fragment
 kinds with the config key that selects each and the built-in names. The walkthrough around it
 is written by hand.
@@ -19,15 +19,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from compiler import hookspecs
-from compiler.fragments import Contributions, Fragment, Section
-from compiler.registry import Registry, builtin_registry
-from compiler.testing import SELECTING_KEYS
+from compiler.fragments import Contributions, Fragment, Section, hookspecs
+from compiler.fragments.registry import Registry, builtin_registry
+from compiler.model import SELECTING_KEYS
 
-BEGIN = "<!-- BEGIN GENERATED: python -m compiler.plugin_docs (edit compiler/hookspecs.py and " \
-        "compiler/fragments.py, not this) -->"
+BEGIN = (
+    "<!-- BEGIN GENERATED: python -m compiler.fragments.docs (edit "
+    "compiler/fragments/hookspecs.py and compiler/fragments/base.py, not this) -->"
+)
 END = "<!-- END GENERATED -->"
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 #: Kinds whose fragment the plan always uses (one each), so no config key selects them.
 FIXED_KINDS = {
     "transform": "always (the Transform module's skeleton)",
@@ -126,7 +127,7 @@ def update(text: str | None, registry: Registry | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m compiler.plugin_docs")
+    parser = argparse.ArgumentParser(prog="python -m compiler.fragments.docs")
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     parser.add_argument("--output", type=Path, default=DEFAULT_PATH)
     args = parser.parse_args(argv)
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = update(current)
     if args.check:
         if current != wanted:
-            print(f"{args.output} is out of date: run python -m compiler.plugin_docs",
+            print(f"{args.output} is out of date: run python -m compiler.fragments.docs",
                   file=sys.stderr)
             return 1
         return 0

@@ -15,13 +15,17 @@ from typing import Any
 from omegaconf import DictConfig
 
 from compiler import __version__
-from compiler.build import build
-from compiler.emit import EmitResult, emit
+from compiler.core.build import build
+from compiler.core.compose import compose
+from compiler.core.emit import EmitResult, emit
+from compiler.core.plan import plan
+from compiler.core.validate import validate
 from compiler.errors import ConfigError, PassFailure, PluginError
 from compiler.fragments import block_origin, unique
-from compiler.plan import Plan, plan
-from compiler.registry import Registry, get_registry
-from compiler.validate import ResolvedConfig, validate
+from compiler.fragments.registry import Registry, get_registry
+from compiler.model import Plan, ResolvedConfig
+from compiler.passes import SourceError
+from compiler.passes import run_passes as run_all
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,6 @@ def run_passes(sources: dict[str, str], registry: Registry, the_plan: Plan | Non
                ) -> list[Any]:
     """Stage 5 — the static passes over every built file: all registered ones, or with a plan,
     those that apply to it (``Registry.passes_for``: a plugin's passes run where it is used)."""
-    from compiler.passes import SourceError
-    from compiler.passes import run_passes as run_all
 
     passes = registry.passes_for(the_plan.uses) if the_plan else registry.passes
     ordered = sorted(passes.items())
@@ -117,7 +119,6 @@ def write_result(result: CompileResult, output_dir: Path | str) -> CompileResult
 
 def compile_overrides(overrides: Sequence[str] = (), **kwargs: Any) -> CompileResult:
     """Compose from ``conf/`` with Hydra overrides, then ``compile_config``."""
-    from compiler.compose import compose
 
     return compile_config(compose(overrides), overrides=overrides, **kwargs)
 

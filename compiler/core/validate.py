@@ -8,20 +8,18 @@ that every fragment name is registered (with the fragment's own parameter schema
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import keyword
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from compiler import PROJECT_NAME
-from compiler.compose import translate_error
+from compiler.core.compose import CONF_DIR, translate_error
 from compiler.errors import ConfigError, did_you_mean
-from compiler.registry import Registry, get_registry
+from compiler.fragments.registry import Registry, get_registry
+from compiler.model import ResolvedConfig, config_hash, encoded_widths
 from compiler.schema import (
     ConfigType,
     FeaturesConfig,
@@ -29,7 +27,6 @@ from compiler.schema import (
     ModelConfig,
     Projection,
     TowerConfig,
-    encoded_widths,
 )
 
 SAFE_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -46,41 +43,6 @@ ACTIVATIONS = (
 #: Public names of ``tf_keras.activations`` that are helpers, not activations.
 NOT_ACTIVATIONS = ("deserialize", "get", "serialize")
 MODEL_TYPES_NEEDING_TARGET = ("ranking", "multitask")
-
-
-@dataclass(frozen=True)
-class ResolvedConfig:
-    """The validated config. ``data`` is the plain resolved dict that the hash covers."""
-
-    features: FeaturesConfig
-    model: ModelConfig
-    output_dir: str
-    data: dict[str, Any]
-    config_hash: str
-
-    @property
-    def features_hash(self) -> str:
-        """Hash of the feature config alone: all the Transform module depends on."""
-        return config_hash(self.data, ("features",))
-
-    @property
-    def has_retrieval(self) -> bool:
-        return self.model.model_type in ("retrieval", "multitask")
-
-    @property
-    def has_ranking(self) -> bool:
-        return self.model.model_type in ("ranking", "multitask")
-
-
-def config_hash(data: dict[str, Any], groups: tuple[str, ...] = ("features", "model")) -> str:
-    """Content hash of the resolved config groups the emitted code depends on."""
-    canonical = json.dumps(
-        {group: data[group] for group in groups},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def validate(cfg: DictConfig, registry: Registry | None = None) -> ResolvedConfig:
@@ -112,7 +74,6 @@ def validate(cfg: DictConfig, registry: Registry | None = None) -> ResolvedConfi
 
 
 def _conf_dir():  # late import keeps compose's Hydra import out of this module's import cost
-    from compiler.compose import CONF_DIR
 
     return CONF_DIR
 

@@ -27,15 +27,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from compiler import PROJECT_NAME, __version__, hookspecs
+from compiler import PROJECT_NAME, __version__
 from compiler.errors import ConfigError, PluginError, did_you_mean
-
-if TYPE_CHECKING:
-    from compiler.plan import FragmentUse
+from compiler.fragments import hookspecs
+from compiler.fragments.base import TRAINER_FILE, TRANSFORM_FILE, Fragment
+from compiler.model import FragmentUse
 
 ENTRY_POINT_GROUP = "recforge"
 #: Set to 1 to load no third-party plugin (except those named in ``RECFORGE_PLUGINS``).
@@ -386,8 +388,6 @@ def _call(impl: pluggy.HookImpl, provider: Provider) -> list[type]:
 
 def fragment_problem(cls: Any) -> str | None:
     """What makes ``cls`` unusable as a fragment, or None."""
-    from compiler.fragments import TRAINER_FILE, TRANSFORM_FILE, Fragment
-
     if not isinstance(cls, type) or not issubclass(cls, Fragment):
         return f"{cls!r} is not a compiler.fragments.Fragment subclass"
     kind, name = getattr(cls, "kind", None), getattr(cls, "name", None)
@@ -403,8 +403,6 @@ def fragment_problem(cls: Any) -> str | None:
     if params is not None:
         if not dataclasses.is_dataclass(params) or not isinstance(params, type):
             return f"{cls.__qualname__}.Params must be a dataclass"
-        from omegaconf import OmegaConf
-        from omegaconf.errors import OmegaConfBaseException
 
         try:
             OmegaConf.structured(params)

@@ -15,8 +15,8 @@ from compiler.fragments import (
     origin_label,
     statements,
 )
-from compiler.plan import Plan
-from compiler.registry import Registry, get_registry
+from compiler.fragments.registry import Registry, get_registry
+from compiler.model import Plan
 
 DOCSTRINGS = {
     TRAINER_FILE: "TFX Trainer module: ``run_fn(fn_args)`` trains, evaluates and exports a\n"
