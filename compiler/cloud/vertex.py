@@ -9,10 +9,11 @@ label, never by blindly creating again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from compiler import retry
 from compiler.cloud.config import LABEL_SUBMISSION, VertexSubmitConfig
 from compiler.cloud.errors import SubmitError
 from compiler.cloud.job_spec import to_custom_job
@@ -76,13 +77,9 @@ def create_in_doubt(error: BaseException) -> bool:
 
 
 def transient_retry(timeout: float, initial: float = 1.0, maximum: float = 30.0) -> Any:
-    """The one retry policy: transient errors only, exponential backoff with jitter,
+    """The project's one retry policy (``compiler.retry``) for transient errors only,
     ``timeout`` seconds in all."""
-    # lazy: Google Cloud SDK, for GCS/Vertex calls only
-    from google.api_core.retry import Retry
-
-    return Retry(predicate=is_transient, initial=initial, maximum=maximum, multiplier=2.0,
-                 timeout=timeout)
+    return retry.policy(is_transient, initial=initial, maximum=maximum, timeout=timeout)
 
 
 def label_filter(labels: Mapping[str, str]) -> str:
@@ -96,7 +93,7 @@ class _NotListedYet(Exception):
 @dataclass
 class VertexJobs:
     """One project/region's CustomJobs. Every call has a timeout; get, list and cancel retry
-    transient errors with backoff (one policy: ``google.api_core.retry.Retry``)."""
+    transient errors with backoff (the one policy: ``compiler.retry``)."""
 
     client: JobServiceClient
     project: str
@@ -160,9 +157,6 @@ class VertexJobs:
         listing is repeated for ``submit.create_settle_seconds``, since the service may
         commit a request after the client gave up on it. A 429 is retried after backoff.
         """
-        # lazy: Google Cloud SDK, for GCS/Vertex calls only
-        from google.api_core.retry import Retry
-
         job = to_custom_job(body)
         label = {LABEL_SUBMISSION: body["labels"][LABEL_SUBMISSION]}
         attempts = int(cfg.create_retries) + 1
@@ -189,9 +183,8 @@ class VertexJobs:
         def worth_retrying(error: BaseException) -> bool:
             return is_transient(error) and state["tries"] < attempts
 
-        policy = Retry(predicate=worth_retrying, initial=cfg.poll_initial_seconds,
-                       maximum=cfg.poll_max_seconds, multiplier=2.0, timeout=None,
-                       on_error=on_error)
+        policy = retry.policy(worth_retrying, initial=cfg.poll_initial_seconds,
+                              maximum=cfg.poll_max_seconds, timeout=None, on_error=on_error)
         try:
             return policy(attempt)()
         except Exception as error:
@@ -220,7 +213,7 @@ class VertexJobs:
         make a second job."""
         # lazy: Google Cloud SDK, for GCS/Vertex calls only
         from google.api_core.exceptions import RetryError
-        from google.api_core.retry import Retry, if_exception_type
+        from google.api_core.retry import if_exception_type
 
         def look() -> CustomJob:
             try:
@@ -241,9 +234,9 @@ class VertexJobs:
         try:
             if settle <= 0:
                 return look()
-            return Retry(predicate=if_exception_type(_NotListedYet),
-                         initial=min(0.5, settle / 4), maximum=max(min(5.0, settle / 4), 0.01),
-                         multiplier=1.5, timeout=settle)(look)()
+            return retry.policy(if_exception_type(_NotListedYet), initial=min(0.5, settle / 4),
+                                maximum=max(min(5.0, settle / 4), 0.01), multiplier=1.5,
+                                timeout=settle)(look)()
         except (_NotListedYet, RetryError):
             return None
         except _ListingFails as failure:
@@ -283,13 +276,6 @@ class WaitTimeout(Exception):
         self.elapsed = elapsed
 
 
-def backoff(initial: float, maximum: float, multiplier: float) -> Iterator[float]:
-    delay = initial
-    while True:
-        yield delay
-        delay = min(delay * multiplier, maximum)
-
-
 def format_elapsed(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
@@ -298,11 +284,12 @@ def format_elapsed(seconds: float) -> str:
 def wait_for(jobs: VertexJobs, job: CustomJob, cfg: VertexSubmitConfig, console: Console,
              on_state: Callable[[str], None] | None = None,
              clock: Callable[[], float] = time.monotonic,
-             sleep: Callable[[float], None] = time.sleep) -> CustomJob:
+             sleep: Callable[[float], None] = retry.pause) -> CustomJob:
     """Poll until the job ends, printing each state change with the elapsed time.
 
-    The delay between polls grows by ``poll_multiplier`` up to ``poll_max_seconds`` and starts
-    over at ``poll_initial_seconds`` after a state change (a job that just started running is
+    The delays between polls are ``compiler.retry.delays``: each drawn at random below a bound
+    that grows by ``poll_multiplier`` up to ``poll_max_seconds``, which starts over at
+    ``poll_initial_seconds`` after a state change (a job that just started running is
     worth watching closely). Only transient errors (429, 5xx, timeouts, resets) are retried;
     a 403, a 404 or a credential error stops the wait at once with a :class:`SubmitError`.
     """
@@ -315,7 +302,7 @@ def wait_for(jobs: VertexJobs, job: CustomJob, cfg: VertexSubmitConfig, console:
     console.print(f"[{format_elapsed(0)}] {job_id(job)}: {state}", markup=False, highlight=False)
     if on_state:
         on_state(state)
-    delays = backoff(cfg.poll_initial_seconds, cfg.poll_max_seconds, cfg.poll_multiplier)
+    delays = retry.delays(cfg.poll_initial_seconds, cfg.poll_max_seconds, cfg.poll_multiplier)
     status = console.status(f"{state} …") if console.is_terminal else None
     if status:
         status.start()
@@ -343,8 +330,8 @@ def wait_for(jobs: VertexJobs, job: CustomJob, cfg: VertexSubmitConfig, console:
                 state = new
                 console.print(f"[{elapsed}] {job_id(job)}: {state}", markup=False,
                               highlight=False)
-                delays = backoff(cfg.poll_initial_seconds, cfg.poll_max_seconds,
-                                 cfg.poll_multiplier)
+                delays = retry.delays(cfg.poll_initial_seconds, cfg.poll_max_seconds,
+                                      cfg.poll_multiplier)
                 if on_state:
                     on_state(state)
             if status:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import builtins
 import os
-import random
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +14,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from compiler import retry
 from compiler.errors import ConfigError
 from compiler.ledger import schema
 from compiler.ledger.liveness import ABANDONED
@@ -142,21 +141,18 @@ class Ledger:
         Retrying is safe: those errors mean the transaction did not commit.
         """
         self._after_fork()
-        deadline = time.monotonic() + WRITE_RETRY_S
-        delay = 0.02
-        while True:
-            try:
-                with engine.begin() as conn:
-                    return fn(conn)
-            except DBAPIError as exc:
-                if _is_transient(exc) and time.monotonic() < deadline:
-                    time.sleep(delay * random.uniform(0.5, 1.5))
-                    delay = min(delay * 2, 1.0)
-                    continue
-                if isinstance(exc, OperationalError):  # unreachable server, locked too long ...
-                    reason = exc.orig if exc.orig is not None else exc
-                    raise LedgerError(f"ledger {self.display_url}: {reason}") from exc
-                raise  # integrity errors are handled by the caller; anything else is a bug
+
+        def transaction() -> _R:
+            with engine.begin() as conn:
+                return fn(conn)
+
+        try:
+            return retry.call(transaction, _is_transient, initial=0.02, maximum=1.0,
+                              timeout=WRITE_RETRY_S)
+        except OperationalError as exc:  # unreachable server, still locked after the retries
+            reason = exc.orig if exc.orig is not None else exc
+            raise LedgerError(f"ledger {self.display_url}: {reason}") from exc
+        # Integrity errors are handled by the caller; anything else is a bug and propagates.
 
     # ---------------------------------------------------------------- recording
     def record_compile(
@@ -430,7 +426,10 @@ class Ledger:
         return f"experiment {number} not found in ledger {self.display_url} ({known})"
 
 
-def _is_transient(exc: DBAPIError) -> bool:
+def _is_transient(exc: BaseException) -> bool:
+    """A lock or serialisation failure: the transaction did not commit, so retrying is safe."""
+    if not isinstance(exc, DBAPIError):
+        return False
     orig = exc.orig
     if isinstance(orig, sqlite3.OperationalError):
         message = str(orig).lower()
