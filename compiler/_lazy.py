@@ -29,6 +29,7 @@ LAZY_IMPORTS: dict[str, str] = {
     "google": "Google Cloud SDK (storage, aiplatform, auth, protobuf): GCS/Vertex calls only",
     "requests": "HTTP errors of the Google SDK's transport: cloud calls only",
     "matplotlib": "matplotlib: the runs report's charts only",
+    "jinja2": "Jinja2 (the ledger extra): the runs report's page only",
     "multiprocessing": "process pool: only a sweep with workers",
     "concurrent.futures": "process pool: only a sweep with workers",
     "packaging": "pip requirement parser: only a submit config that lists packages",

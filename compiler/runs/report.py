@@ -2,13 +2,14 @@
 
 Plots are drawn on ``matplotlib.figure.Figure`` objects directly (the Agg renderer), never
 through pyplot: no GUI backend is chosen, no global figure state leaks between plots, and it
-works headless. matplotlib is imported only when a report is built.
+works headless. The page itself is a Jinja2 template shipped with the package
+(``templates/report.html.j2``), autoescaped. matplotlib and Jinja2 are imported only when a
+report is built.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 from collections.abc import Sequence
@@ -16,10 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from compiler.ledger import HIGHER_IS_BETTER, METRIC_KEYS, Experiment
+from compiler.ledger import HIGHER_IS_BETTER, METRIC_KEYS, Experiment, LedgerError
 from compiler.runs.diff import swept_parameters
 
 if TYPE_CHECKING:
+    import jinja2
     from matplotlib.figure import Figure
 
 RECALL_KEYS = ("recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100")
@@ -40,15 +42,16 @@ def build_report(
     title: str = "recforge run report",
     source: str = "",
 ) -> Report:
-    """Build the HTML report for ``experiments`` (e.g. one sweep's runs)."""
+    """Build the HTML report for ``experiments`` (e.g. one sweep's runs).
+
+    The page is ``templates/report.html.j2`` (Jinja2, autoescaped); this function computes
+    what it shows: the ranked table, and the plots as base64 PNGs.
+    """
     runs = list(experiments)
     swept = swept_parameters(runs)
-    sections: list[str] = []
     plots = {"scatter": 0, "recall": 0, "curves": 0}
 
-    sections.append(_runs_table(runs, metric, swept))
-
-    scatter_parts: list[str] = []
+    scatter: list[dict[str, str]] = []
     for key, values in swept.items():
         points = [
             (values[e.number], e.metric(metric), e.number) for e in runs if e.number in values
@@ -56,127 +59,98 @@ def build_report(
         points = [(x, y, n) for x, y, n in points if y is not None]
         if not points:
             continue
-        scatter_parts.append(_figure(_scatter(key, metric, points), f"{key} against {metric}"))
-        plots["scatter"] += 1
-    if not swept:
-        scatter_parts.append(
-            "<p class=note>No swept parameters: the runs' overrides do not differ.</p>"
-        )
-    elif not scatter_parts:
-        scatter_parts.append(f"<p class=note>No run has a value for {_e(metric)}.</p>")
-    sections.append(
-        f"<h2>Swept parameters against {_e(metric)}</h2><div class=row>"
-        + "".join(scatter_parts)
-        + "</div>"
-    )
+        scatter.append(_figure(_scatter(key, metric, points), f"{key} against {metric}"))
+    plots["scatter"] = len(scatter)
 
     with_recall = [e for e in runs if any(e.metric(k) is not None for k in RECALL_KEYS)]
-    recall_html = (
-        _figure(_recall_bars(with_recall), "Recall@K per run")
-        if with_recall
-        else "<p class=note>No run reported Recall@K.</p>"
-    )
-    plots["recall"] = 1 if with_recall else 0
-    sections.append("<h2>Recall@K</h2>" + recall_html)
+    recall = _figure(_recall_bars(with_recall), "Recall@K per run") if with_recall else None
+    plots["recall"] = 1 if recall else 0
 
-    curve_parts: list[str] = []
+    curves: list[dict[str, str]] = []
     with_history = [e for e in runs if e.history]
     if len(with_history) > 1:
-        curve_parts.append(_figure(_overlay(with_history, metric), "All runs per epoch"))
-        plots["curves"] += 1
-    for exp in runs:
-        if not exp.history:
-            continue
-        curve_parts.append(_figure(_curves(exp), f"#{exp.number} {exp.model} per epoch"))
-        plots["curves"] += 1
-    without = [f"#{e.number}" for e in runs if not e.history]
-    if without:
-        curve_parts.append(f"<p class=note>No per-epoch history: {_e(', '.join(without))}.</p>")
-    sections.append("<h2>Training and validation curves</h2>" + "".join(curve_parts))
+        curves.append(_figure(_overlay(with_history, metric), "All runs per epoch"))
+    curves += [_figure(_curves(e), f"#{e.number} {e.model} per epoch") for e in with_history]
+    plots["curves"] = len(curves)
 
-    failed = [e for e in runs if e.status == "failed"]
-    if failed:
-        items = "".join(
-            f"<li><b>#{e.number}</b> <pre>{_e((e.error or '(no error text)')[-2000:])}</pre></li>"
-            for e in failed
-        )
-        sections.append(f"<h2>Failed runs</h2><ul class=errors>{items}</ul>")
-
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    meta = f"{len(runs)} runs · ranked by {_e(metric)} · generated {generated}"
-    if source:
-        meta += f" · {_e(source)}"
-    document = (
-        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{_e(title)}</h1><p class=meta>{meta}</p>{''.join(sections)}</body></html>\n"
+    page = _template().render(
+        title=title,
+        metric=metric,
+        runs=runs,
+        source=source,
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        table=_runs_table(runs, metric, swept),
+        swept=bool(swept),
+        scatter=scatter,
+        recall=recall,
+        curves=curves,
+        without_history=[f"#{e.number}" for e in runs if not e.history],
+        failed=[
+            {"number": e.number, "error": (e.error or "(no error text)")[-2000:]}
+            for e in runs
+            if e.status == "failed"
+        ],
     )
-    return Report(html=document, plots=plots, swept=tuple(swept))
+    return Report(html=page + "\n", plots=plots, swept=tuple(swept))
 
 
-# ------------------------------------------------------------------------------ HTML parts
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;
-max-width:1400px}
-h1{margin-bottom:4px}h2{margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
-.meta,.note{color:#666}
-table{border-collapse:collapse;font-size:13px}
-th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;vertical-align:top}
-th{background:#f4f4f4}td.l,th.l{text-align:left}
-td.best{font-weight:bold;background:#e6f4e6}
-.status-failed{color:#b00020}.status-completed{color:#1b7f1b}.status-running{color:#a86b00}
-.scroll{overflow-x:auto}.row{display:flex;flex-wrap:wrap;gap:8px 24px}
-figure{margin:16px 0}figure img{max-width:100%;border:1px solid #eee}
-figcaption{color:#555;font-size:13px}
-pre{white-space:pre-wrap;font-size:12px;background:#f8f8f8;padding:6px}
-code{font-size:12px}
-"""
+def _template() -> jinja2.Template:
+    """The report page, loaded from the package (``compiler/runs/templates``)."""
+    try:
+        # lazy: Jinja2 (the ledger extra): building a report only
+        import jinja2
+    except ImportError as exc:
+        raise LedgerError(f"the report needs jinja2 (pip install 'recforge[ledger]'): {exc}"
+                          ) from None
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("compiler.runs", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a misspelt name fails, never renders as ""
+        keep_trailing_newline=False,
+    )
+    return environment.get_template("report.html.j2")
 
 
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
+# ------------------------------------------------------------------------------ table
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4g}"
 
 
-def _runs_table(runs: Sequence[Experiment], metric: str, swept: dict[str, Any]) -> str:
+def _runs_table(runs: Sequence[Experiment], metric: str, swept: dict[str, Any]
+                ) -> dict[str, list[dict[str, Any]]]:
+    """The ranked runs table: columns and rows, as plain values for the template."""
     metrics = [k for k in METRIC_KEYS if any(e.metric(k) is not None for e in runs)]
     best = {k: _best(runs, k) for k in metrics}
-    head = "".join(f"<th title='{_e(k)}'>{_e(_short(k))}</th>" for k in metrics)
     params = list(swept)
     # Swept keys by their last part (learning_rate), the full key as the tooltip, unless two
     # keys would then read the same.
     tails = [p.rsplit(".", 1)[-1] for p in params]
     shown = [t if tails.count(t) == 1 else p for t, p in zip(tails, params, strict=True)]
-    param_head = "".join(
-        f"<th class=l title='{_e(p)}'>{_e(t)}</th>" for p, t in zip(params, shown, strict=True)
-    )
-    rows = []
     ordered = sorted(
         runs,
         key=lambda e: _sort_key(e.metric(metric), HIGHER_IS_BETTER.get(metric, True), e.number),
     )
-    for e in ordered:
-        cells = "".join(
-            f"<td class=best>{_fmt(e.metric(k))}</td>"
-            if e.metric(k) is not None and e.metric(k) == best[k]
-            else f"<td>{_fmt(e.metric(k))}</td>"
-            for k in metrics
-        )
-        param_cells = "".join(f"<td class=l>{_e(swept[p].get(e.number, '—'))}</td>" for p in params)
-        rows.append(
-            f"<tr><td>#{e.number}</td><td class='l status-{_e(e.status)}'>{_e(e.status)}</td>"
-            f"<td class=l>{_e(e.kind)}</td><td class=l>{_e(e.model)}</td>"
-            f"<td class=l>{_e(e.features)}</td>{param_cells}{cells}</tr>"
-        )
-    return (
-        f"<h2>Runs (best {_e(metric)} first)</h2><div class=scroll><table><tr><th>#</th>"
-        "<th class=l>status</th><th class=l>kind</th><th class=l>model</th>"
-        f"<th class=l>features</th>{param_head}{head}</tr>{''.join(rows)}</table></div>"
-        "<p class=note>R@K: recall_at_K; v_/t_: validation/test. Bold: the best value.</p>"
-    )
+    rows = [
+        {
+            "number": e.number,
+            "status": e.status,
+            "kind": e.kind,
+            "model": e.model,
+            "features": e.features,
+            "params": [swept[p].get(e.number, "—") for p in params],
+            "metrics": [
+                {"text": _fmt(e.metric(k)),
+                 "best": e.metric(k) is not None and e.metric(k) == best[k]}
+                for k in metrics
+            ],
+        }
+        for e in ordered
+    ]
+    return {
+        "params": [{"key": p, "shown": t} for p, t in zip(params, shown, strict=True)],
+        "metrics": [{"key": k, "shown": _short(k)} for k in metrics],
+        "rows": rows,
+    }
 
 
 def _short(metric: str) -> str:
@@ -196,14 +170,11 @@ def _best(runs: Sequence[Experiment], key: str) -> float | None:
     return max(values) if HIGHER_IS_BETTER[key] else min(values)  # type: ignore[type-var]
 
 
-def _figure(fig: Figure, caption: str) -> str:
+def _figure(fig: Figure, caption: str) -> dict[str, str]:
+    """A plot as the template's figure: its caption and its PNG, base64."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return (
-        f"<figure><img alt='{_e(caption)}' src='data:image/png;base64,{encoded}'>"
-        f"<figcaption>{_e(caption)}</figcaption></figure>"
-    )
+    return {"caption": caption, "png": base64.b64encode(buffer.getvalue()).decode("ascii")}
 
 
 # ------------------------------------------------------------------------------ plots
