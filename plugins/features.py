@@ -48,13 +48,54 @@ class FeatureTransform(Fragment):
         return []
 
 
-def _numeric_value(use: FragmentUse, out: Contributions) -> str:
-    """Template for a float32 value of a numeric or timestamp feature (timestamps in days)."""
+def _numeric_value(use: FragmentUse, ctx: BuildContext, out: Contributions
+                   ) -> tuple[cst.BaseExpression, list[cst.BaseStatement]]:
+    """A float32 value of a numeric or timestamp feature (timestamps in days), and the
+    statements that must come before it."""
     out.require_import("tensorflow", alias="tf")
     if use.params["dtype"] == "timestamp":
-        add_date_helpers(out)
-        return "tf.cast(_days_since_epoch({raw}), tf.float32)"
-    return "tf.cast({raw}, tf.float32)"
+        days, before = _days(use, ctx, out)
+        return expression("tf.cast({days}, tf.float32)", days=days), before
+    return expression("tf.cast({raw}, tf.float32)", raw=_raw(use)), []
+
+
+def _needs_days(use: FragmentUse) -> bool:
+    """Whether a fragment use reads its feature as whole days since the epoch."""
+    if use.kind != FeatureTransform.kind:
+        return False
+    return use.name == "cyclical" or (
+        use.name in ("bucketize", "normalize") and use.params.get("dtype") == "timestamp"
+    )
+
+
+def _date_helpers(use: FragmentUse) -> set[str]:
+    """The calendar helpers (plugins.transform.DATE_HELPERS) a fragment use calls."""
+    if not _needs_days(use):
+        return set()
+    if use.name != "cyclical":
+        return {"_days_since_epoch"}
+    periods = use.params["periods"]
+    needed = {"_days_since_epoch", "_cycle"}
+    if "monthly" in periods or "yearly" in periods:
+        needed.add("_civil_from_days")
+    if "yearly" in periods:
+        needed.add("_days_from_civil")
+    return needed
+
+
+def _days(use: FragmentUse, ctx: BuildContext, out: Contributions
+          ) -> tuple[cst.Name, list[cst.BaseStatement]]:
+    """``<feature>_days``, the feature as whole days since 1970-01-01, and the statement that
+    computes it: the first use of the plan that needs a feature's days computes it, once, and
+    later uses read the variable (``preprocessing_fn`` is filled in plan order)."""
+    feature = use.params["feature"]
+    days = name(f"{feature}_days")
+    first = next(u for u in ctx.plan.uses if _needs_days(u) and u.params["feature"] == feature)
+    if first is not use:
+        return days, []
+    add_date_helpers(out, set().union(*(_date_helpers(u) for u in ctx.plan.uses)))
+    assign = statements("{days} = _days_since_epoch({raw})\n", days=days, raw=_raw(use))
+    return days, list(assign.body)
 
 
 def _raw(use: FragmentUse) -> cst.BaseExpression:
@@ -105,17 +146,14 @@ class Cyclical(FeatureTransform):
         ]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
-        add_date_helpers(out)
         feature = use.params["feature"]
-        days = f"{feature}_days"
-        code = [*statements("{days} = _days_since_epoch({raw})\n",
-                            days=name(days), raw=_raw(use)).body]
+        days, code = _days(use, ctx, out)
         periods = use.params["periods"]
         if "monthly" in periods or "yearly" in periods:
             year = name(f"{feature}_year") if "yearly" in periods else name("_")
             dom = name(f"{feature}_dom") if "monthly" in periods else name("_")
             code += statements("{year}, _, {dom} = _civil_from_days({days})\n",
-                               year=year, dom=dom, days=name(days)).body
+                               year=year, dom=dom, days=days).body
         for period in periods:
             position = {
                 "weekly": "tf.math.floormod({days} + 3, 7)",  # 1970-01-01 was a Thursday
@@ -127,7 +165,7 @@ class Cyclical(FeatureTransform):
             code += statements(
                 "outputs[{sin}], outputs[{cos}] = _cycle(" + position + ", {period})\n",
                 sin=sin, cos=cos,
-                days=name(days), dom=name(f"{feature}_dom"), year=name(f"{feature}_year"),
+                days=days, dom=name(f"{feature}_dom"), year=name(f"{feature}_year"),
                 period=CYCLE_PERIODS[period],
             ).body
         out.add_to_function(PREPROCESSING_FN, code)
@@ -148,11 +186,11 @@ class Bucketize(FeatureTransform):
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         (output,) = self.outputs(use)
-        value = _numeric_value(use, out)
-        out.add_to_function(PREPROCESSING_FN, statements(
-            "outputs[{name}] = tft.bucketize(" + value + ", num_buckets={buckets})\n",
-            name=output.name, raw=_raw(use), buckets=use.params["buckets"],
-        ))
+        value, code = _numeric_value(use, ctx, out)
+        out.add_to_function(PREPROCESSING_FN, [*code, *statements(
+            "outputs[{name}] = tft.bucketize({value}, num_buckets={buckets})\n",
+            name=output.name, value=value, buckets=use.params["buckets"],
+        ).body])
 
 
 class Normalize(FeatureTransform):
@@ -168,11 +206,11 @@ class Normalize(FeatureTransform):
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         (output,) = self.outputs(use)
-        value = _numeric_value(use, out)
-        out.add_to_function(PREPROCESSING_FN, statements(
-            "outputs[{name}] = tft.scale_to_z_score(" + value + ")\n",
-            name=output.name, raw=_raw(use),
-        ))
+        value, code = _numeric_value(use, ctx, out)
+        out.add_to_function(PREPROCESSING_FN, [*code, *statements(
+            "outputs[{name}] = tft.scale_to_z_score({value})\n",
+            name=output.name, value=value,
+        ).body])
 
 
 class Cross(FeatureTransform):
@@ -197,9 +235,9 @@ class Cross(FeatureTransform):
             for m in use.params["members"]
         ]
         out.add_to_function(PREPROCESSING_FN, statements(
-            "outputs[{name}] = tf.strings.to_hash_bucket_fast(\n"
-            "    tf.strings.join({parts}, separator='_x_'), num_buckets={buckets}\n"
-            ")\n",
+            # One line: the build wraps it to the line limit (the names' lengths vary).
+            "outputs[{name}] = tf.strings.to_hash_bucket_fast("
+            'tf.strings.join({parts}, separator="_x_"), num_buckets={buckets})\n',
             name=output.name, parts=cst.List([cst.Element(p) for p in parts]),
             buckets=use.params["hash_buckets"],
         ))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 from compiler import hookimpl
@@ -23,16 +24,18 @@ def preprocessing_fn(inputs):
 '''
 
 #: Calendar arithmetic in integer TensorFlow ops, so it runs inside the Transform graph and in
-#: serving. ``_civil_from_days`` is Howard Hinnant's days -> (year, month, day) algorithm.
-DATE_HELPERS = '''
+#: serving. ``_civil_from_days`` is Howard Hinnant's days -> (year, month, day) algorithm. Each
+#: helper is emitted only when a feature of the compile uses it (see ``add_date_helpers``).
+DATE_HELPERS: dict[str, str] = {
+    "_days_since_epoch": '''
 SECONDS_PER_DAY = 86400
 
 
 def _days_since_epoch(timestamp):
     """Whole days since 1970-01-01 of an int64 Unix-seconds tensor."""
     return tf.math.floordiv(tf.cast(timestamp, tf.int64), SECONDS_PER_DAY)
-
-
+''',
+    "_civil_from_days": '''
 def _civil_from_days(days):
     """(year, month, day_of_month) int64 tensors for days since 1970-01-01."""
     shifted = days + 719468
@@ -46,17 +49,15 @@ def _civil_from_days(days):
         365,
     )
     day_of_year = day_of_era - (
-        365 * year_of_era
-        + tf.math.floordiv(year_of_era, 4)
-        - tf.math.floordiv(year_of_era, 100)
+        365 * year_of_era + tf.math.floordiv(year_of_era, 4) - tf.math.floordiv(year_of_era, 100)
     )
     month_index = tf.math.floordiv(5 * day_of_year + 2, 153)
     day = day_of_year - tf.math.floordiv(153 * month_index + 2, 5) + 1
     month = tf.where(month_index < 10, month_index + 3, month_index - 9)
     year = year_of_era + era * 400 + tf.cast(month <= 2, tf.int64)
     return year, month, day
-
-
+''',
+    "_days_from_civil": '''
 def _days_from_civil(year, month, day):
     """Days since 1970-01-01 of a (year, month, day) date: the inverse of _civil_from_days."""
     year = year - tf.cast(month <= 2, tf.int64)
@@ -71,13 +72,14 @@ def _days_from_civil(year, month, day):
         + day_of_year
     )
     return era * 146097 + day_of_era - 719468
-
-
+''',
+    "_cycle": '''
 def _cycle(position, period):
     """(sin, cos) of a position within a cycle of ``period`` steps."""
     angle = 2.0 * math.pi * tf.cast(position, tf.float32) / period
     return tf.math.sin(angle), tf.math.cos(angle)
-'''
+''',
+}
 
 
 class TransformSkeleton(Fragment):
@@ -94,11 +96,21 @@ class TransformSkeleton(Fragment):
         out.add(Section.ENTRY, statements(PREPROCESSING_FN))
 
 
-def add_date_helpers(out: Contributions) -> None:
-    """Date features share one copy of the calendar helpers."""
-    out.require_import("math")
+def add_date_helpers(out: Contributions, needed: Iterable[str]) -> None:
+    """Date features share one block of calendar helpers: those ``needed`` by the whole compile.
+
+    The first date feature adds the block (later calls add nothing), so ``needed`` must name
+    every helper any feature of the compile calls; a helper no feature calls is never emitted.
+    """
+    wanted = set(needed)
+    unknown = sorted(wanted - DATE_HELPERS.keys())
+    if unknown:
+        raise ValueError(f"expected date helpers among {sorted(DATE_HELPERS)}, got {unknown}")
     out.require_import("tensorflow", alias="tf")
-    out.add_once("date-helpers", Section.HELPERS, statements(DATE_HELPERS))
+    if "_cycle" in wanted:
+        out.require_import("math")
+    source = "\n".join(text for helper, text in DATE_HELPERS.items() if helper in wanted)
+    out.add_once("date-helpers", Section.HELPERS, statements(source))
 
 
 @hookimpl

@@ -437,7 +437,10 @@ def test_passes_are_fast_enough_on_a_600_line_trainer() -> None:
         sys.path.remove(str(ROOT / "benchmarks"))
     source = passes_speed.synthetic_trainer(600)
     assert 600 <= source.count("\n") <= 700
-    assert run_passes({"t.py": source}, PASSES) == []
+    findings = run_passes({"t.py": source}, PASSES)
+    # The benchmark repeats its helper blocks to reach the length; only the first set is called.
+    assert [f for f in findings if f.rule != "unused-private-function"] == []
+    assert {f.severity for f in findings} <= {Severity.WARNING}
     times = sorted(passes_speed.measure("t.py", source, 5))
     # The budget is 150 ms median (benchmarks/passes_speed.py); this guard is loose because
     # CI machines are shared. It catches an accidental quadratic, not a 10% regression.

@@ -14,6 +14,7 @@ from plugins.passes.scann_save_namespace import ScannSaveNamespace
 from plugins.passes.swallowed_exception import SwallowedException
 from plugins.passes.topk_metrics_in_training import TopkMetricsInTraining
 from plugins.passes.transform_trainer_drift import TransformTrainerDrift
+from plugins.passes.unused_private_function import UnusedPrivateFunction
 
 RECFORGE_HOOKSPEC_VERSION = 1
 
@@ -29,6 +30,7 @@ BUILTIN_PASSES: tuple[type[Pass], ...] = (
     Keras3SaveFormat,
     Pyflakes,
     TransformTrainerDrift,
+    UnusedPrivateFunction,
 )
 
 

@@ -25,7 +25,7 @@ def run_fn(fn_args):
     return metrics, fn_args
 
 
-def _best_effort_log(message):
+def best_effort_log(message):
     try:
         logging.info(message)
     except Exception:  # not reachable from run_fn: a logging helper may swallow
