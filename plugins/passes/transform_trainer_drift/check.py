@@ -10,7 +10,7 @@ import libcst as cst
 
 from compiler.model import TRANSFORMED_SUFFIXES
 from compiler.passes import Location, Pass, Severity, SourceFile
-from compiler.passes.features import trainer_reads, transform_outputs
+from plugins.passes.transform_trainer_drift.contract import trainer_reads, transform_outputs
 
 
 class TransformTrainerDrift(Pass):

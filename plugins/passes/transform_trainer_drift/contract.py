@@ -2,7 +2,7 @@
 
 ``transform_outputs`` folds the names (and infers the int/float/string kind) of what
 ``preprocessing_fn`` outputs; ``trainer_reads`` finds every feature name a trainer reads. The
-``transform-trainer-drift`` pass compares the two; the compiler may use them to list features.
+``transform-trainer-drift`` pass (``check``) compares the two.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import libcst as cst
 
-from compiler.passes.consts import UNRESOLVED, ConstEval, ConstWalker
 from compiler.passes.source import SourceFile, dotted_name, string_value, walk
+from plugins.passes.transform_trainer_drift.consts import UNRESOLVED, ConstEval, ConstWalker
 
 #: Names under which trainer code holds a features dict.
 FEATURE_VARS = frozenset(
