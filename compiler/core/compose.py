@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import functools
 import re
+import typing
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -29,8 +30,15 @@ from hydra.errors import (
     MissingConfigException,
     OverrideParseException,
 )
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException, ValidationError
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    InterpolationKeyError,
+    OmegaConfBaseException,
+    ValidationError,
+)
+from omegaconf.nodes import BooleanNode, EnumNode, FloatNode, IntegerNode, StringNode
 
 from compiler import schema
 from compiler.cloud.config import VertexSubmitConfig
@@ -137,68 +145,83 @@ def _ensure_initialized(conf_dir: Path) -> None:
 
 
 # --------------------------------------------------------------------------- error translation
+# Read from the exceptions' attributes: OmegaConf's ``full_key``, ``key``, ``value``,
+# ``object_type``, ``ref_type``, ``child_node`` and ``parent_node``, Hydra's
+# ``OverrideParseException.override``/``message`` and ``MissingConfigException.
+# missing_cfg_file``/``options``. Two things Hydra puts only in its message text are parsed
+# from it: the file a merge failed in (``In 'model/x': ...``) and the target of an override the
+# defaults list never used (``Could not override 'x'``).
 
-_FILE_ERROR = re.compile(
-    r"In '(?P<file>[^']+)': \w+ raised while composing config:\n(?P<msg>.*?)\n\s+full_key: "
-    r"(?P<key>\S+)(?:.*?object_type=(?P<type>\w+))?",
-    re.S,
-)
-_MISSING_OPTION = re.compile(r"Could not find '(?P<group>[\w/]+)/(?P<option>[^']+)'")
+_MERGING_FILE = re.compile(r"^In '(?P<file>[^']+)': \w+ raised while composing config:")
+_NO_OVERRIDE = re.compile(r"Could not override '(?P<target>[^']+)'")
 
 
 def translate_error(
     error: Exception, overrides: Sequence[str], conf_dir: Path
 ) -> ConfigError:
     """Map a Hydra/OmegaConf composition error onto a ``ConfigError`` naming the key."""
-    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else None
-    if isinstance(error, OmegaConfBaseException):
-        cause = error
-    if cause is not None and getattr(cause, "full_key", None):
-        key = str(cause.full_key)
-        location = _override_for(key, overrides)
-        if location and "." not in key and "[" not in key and str(
-                getattr(cause, "msg", "")).startswith("Key '"):
-            # an override of a root name that is neither a group nor a key
-            known = _root_names(conf_dir)
-            return ConfigError(key, f"expected a config group or key ({', '.join(known)}), "
-                               f"got '{key}'", suggestion=did_you_mean(key, known),
-                               location=location)
-        return _from_omegaconf(cause, key, getattr(cause, "object_type", None), location)
-
-    text = str(error)
     if isinstance(error, OverrideParseException):
         return _grammar_error(error, overrides)
-    if isinstance(error, MissingConfigException) and (
-        error.missing_cfg_file and "/" in error.missing_cfg_file
-        or _MISSING_OPTION.search(text)
-    ):
-        if error.missing_cfg_file and "/" in error.missing_cfg_file:
-            group, option = error.missing_cfg_file.rsplit("/", 1)
+    if isinstance(error, MissingConfigException) and "/" in (error.missing_cfg_file or ""):
+        return _missing_option(error, conf_dir)
+    cause = _omegaconf_cause(error)
+    if cause is not None and cause.full_key:
+        key = str(cause.full_key)
+        merging = _MERGING_FILE.match(str(error)) if cause is not error else None
+        if merging:  # a value in a YAML file: point at its line
+            location = _locate_in_file(conf_dir / f"{merging['file']}.yaml", key)
         else:
-            m = _MISSING_OPTION.search(text)
-            group, option = m["group"], m["option"]  # type: ignore[index]
-        options = [o for o in (error.options or _group_options(conf_dir, group))
-                   if not o.endswith("_schema")]
-        where = f"conf/{group}/" if (conf_dir / group).is_dir() else f"Hydra's {group}"
-        return ConfigError(
-            group.replace("/", ".") if not group.startswith("hydra/") else group,
-            f"expected one of {', '.join(options) or 'no options'} ({where}), got '{option}'",
-            suggestion=did_you_mean(option, options),
-        )
+            location = _override_for(key, overrides)
+        root = key == str(cause.key) and _schema_type(cause.object_type) is None
+        if _is_missing_key(cause) and root and not merging:
+            return _unknown_root_name(key, overrides, conf_dir, location)
+        return _from_omegaconf(cause, key, location)
+    text = str(error)
     if isinstance(error, ConfigCompositionException) and (m := _NO_OVERRIDE.match(text)):
         return _unknown_override(m["target"], overrides, conf_dir)
-    if m := _FILE_ERROR.search(text):
-        key, object_type = m["key"], _schema_class(m["type"])
-        location = _locate_in_file(conf_dir / f"{m['file']}.yaml", key)
-        problem = m["msg"].strip()
-        if problem.startswith("Key '") and "not in" in problem:
-            return _unknown_key(key, object_type, location)
-        return ConfigError(key, _rephrase(problem), location=location)
     first_line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return ConfigError("overrides", first_line)
 
 
-_NO_OVERRIDE = re.compile(r"Could not override '(?P<target>[^']+)'")
+def _omegaconf_cause(error: BaseException) -> OmegaConfBaseException | None:
+    """The OmegaConf error behind ``error``: itself, the one Hydra raised it ``from``, or (a
+    merge of a config file, which Hydra re-raises without ``from``) the one it was handling."""
+    for candidate in (error, error.__cause__, error.__context__):
+        if isinstance(candidate, OmegaConfBaseException):
+            return candidate
+    return None
+
+
+def _is_missing_key(cause: OmegaConfBaseException) -> bool:
+    return isinstance(cause, (ConfigAttributeError, ConfigKeyError))
+
+
+def _missing_option(error: MissingConfigException, conf_dir: Path) -> ConfigError:
+    """``model=hybird_v1``: an option its group does not have."""
+    group, option = str(error.missing_cfg_file).rsplit("/", 1)
+    options = [o for o in (error.options or _group_options(conf_dir, group))
+               if not o.endswith("_schema")]
+    where = f"conf/{group}/" if (conf_dir / group).is_dir() else f"Hydra's {group}"
+    return ConfigError(
+        group.replace("/", ".") if not group.startswith("hydra/") else group,
+        f"expected one of {', '.join(options) or 'no options'} ({where}), got '{option}'",
+        suggestion=did_you_mean(option, options),
+    )
+
+
+def _unknown_root_name(key: str, overrides: Sequence[str], conf_dir: Path,
+                       location: str | None) -> ConfigError:
+    """A root name the config lacks: not a group or key at all, or a group nothing selected
+    (``run.epochs=2`` without ``run=local``)."""
+    known = _root_names(conf_dir)
+    options = _group_options(conf_dir, key)
+    under = next((o for o in overrides if o.lstrip("+~").startswith(key + ".")), None)
+    if options and under is not None:
+        return ConfigError(
+            key, f"expected an option of group '{key}' selected ({key}=<{'|'.join(options)}>) "
+                 f"before its keys are set, got override '{under}' with none selected")
+    return ConfigError(key, f"expected a config group or key ({', '.join(known)}), got '{key}'",
+                       suggestion=did_you_mean(key, known), location=location)
 
 
 def _grammar_error(error: OverrideParseException, overrides: Sequence[str]) -> ConfigError:
@@ -287,24 +310,23 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _from_omegaconf(
-    cause: OmegaConfBaseException, key: str, object_type: type | None, location: str | None
-) -> ConfigError:
-    msg = str(getattr(cause, "msg", cause)).strip()
-    if isinstance(cause, ValidationError):
-        enum_match = re.search(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]", msg)
-        if enum_match:
-            value, choices = enum_match[1], [c.strip() for c in enum_match[2].split(",")]
-            return ConfigError(
-                key,
-                f"expected one of {', '.join(choices)}, got '{value}'",
-                suggestion=did_you_mean(value, choices),
-                location=location,
-            )
-        return ConfigError(key, _rephrase(msg), location=location)
-    if msg.startswith("Key '") and ("not in" in msg or "is not in struct" in msg):
-        return _unknown_key(key, object_type, location)
-    return ConfigError(key, _rephrase(msg), location=location)
+def _from_omegaconf(cause: OmegaConfBaseException, key: str, location: str | None
+                    ) -> ConfigError:
+    if _is_missing_key(cause):
+        return _unknown_key(key, _schema_type(cause.object_type), location)
+    if isinstance(cause, ValidationError) and (enum := _enum_type(cause)) is not None:
+        choices = list(enum.__members__)
+        return ConfigError(key, f"expected one of {', '.join(choices)}, got '{cause.value}'",
+                           suggestion=did_you_mean(str(cause.value), choices),
+                           location=location)
+    if isinstance(cause, ValidationError) and (wanted := _scalar_name(cause)):
+        return ConfigError(key, f"expected {wanted}, got '{cause.value}' "
+                                f"({type(cause.value).__name__})", location=location)
+    if isinstance(cause, InterpolationKeyError) and isinstance(cause.parent_node, DictConfig):
+        raw = OmegaConf.to_container(cause.parent_node, resolve=False).get(cause.key)
+        return ConfigError(key, f"expected an interpolation of an existing key, got '{raw}'",
+                           location=location)
+    return ConfigError(key, str(cause.msg).strip().splitlines()[0], location=location)
 
 
 def _unknown_key(key: str, object_type: type | None, location: str | None) -> ConfigError:
@@ -320,19 +342,36 @@ def _unknown_key(key: str, object_type: type | None, location: str | None) -> Co
     )
 
 
-_CONVERT = re.compile(r"Value '(?P<value>.*)' of type '(?P<got>\w+)' could not be converted to "
-                      r"(?P<want>\w+)")
+_SCALAR_NODES = {IntegerNode: "integer", FloatNode: "float", BooleanNode: "boolean",
+                 StringNode: "string"}
+_SCALAR_TYPES = {int: "integer", float: "float", bool: "boolean", str: "string"}
 
 
-_INTERPOLATION = re.compile(r"Interpolation key '(?P<key>[^']+)' not found")
+def _scalar_name(cause: OmegaConfBaseException) -> str | None:
+    """What a value that failed conversion should have been: from its node (``batch_size``),
+    or from the element type of the list it was going into (``top_k[1]``)."""
+    for node_type, name in _SCALAR_NODES.items():
+        if isinstance(cause.child_node, node_type):
+            return name
+    if isinstance(cause.parent_node, ListConfig):
+        element = next(iter(typing.get_args(cause.ref_type)), None)
+        return _SCALAR_TYPES.get(element) if isinstance(element, type) else None
+    return None
 
 
-def _rephrase(msg: str) -> str:
-    if m := _CONVERT.search(msg):
-        return f"expected {m['want'].lower()}, got '{m['value']}' ({m['got']})"
-    if m := _INTERPOLATION.search(msg):
-        return f"expected an interpolation of an existing key, got '${{{m['key']}}}'"
-    return msg.splitlines()[0]
+def _enum_type(cause: OmegaConfBaseException) -> type[Enum] | None:
+    """The Enum a value failed to be one of: the node's, else the schema field's."""
+    if isinstance(cause.child_node, EnumNode):
+        return cause.child_node.enum_type
+    owner = cause.object_type
+    if owner is not None and dataclasses.is_dataclass(owner) and isinstance(cause.key, str):
+        try:
+            hint = typing.get_type_hints(owner).get(cause.key)
+        except (NameError, TypeError):
+            return None
+        if isinstance(hint, type) and issubclass(hint, Enum):
+            return hint
+    return None
 
 
 def _field_names(object_type: type | None) -> list[str]:
@@ -341,17 +380,19 @@ def _field_names(object_type: type | None) -> list[str]:
     return []
 
 
-def _schema_class(name: str | None) -> type | None:
-    candidate = getattr(schema, name, None) if name else None
-    return candidate if isinstance(candidate, type) and not issubclass(candidate, Enum) else None
+def _schema_type(object_type: Any) -> type | None:
+    """A config's dataclass (whose fields are the keys it allows); ``dict`` and friends: none."""
+    return object_type if dataclasses.is_dataclass(object_type) else None
 
 
 def _override_for(key: str, overrides: Sequence[str]) -> str | None:
+    """The override that set ``key``, the most specific one (``run.epochs=x``, not ``run=x``)."""
+    matches = []
     for override in overrides:
         target = override.lstrip("+~").split("=", 1)[0]
         if target == key or key.startswith(target + ".") or _dotted(key) == target:
-            return f"override '{override}'"
-    return None
+            matches.append((len(target), override))
+    return f"override '{max(matches)[1]}'" if matches else None
 
 
 def _dotted(key: str) -> str:
