@@ -18,8 +18,10 @@ import pytest
 
 from compiler.check import _registered_passes, main
 from compiler.passes import (
+    AddImport,
     Finding,
     Fix,
+    NodeChange,
     Pass,
     Severity,
     SourceError,
@@ -28,10 +30,12 @@ from compiler.passes import (
     example_files,
     expected_lines,
     fix_files,
+    parse_files,
     run_passes,
     validate_pass,
 )
 from compiler.passes import docs as passes_docs
+from compiler.passes.cst_fixes import apply_cst_fixes
 from plugins.passes import BUILTIN_PASSES, GcsLocalIo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -250,6 +254,37 @@ def test_apply_fixes_skips_overlaps_and_dedupes_identical_edits() -> None:
         Fix("two", (TextEdit(1, 5, 1, 6, "E"), import_edit)),
     ]
     assert apply_fixes(source, fixes) == ("XaBdEf\n", 2)
+
+
+def test_cst_fixes_that_nest_wait_a_round_and_share_imports() -> None:
+    module = cst.parse_module('"""Doc."""\nimport os\n\nf(g(x))\nh(y)\n')
+    outer = module.body[2].body[0].value
+    inner, other = outer.args[0].value, module.body[3].body[0].value
+    tf = AddImport("tensorflow", "tf")
+    fixes = [
+        Fix("outer", (), (NodeChange(outer, cst.Name("a")),), (tf,)),
+        Fix("inner, inside outer", (), (NodeChange(inner, cst.Name("b")),)),
+        Fix("other", (), (NodeChange(other, cst.Name("c")),), (AddImport("tensorflow", "tf"),)),
+    ]
+    fixed, applied = apply_cst_fixes(module, fixes)
+    assert applied == 2
+    assert fixed.code == '"""Doc."""\nimport os\nimport tensorflow as tf\n\na\nc\n'
+
+
+def test_a_cst_fix_carries_the_same_rewrite_as_text_edits() -> None:
+    source = (
+        "import os\n\n\ndef run_fn(fn_args):\n"
+        "    if os.path.isdir(fn_args.model_run_dir):\n"
+        "        return os.listdir(fn_args.model_run_dir)\n"
+    )
+    project = parse_files({"t.py": source})
+    fixes = [f.fix for f in run_passes(project, PASSES) if f.fix is not None]
+    assert len(fixes) == 2
+    for fix in fixes:
+        assert fix.changes and fix.imports[0].scope is not None
+        by_tree, _ = apply_cst_fixes(project.files["t.py"].module, [fix])
+        assert apply_fixes(source, [fix])[0] == by_tree.code
+        assert "    import tensorflow as tf\n" in by_tree.code
 
 
 def test_gcs_fix_adds_a_lazy_import_after_the_keras_setup() -> None:

@@ -14,18 +14,30 @@ from compiler.passes.base import (
     expected_lines,
     validate_pass,
 )
-from compiler.passes.findings import Finding, Fix, Location, Severity, SourceError, TextEdit
+from compiler.passes.cst_fixes import cst_fix
+from compiler.passes.findings import (
+    AddImport,
+    Finding,
+    Fix,
+    Location,
+    NodeChange,
+    Severity,
+    SourceError,
+    TextEdit,
+)
 from compiler.passes.fixes import apply_fixes, fix_files
 from compiler.passes.runner import parse_files, run_passes
 from compiler.passes.source import Project, SourceFile
 
 __all__ = [
+    "AddImport",
     "EXAMPLE_FILE",
     "EXPECT_MARKER",
     "Example",
     "Finding",
     "Fix",
     "Location",
+    "NodeChange",
     "Pass",
     "Project",
     "Severity",
@@ -33,6 +45,7 @@ __all__ = [
     "SourceFile",
     "TextEdit",
     "apply_fixes",
+    "cst_fix",
     "example_files",
     "expected_lines",
     "fix_files",

@@ -37,7 +37,9 @@ hook.
   alone on the line above. The reason is required: without one the comment suppresses nothing
   and is reported as `invalid-suppression`.
 * **Fixes.** `--fix` applies the fixes passes offer (today: `gcs-local-io` -> `tf.io.gfile`),
-  removes imports the fix left unused, and re-checks.
+  removes imports the fix left unused, and re-checks. A pass builds a fix as text edits or, as
+  `gcs-local-io` does, as libcst node replacements and imports (`compiler.passes.cst_fix`),
+  which are applied to the parsed tree; both kinds show as text edits in JSON and SARIF.
 * **Examples.** Lines marked `# <-` in an invalid example are where the pass reports; one test
   runs every example of every registered pass."""
 

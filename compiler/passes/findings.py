@@ -9,6 +9,8 @@ import dataclasses
 import enum
 from typing import Any
 
+import libcst as cst
+
 
 class Severity(str, enum.Enum):
     """How bad a finding is. Only ``error`` findings fail a compile or ``compiler.check``."""
@@ -42,12 +44,38 @@ class TextEdit:
     text: str
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class NodeChange:
+    """Replace ``old``, a node of the checked file's tree, with the libcst node ``new``."""
+
+    old: cst.CSTNode
+    new: cst.CSTNode
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AddImport:
+    """``import module as alias`` at the top of ``scope`` (a function of the checked tree, for
+    a lazy import, or None for the module), after its docstring, imports and environment set-up.
+    """
+
+    module: str
+    alias: str | None = None
+    scope: cst.FunctionDef | None = None
+
+
 @dataclasses.dataclass(frozen=True)
 class Fix:
-    """A mechanical rewrite of the finding's file that resolves it."""
+    """A mechanical rewrite of the finding's file that resolves it.
+
+    A pass gives either text ``edits``, or libcst ``changes`` and ``imports`` (made with
+    ``compiler.passes.fixes.cst_fix``, which also fills ``edits`` with the same rewrite as text,
+    for the JSON, SARIF and manifest output). ``fix_files`` applies CST fixes to the tree.
+    """
 
     description: str
     edits: tuple[TextEdit, ...]
+    changes: tuple[NodeChange, ...] = ()
+    imports: tuple[AddImport, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,8 +6,9 @@ import ast
 from collections.abc import Iterable, Mapping
 
 from compiler.passes.base import Pass
+from compiler.passes.cst_fixes import apply_cst_fixes, is_cst_fix
 from compiler.passes.findings import Finding, Fix, SourceError, TextEdit
-from compiler.passes.runner import run_passes
+from compiler.passes.runner import parse_files, run_passes
 from compiler.passes.source import SourceFile
 
 
@@ -69,7 +70,8 @@ def fix_files(
     classes = list(passes)
     current = dict(files)
     total = 0
-    findings = run_passes(current, classes)
+    project = parse_files(current)
+    findings = run_passes(project, classes)
     for _ in range(rounds):
         by_path: dict[str, list[Fix]] = {}
         for finding in findings:
@@ -79,7 +81,12 @@ def fix_files(
             break
         progress = 0
         for path, fixes in by_path.items():
-            fixed, applied = apply_fixes(current[path], fixes)
+            tree_fixes = [fix for fix in fixes if is_cst_fix(fix)]
+            if tree_fixes:  # on the tree the findings came from; text fixes wait a round
+                tree, applied = apply_cst_fixes(project.files[path].module, tree_fixes)
+                fixed = tree.code
+            else:
+                fixed, applied = apply_fixes(current[path], fixes)
             fixed = prune_orphaned_imports(current[path], fixed)
             try:
                 SourceFile(path, fixed)
@@ -88,7 +95,8 @@ def fix_files(
             current[path] = fixed
             progress += applied
         total += progress
-        findings = run_passes(current, classes)
+        project = parse_files(current)
+        findings = run_passes(project, classes)
         if not progress:
             break
     return current, total, findings

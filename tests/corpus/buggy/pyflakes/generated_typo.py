@@ -10,3 +10,7 @@ def _metrics_path(fn_args):
 
 def _metrics_path(fn_args):  # <-
     return os.path.join(fn_args.model_run_dir, "training_metrics.json")
+
+
+def run_fn(fn_args):
+    return _metrics_path(fn_args)
