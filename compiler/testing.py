@@ -42,6 +42,7 @@ from compiler.core.plan import plan
 from compiler.core.validate import validate
 from compiler.errors import RecforgeError
 from compiler.fragments import TRAINER_FILE, TRANSFORM_FILE, Fragment, block_origin
+from compiler.fragments.base import HOST_DISTRIBUTION
 from compiler.fragments.registry import Registered, Registry, get_registry, normalize_distribution
 from compiler.model import SELECTING_KEYS
 from compiler.passes import example_files, expected_lines, run_passes, validate_pass
@@ -299,8 +300,9 @@ def _check_selected(sources: dict[str, str], registered: Registered, subject: st
     """The example's modules carry a block labelled with this fragment and its distribution."""
     kind, name = subject.split("/", 1)
     provider = registered.provider
-    label = re.compile(rf"# \[{re.escape(subject)}( \(.*\))? · "
-                       rf"{re.escape(provider.stamp)}\]$")
+    # The host's blocks carry no stamp (its version is in the header); a plugin's name it.
+    stamp = "" if provider.distribution == HOST_DISTRIBUTION else f" · {provider.stamp}"
+    label = re.compile(rf"# \[{re.escape(subject)}( \(.*\))?( · shared)?{re.escape(stamp)}\]$")
     found = any(label.search(line) for text in sources.values() for line in text.splitlines())
     if found:
         return

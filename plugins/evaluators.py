@@ -42,9 +42,7 @@ def _evaluate_recall(model, dataset, candidates):
     hits, total = dataset.reduce(
         (tf.zeros([len(TOP_K)], tf.int64), tf.constant(0, tf.int64)), add_batch
     )
-    return {
-        f"recall_at_{k}": float(h) / max(int(total), 1) for k, h in zip(TOP_K, hits.numpy())
-    }
+    return {f"recall_at_{k}": float(h) / max(int(total), 1) for k, h in zip(TOP_K, hits.numpy())}
 '''
 
 RECALL_STEP = '''

@@ -63,7 +63,15 @@ signatures[{signature}] = rank
 '''
 
 EXPORT_TAIL = '''
-tf.saved_model.save(serving, serving_model_dir, signatures=signatures, options={options})
+tf.saved_model.save(serving, serving_model_dir, signatures=signatures, options=_save_options())
+'''
+
+#: Without a retrieval index there is nothing to whitelist: TensorFlow's default options (the
+#: longer call, wrapped as ruff format wraps it).
+EXPORT_TAIL_DEFAULT_OPTIONS = '''
+tf.saved_model.save(
+    serving, serving_model_dir, signatures=signatures, options=tf.saved_model.SaveOptions()
+)
 '''
 
 EXPORT_STEP = '''
@@ -93,14 +101,13 @@ class ServingExport(Fragment):
             parts.append(textwrap.indent(RETRIEVAL_SIGNATURE, "    "))
         if config.has_ranking:
             parts.append(textwrap.indent(RANKING_SIGNATURE, "    "))
-        parts.append(textwrap.indent(EXPORT_TAIL, "    "))
+        tail = EXPORT_TAIL if config.has_retrieval else EXPORT_TAIL_DEFAULT_OPTIONS
+        parts.append(textwrap.indent(tail, "    "))
         log = features.target is not None and features.target.log
         definition = statements(
             "".join(parts),
             untransform=expression("tf.math.expm1(predictions)" if log else "predictions"),
             signature="serve_ranking" if config.has_retrieval else "serving_default",
-            options=expression("_save_options()" if config.has_retrieval
-                               else "tf.saved_model.SaveOptions()"),
         ).body[0]
         out.add(Section.EXPORT, [definition])
         out.add_to_function("run_fn", statements(EXPORT_STEP))

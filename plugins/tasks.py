@@ -63,9 +63,7 @@ class RecommenderModel(MeanLossModel):
         self.buyer_tower = _build_buyer_tower(tf_transform_output)
         self.product_tower = _build_product_tower(tf_transform_output)
         self.rating_head = _build_rating_head()
-        self.ranking_task = tfrs.tasks.Ranking(
-            loss=_ranking_loss(), metrics=_ranking_metrics()
-        )
+        self.ranking_task = tfrs.tasks.Ranking(loss=_ranking_loss(), metrics=_ranking_metrics())
 
     def predict_rating(self, features, training=False):
         buyer_embeddings = self.buyer_tower(features, training=training)
@@ -100,9 +98,7 @@ class RecommenderModel(MeanLossModel):
         self.product_tower = _build_product_tower(tf_transform_output)
         self.rating_head = _build_rating_head()
         self.retrieval_task = tfrs.tasks.Retrieval(loss=_retrieval_loss())
-        self.ranking_task = tfrs.tasks.Ranking(
-            loss=_ranking_loss(), metrics=_ranking_metrics()
-        )
+        self.ranking_task = tfrs.tasks.Ranking(loss=_ranking_loss(), metrics=_ranking_metrics())
 
     def predict_rating(self, features, training=False):
         buyer_embeddings = self.buyer_tower(features, training=training)

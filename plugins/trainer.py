@@ -21,15 +21,12 @@ from compiler.fragments import (
 CONSTANTS = '''
 BATCH_SIZE = {batch_size}
 EPOCHS = {epochs}
-SEED = {seed}
 #: Batches per call of the compiled train / evaluation step (model.performance): fewer calls
 #: from Python per epoch.
 STEPS_PER_EXECUTION = {steps_per_execution}
 #: Compile the train / evaluation steps with XLA (model.performance.jit_compile).
 JIT_COMPILE = {jit_compile}
 METRICS_FILE = "training_metrics.json"
-
-logger = logging.getLogger(__name__)
 '''
 
 HELPERS = '''
@@ -94,7 +91,14 @@ def _write_metrics(metrics, fn_args):
             handle.write(text)
 '''
 
-MEAN_LOSS_MODEL = '''
+#: What the other fragments' code uses of the trainer: the seed (the input's shuffle), the
+#: logger and the base class of every task's model. Emitted as a shared block, before its users.
+SHARED = '''
+SEED = {seed}
+
+logger = logging.getLogger(__name__)
+
+
 class MeanLossModel(tfrs.models.Model):
     """A TFRS model that reports each epoch's mean losses (TFRS reports the last batch's)."""
 
@@ -177,13 +181,13 @@ class RunFn(Fragment):
             out.require_import(module, alias=alias)
         out.add(Section.CONSTANTS, statements(
             CONSTANTS, batch_size=use.params["batch_size"], epochs=use.params["epochs"],
-            seed=use.params["seed"],
             steps_per_execution=use.params.get("steps_per_execution", 1),
             jit_compile=use.params.get("jit_compile", False),
         ))
         out.require_import("tensorflow_recommenders", alias="tfrs")
         out.add(Section.HELPERS, statements(HELPERS))
-        out.add(Section.HELPERS, statements(MEAN_LOSS_MODEL))
+        out.add_once("trainer-shared", Section.CONSTANTS,
+                     statements(SHARED, seed=use.params["seed"]))
         out.add(Section.ENTRY, statements(RUN_FN))
 
 

@@ -12,7 +12,6 @@ from ``compiler.fragments``.
 """
 
 from compiler.fragments.base import (
-    SLOT_MARKER,
     TRAINER_FILE,
     TRANSFORM_FILE,
     Contributions,
@@ -21,18 +20,20 @@ from compiler.fragments.base import (
     ModuleBuilder,
     Section,
     block_literal,
-    block_origin,
     docstring,
     expression,
     literal,
     name,
     origin_label,
+    shared_label,
     statements,
     unique,
 )
+from compiler.fragments.layout import LINE_LENGTH, SLOT_MARKER, block_origin, fit_line
 from compiler.model import BuildContext, FragmentUse, Plan, TransformedFeature
 
 __all__ = [
+    "LINE_LENGTH",
     "SLOT_MARKER",
     "TRAINER_FILE",
     "TRANSFORM_FILE",
@@ -49,9 +50,11 @@ __all__ = [
     "block_origin",
     "docstring",
     "expression",
+    "fit_line",
     "literal",
     "name",
     "origin_label",
+    "shared_label",
     "statements",
     "unique",
 ]

@@ -21,6 +21,15 @@ from typing import Any, ClassVar
 import libcst as cst
 from libcst.helpers import parse_template_expression, parse_template_module
 
+from compiler.fragments.layout import (
+    LINE_LENGTH,
+    FunctionBodyFiller,
+    Unit,
+    fit_line,
+    order_units,
+    spaced,
+    with_blank_lines,
+)
 from compiler.model import BuildContext, FragmentUse
 
 TRAINER_FILE = "trainer_module.py"
@@ -28,7 +37,9 @@ TRANSFORM_FILE = "transform_module.py"
 
 
 class Section(IntEnum):
-    """Top-level order of an emitted module. Fragments add blocks to a section."""
+    """Where a block goes in an emitted module. A fragment's blocks are merged into one (under
+    its label); a block comes after the blocks whose names it uses, and the section breaks the
+    ties (a merged block goes by its last section). ``ENTRY`` (``run_fn``) comes last."""
 
     CONSTANTS = 10
     HELPERS = 20
@@ -69,7 +80,6 @@ class Fragment:
     #: (``compiler.testing.check_plugin``) compiles, checks and imports each one; none means
     #: the base config alone (which must then select the fragment).
     EXAMPLES: ClassVar[Sequence[Sequence[str] | Mapping[str, Any]]] = ()
-
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         raise NotImplementedError
 
@@ -78,11 +88,14 @@ class Fragment:
 
 
 class Contributions:
-    """What one fragment sees of the module being built: its blocks carry the fragment's label."""
+    """What one fragment sees of the module being built: its blocks carry the fragment's label
+    (``origin``); the shared helpers it adds with ``add_once`` carry ``shared_origin``."""
 
-    def __init__(self, builder: ModuleBuilder, origin: str) -> None:
+    def __init__(self, builder: ModuleBuilder, origin: str, shared_origin: str | None = None
+                 ) -> None:
         self._builder = builder
         self.origin = origin
+        self.shared_origin = shared_origin or origin
 
     def require_import(self, module: str, name: str | None = None, alias: str | None = None
                        ) -> None:
@@ -95,10 +108,11 @@ class Contributions:
 
     def add_once(self, key: str, section: Section,
                  code: cst.Module | Sequence[cst.BaseStatement]) -> None:
-        """Add a shared helper the first time any fragment asks for ``key``."""
+        """Add a shared helper the first time any fragment asks for ``key``; it is labelled as
+        shared (``tower/mlp · shared``), since other fragments use it too."""
         if key not in self._builder.shared:
             self._builder.shared.add(key)
-            self._builder.add(section, code, origin=self.origin)
+            self._builder.add(section, code, origin=self.shared_origin)
 
     def add_to_function(self, function: str, code: cst.Module | Sequence[cst.BaseStatement]
                         ) -> None:
@@ -141,54 +155,94 @@ class ModuleBuilder:
     def add(self, section: Section, code: cst.Module | Sequence[cst.BaseStatement], *,
             origin: str) -> None:
         """Add top-level statements to ``section``; ``origin`` names the fragment for the reader."""
-        statements = list(code.body if isinstance(code, cst.Module) else code)
+        statements = [fit_line(statement, "") for statement in _body(code)]
         self._counter += 1
         self.blocks.append(_Block(section, self._counter, origin, statements))
 
     def add_to_function(self, function: str, code: cst.Module | Sequence[cst.BaseStatement], *,
                         origin: str) -> None:
         """Add statements to the body of ``function`` (inserted before its final ``return``)."""
-        statements = list(code.body if isinstance(code, cst.Module) else code)
+        # Contributed statements go into a top-level function: one indent deep.
+        statements = [fit_line(statement, "    ") for statement in _body(code)]
         self.bodies.setdefault(function, []).append((origin, statements))
 
     # ----------------------------------------------------------------------------- assembly
 
-    def to_module(self, header_lines: Sequence[str], prelude: Sequence[cst.BaseStatement] = ()
-                  ) -> cst.Module:
-        """Assemble: header comments, docstring, imports, prelude, then sections in order."""
+    def to_module(self, header_lines: Sequence[str],
+                  prelude: cst.Module | Sequence[cst.BaseStatement] = ()) -> cst.Module:
+        """Assemble: header comments, docstring, imports, prelude, then one contiguous block per
+        label, in reading order (``layout.order_units``), the entry point last."""
         body: list[cst.BaseStatement] = []
         if self.docstring:
             body.append(_docstring(self.docstring))
         early, late = _split_imports(sorted(self.imports, key=_import_sort_key))
-        body.extend(_import_statement(request) for request in early)
-        prelude = list(prelude)
+        imports = [_import_statement(request) for request in early]
+        prelude = _body(prelude)
         if prelude:  # isort style: one blank line between the stdlib imports and the prelude
-            prelude[0] = prelude[0].with_changes(
-                leading_lines=[cst.EmptyLine(), *prelude[0].leading_lines]
-            )
-        body.extend(prelude)
+            prelude[0] = with_blank_lines(prelude[0], 1)
         third_party = [_import_statement(request) for request in late]
         if third_party and prelude:
             third_party[0] = third_party[0].with_changes(leading_lines=[cst.EmptyLine()])
-        body.extend(third_party)
-        for position, block in enumerate(sorted(self.blocks, key=lambda b: (b.section, b.order))):
+        top = [*imports, *prelude, *third_party]
+        if top and self.docstring:  # ruff format: one blank line after the module docstring
+            top[0] = with_blank_lines(top[0], 1)
+        body.extend(top)
+        for position, unit in enumerate(order_units(self._units())):
             # After the imports isort wants one blank line before plain statements, two before
             # a def or class; between blocks the two blank lines of PEP 8.
-            first = block.statements[0] if block.statements else None
+            first = unit.statements[0]
             blank = 2 if position or isinstance(first, (cst.FunctionDef, cst.ClassDef)) else 1
-            body.extend(_with_origin(block.statements, block.origin, blank_lines=blank))
+            body.extend(spaced(unit, unit.label, blank))
         module = cst.Module(
             body=body,
             header=[cst.EmptyLine(comment=cst.Comment(line)) for line in header_lines],
         )
         # Skeleton functions are top-level definitions: fill them without walking the tree.
-        filler = _FunctionBodyFiller(self.bodies)
+        filler = FunctionBodyFiller(self.bodies)
         filled = [
             filler.leave_FunctionDef(statement, statement)
             if isinstance(statement, cst.FunctionDef) else statement
             for statement in module.body
         ]
         return module.with_changes(body=filled)
+
+    def _units(self) -> list[Unit]:
+        """The blocks merged by label: one fragment's code in one place, in section order."""
+        units: dict[str, Unit] = {}
+        for block in sorted(self.blocks, key=lambda b: (b.section, b.order)):
+            if not block.statements:
+                continue
+            unit = units.get(block.origin)
+            if unit is None:
+                unit = units[block.origin] = Unit(block.origin, (block.section, block.order),
+                                                  entry=False)
+            unit.chunks.append(block.statements)
+            # A unit reads where its code goes (its last section), not where its constants do.
+            unit.key = max(unit.key, (block.section, unit.key[1]))
+            unit.entry = unit.entry or block.section == Section.ENTRY
+        return list(units.values())
+
+
+def _body(code: cst.Module | Sequence[cst.BaseStatement]) -> list[cst.BaseStatement]:
+    """A template's statements; the comments above its first statement (which libcst keeps in
+    the module header) stay with that statement."""
+    if not isinstance(code, cst.Module):
+        return list(code)
+    header = [line for line in code.header if line.comment is not None]
+    if not code.body or not header:
+        return list(code.body)
+    # Templates are cached trees: moving the comments makes the same new tree each time, so
+    # keep it, and the layout's caches (keyed by statement identity) keep working.
+    cached = _COMMENTED.get(id(code))
+    if cached is None or cached[0] is not code:
+        if len(_COMMENTED) >= _FILLED_MAX:
+            _COMMENTED.clear()
+        first = code.body[0].with_changes(leading_lines=[*header, *code.body[0].leading_lines])
+        cached = _COMMENTED[id(code)] = (code, [first, *code.body[1:]])
+    return list(cached[1])
+
+
+_COMMENTED: dict[int, tuple[cst.Module, list[cst.BaseStatement]]] = {}
 
 
 def _docstring(text: str) -> cst.SimpleStatementLine:
@@ -200,67 +254,6 @@ def docstring(text: str) -> cst.SimpleStatementLine:
     if '"""' in text or "\\" in text or text.endswith('"'):
         return cst.SimpleStatementLine([cst.Expr(cst.SimpleString(repr(text)))])
     return cst.SimpleStatementLine([cst.Expr(cst.SimpleString('"""' + text + '"""'))])
-
-
-def _with_origin(
-    statements: list[cst.BaseStatement], origin: str, *, blank_lines: int
-) -> list[cst.BaseStatement]:
-    """Prefix the block with a comment naming the fragment, so any line traces to its source."""
-    if not statements:
-        return statements
-    first = statements[0]
-    comment = cst.EmptyLine(comment=cst.Comment(f"# [{origin}]"))
-    blanks = [cst.EmptyLine()] * blank_lines
-    leading = [*blanks, comment]
-    if isinstance(first, (cst.FunctionDef, cst.ClassDef)) and first.decorators:
-        first = first.with_changes(lines_after_decorators=first.lines_after_decorators)
-    first = first.with_changes(leading_lines=leading)
-    return [first, *statements[1:]]
-
-
-class _FunctionBodyFiller:
-    """Puts contributed statements into the skeleton function of the same name."""
-
-    def __init__(self, bodies: Mapping[str, list[tuple[str, list[cst.BaseStatement]]]]) -> None:
-        self.bodies = bodies
-
-    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef
-                          ) -> cst.FunctionDef:
-        contributions = self.bodies.get(updated.name.value, [])
-        if not isinstance(updated.body, cst.IndentedBlock):
-            return updated
-        if not contributions and not any(_is_slot(s) for s in updated.body.body):
-            return updated
-        inserted: list[cst.BaseStatement] = []
-        for origin, statements in contributions:
-            inserted.extend(_with_origin(statements, origin, blank_lines=0))
-        existing = list(updated.body.body)
-        slot = next((i for i, s in enumerate(existing) if _is_slot(s)), None)
-        if slot is not None:  # the skeleton marked where contributions go
-            body = [*existing[:slot], *inserted, *existing[slot + 1:]]
-        else:  # otherwise they go just before the final ``return``
-            split = len(existing) - 1 if existing and _is_return(existing[-1]) else len(existing)
-            body = [*existing[:split], *inserted, *existing[split:]]
-        return updated.with_changes(body=updated.body.with_changes(body=body))
-
-
-#: A skeleton function marks where contributed statements go with a bare ``FRAGMENTS`` line.
-SLOT_MARKER = "FRAGMENTS"
-
-
-def _is_slot(statement: cst.BaseStatement) -> bool:
-    return (
-        isinstance(statement, cst.SimpleStatementLine)
-        and isinstance(statement.body[0], cst.Expr)
-        and isinstance(statement.body[0].value, cst.Name)
-        and statement.body[0].value.value == SLOT_MARKER
-    )
-
-
-def _is_return(statement: cst.BaseStatement) -> bool:
-    return isinstance(statement, cst.SimpleStatementLine) and isinstance(
-        statement.body[0], cst.Return
-    )
 
 
 def _import_sort_key(request: ImportRequest) -> tuple[int, str, str, str]:
@@ -345,7 +338,7 @@ def _string_literal(text: str) -> str:
 
 def block_literal(value: Sequence[Any] | Mapping[str, Any], indent: str = "") -> cst.BaseExpression:
     """A tuple/list/dict literal laid out one element per line, as a person would write a
-    table constant; elements themselves stay on one line."""
+    table constant; elements stay on one line where they fit."""
     inner = indent + "    "
 
     def newline(at: str) -> cst.ParenthesizedWhitespace:
@@ -368,11 +361,21 @@ def block_literal(value: Sequence[Any] | Mapping[str, Any], indent: str = "") ->
     items = list(value)
     if not items:
         return literal(type(value)())
-    elements = [cst.Element(literal(v), comma=last_comma if i == len(items) - 1 else comma)
-                for i, v in enumerate(items)]
+    elements = [cst.Element(_table_row(v, inner), comma=last_comma if i == len(items) - 1
+                            else comma) for i, v in enumerate(items)]
     if isinstance(value, tuple):
         return cst.Tuple(elements, lpar=[cst.LeftParen(whitespace_after=newline(inner))])
     return cst.List(elements, lbracket=cst.LeftSquareBracket(whitespace_after=newline(inner)))
+
+
+def _table_row(value: Any, indent: str) -> cst.BaseExpression:
+    """One element of a table: on one line, or, a mapping too long for one, a line per key
+    (as ``ruff format`` lays it out)."""
+    node = literal(value)
+    if isinstance(value, Mapping) and value \
+            and len(indent) + len(_EMPTY.code_for_node(node)) + 1 > LINE_LENGTH:
+        return block_literal(value, indent)
+    return node
 
 
 def statements(template: str, **values: Any) -> cst.Module:
@@ -452,28 +455,31 @@ def _as_nodes(template: str, values: Mapping[str, Any]) -> dict[str, cst.CSTNode
     }
 
 
+#: The distribution of the built-in fragments. Its version is in each module's header, so
+#: its blocks' labels leave it out; a block from any other distribution names it and its version.
+HOST_DISTRIBUTION = "recforge"
+
+
 def origin_label(use: FragmentUse, plugin: str, version: str) -> str:
-    """The short comment that marks a contributed block: ``tower/mlp · recforge 0.1.0``."""
+    """The short comment that marks a contributed block: ``tower/mlp (buyer)``, or
+    ``tower/dcn (buyer) · recforge-dcn 0.1.0`` for a third-party plugin's block."""
     role = f" ({use.role})" if use.role else ""
+    return f"{use.kind}/{_bare(use)}{role}{_stamp(plugin, version)}"
+
+
+def shared_label(use: FragmentUse, plugin: str, version: str) -> str:
+    """The label of a helper the fragment shares with others (``add_once``): no role, since
+    both towers (or a tower and a head) use it: ``tower/mlp · shared``."""
+    return f"{use.kind}/{_bare(use)} · shared{_stamp(plugin, version)}"
+
+
+def _bare(use: FragmentUse) -> str:
     # A config may name ``recforge-dcn:dcn``; the label names the distribution anyway.
-    bare = use.name.rpartition(":")[2]
-    return f"{use.kind}/{bare}{role} · {plugin} {version}"
+    return use.name.rpartition(":")[2]
 
 
-def block_origin(source: str, line: int) -> str | None:
-    """The label of the contributed block that holds 1-based ``line`` of an emitted module:
-    the nearest ``# [label]`` comment above it, at the same or a smaller indentation."""
-    lines = source.splitlines()
-    if not 1 <= line <= len(lines):
-        return None
-    target = lines[line - 1]
-    indent = len(target) - len(target.lstrip())
-    for text in reversed(lines[:line]):
-        stripped = text.lstrip()
-        if stripped.startswith("# [") and stripped.endswith("]") \
-                and len(text) - len(stripped) <= indent:
-            return stripped[3:-1]
-    return None
+def _stamp(plugin: str, version: str) -> str:
+    return "" if plugin == HOST_DISTRIBUTION else f" · {plugin} {version}"
 
 
 def unique(items: Iterable[str]) -> list[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from compiler.fragments import Contributions, Fragment, Section, hookspecs
 from compiler.fragments.registry import Registry, builtin_registry
-from compiler.model import SELECTING_KEYS
+from compiler.model import RUN_FN_SLOTS, SELECTING_KEYS, VALUES
 
 BEGIN = (
     "<!-- BEGIN GENERATED: python -m compiler.fragments.docs (edit "
@@ -36,8 +36,6 @@ FIXED_KINDS = {
                          "`normalize`, `crosses`, `target`",
     "encoder": "always",
     "candidates": "retrieval and multitask models",
-    "evaluator": "`recall_at_k` with retrieval, `regression` with ranking",
-    "export": "always",
     "trainer": "always (the `run_fn` skeleton)",
 }
 
@@ -75,7 +73,8 @@ def _fragment_section() -> list[str]:
     lines = ["### The `Fragment` class (`compiler.fragments`)", "",
              inspect.cleandoc(Fragment.__doc__ or ""), "",
              "| attribute | meaning |", "|---|---|"]
-    for attribute in ("kind", "name", "target", "Params", "description", "EXAMPLES"):
+    for attribute in ("kind", "name", "target", "Params", "description", "EXAMPLES",
+                      "provides", "requires", "slots", "fills"):
         text = _doc_comment(source, attribute)
         lines.append(f"| `{attribute}` | {text} |")
     contribute = inspect.signature(Fragment.contribute)
@@ -89,6 +88,24 @@ def _fragment_section() -> list[str]:
         lines.append(f"* `{name}{signature}`" + (f": {doc}" if doc else ""))
     lines += ["", "Sections, in the order they appear in an emitted module: "
               + ", ".join(f"`{s.name}`" for s in Section) + ".", ""]
+    return lines
+
+
+def _values_section(registry: Registry) -> list[str]:
+    """The named values and run_fn slots, with the built-ins that provide / fill them."""
+    lines = ["### Named values and `run_fn` slots", "",
+             "What recforge's fragments provide and require (``compiler.model.VALUES``); a "
+             "plugin may declare values of its own.", "",
+             "| value | in the emitted trainer | provided by |", "|---|---|---|"]
+    for value, identifiers in VALUES.items():
+        providers = [f"`{kind}/{name}`" for kind, name, registered in registry.entries()
+                     if any(declared.replace("{role}", side) == value
+                            for declared in registered.cls.provides
+                            for side in ("buyer", "product"))]
+        names = ", ".join(f"`{identifier}`" for identifier in identifiers) or "a method"
+        lines.append(f"| `{value}` | {names} | {', '.join(providers)} |")
+    lines += ["", "`run_fn` slots, in the order they run: "
+              + ", ".join(f"`{slot}`" for slot in RUN_FN_SLOTS) + ".", ""]
     return lines
 
 
@@ -112,7 +129,8 @@ def render(registry: Registry | None = None) -> str:
     """The generated block, markers included."""
     registry = registry or builtin_registry()
     lines = [BEGIN, "", "## Reference", ""]
-    lines += _hook_section() + _fragment_section() + _kinds_section(registry)
+    lines += (_hook_section() + _fragment_section() + _values_section(registry)
+              + _kinds_section(registry))
     lines.append(END)
     return "\n".join(lines) + "\n"
 
