@@ -64,6 +64,8 @@ def test_transform_module_emits_only_the_date_helpers_its_features_call(
         output_dir=tmp_path,
     )
     transform = result.sources["transform_module.py"]
+    # The pass tells an emitted module by its header: the two must keep agreeing.
+    assert all(source.startswith(EMITTED_HEADER) for source in result.sources.values())
     lines = transform.splitlines()
     defined = {line[4:].split("(")[0] for line in lines if line.startswith("def _")}
     assert defined == helpers
