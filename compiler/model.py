@@ -40,7 +40,46 @@ SELECTING_KEYS = {
     "tower": "model.buyer_tower.type", "head": "model.rating_head.type", "loss": "model.loss",
     "retrieval_loss": "model.retrieval_loss", "optimizer": "model.optimizer",
     "retrieval_index": "model.retrieval_algorithm", "task": "model.model_type",
-    "input": "model.input",
+    "input": "model.input", "evaluator": "model.evaluators", "callback": "model.callbacks",
+    "export": "model.exports",
+}
+
+
+#: The named values recforge's fragments provide and require (``Fragment.provides`` /
+#: ``requires``), with the names each stands for in the emitted trainer (module level, or a
+#: local of ``run_fn``). A plugin may declare values of its own beyond these.
+VALUES: dict[str, tuple[str, ...]] = {
+    "seed": ("SEED",),
+    "logger": ("logger",),
+    "input_fn": ("_input_fn",),
+    "feature_tables": ("BUYER_FEATURES", "PRODUCT_FEATURES"),
+    "FeatureEncoder": ("FeatureEncoder",),
+    "buyer_tower": ("_build_buyer_tower",),
+    "product_tower": ("_build_product_tower",),
+    "rating_head": ("_build_rating_head",),
+    "ranking_loss": ("_ranking_loss",),
+    "retrieval_loss": ("_retrieval_loss",),
+    "optimizer": ("_make_optimizer",),
+    "MeanLossModel": ("MeanLossModel",),
+    "RecommenderModel": ("RecommenderModel", "MODEL_TYPE"),
+    "predict_rating": (),  # a method of RecommenderModel (ranking and multitask models)
+    "target_key": ("TARGET_KEY",),
+    "candidates": ("PRODUCT_ID_KEY", "_unique_candidates", "candidates"),
+    "top_k": ("TOP_K",),
+    "index": ("_build_index", "_save_options", "index"),
+    "metrics": ("metrics",),
+    "datasets": ("train_dataset", "eval_dataset", "test_dataset", "tf_transform_output"),
+    "trained_model": ("model",),
+}
+
+#: The named places in ``run_fn`` fragments add code to, in the order they run: ``callbacks``
+#: (Keras callbacks passed to fit), ``after_fit`` (candidates, the index), ``evaluate``
+#: (metrics into ``metrics["final"]``), ``export`` (saving the model).
+RUN_FN_SLOTS: tuple[str, ...] = ("callbacks", "after_fit", "evaluate", "export")
+
+#: The config lists that select fragments of a kind, in ``run_fn`` order (``model.<key>``).
+FRAGMENT_LISTS: dict[str, str] = {
+    "callbacks": "callback", "evaluators": "evaluator", "exports": "export",
 }
 
 

@@ -186,6 +186,14 @@ class ModelConfig:
     batch_size: int = 1024
     epochs: int = 3
     top_k: list[int] = field(default_factory=lambda: [5, 10, 50, 100])
+    #: Registered names of ``evaluator`` fragments, run in this order after training; each
+    #: adds metrics to training_metrics.json. null: the model type's own (``recall_at_k`` with
+    #: retrieval, ``regression`` with ranking; multitask: both).
+    evaluators: Optional[list[str]] = None
+    #: Registered names of ``callback`` fragments: the Keras callbacks of fit, in this order.
+    callbacks: list[str] = field(default_factory=lambda: ["tensorboard"])
+    #: Registered names of ``export`` fragments, run in this order at the end of run_fn.
+    exports: list[str] = field(default_factory=lambda: ["serving"])
     #: Registered name of the ``input`` fragment.
     input: str = "tfrecord"
     seed: int = 42

@@ -12,7 +12,9 @@ select it) is composed on top of a full model (``hybrid_v1`` / ``cherng_v3`` by 
 compiled: the example must select the fragment, compile into a complete trainer, and pass every
 static pass that applies; the emitted ``trainer_module.py`` and ``transform_module.py`` must
 then import (in one subprocess, since importing them imports TensorFlow) and define ``run_fn``
-and ``preprocessing_fn``. Every pass the plugin registers must be well formed and behave as its
+and ``preprocessing_fn``. In each example the fragment's declarations must match its code: it
+defines the values it ``provides``, and declares every value of another fragment it reads
+(``_check_contract``). Every pass the plugin registers must be well formed and behave as its
 own ``VALID`` / ``INVALID`` examples say. recforge's built-in fragments pass the same kit
 (``check_plugin("recforge")``).
 
@@ -21,6 +23,7 @@ This module is a test tool: compiling stays TensorFlow-free, only the import che
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -35,16 +38,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import libcst as cst
+
+from compiler import __version__
 from compiler.core.build import build
 from compiler.core.compose import compose
 from compiler.core.pipeline import run_passes as run_compile_passes
 from compiler.core.plan import plan
 from compiler.core.validate import validate
 from compiler.errors import RecforgeError
-from compiler.fragments import TRAINER_FILE, TRANSFORM_FILE, Fragment, block_origin
+from compiler.fragments import (
+    TRAINER_FILE,
+    TRANSFORM_FILE,
+    BuildContext,
+    Contributions,
+    Fragment,
+    ModuleBuilder,
+    block_origin,
+)
 from compiler.fragments.base import HOST_DISTRIBUTION
+from compiler.fragments.contract import declarations
 from compiler.fragments.registry import Registered, Registry, get_registry, normalize_distribution
-from compiler.model import SELECTING_KEYS
+from compiler.model import SELECTING_KEYS, VALUES
 from compiler.passes import example_files, expected_lines, run_passes, validate_pass
 
 #: The full model every example is composed on (an example's own ``model=`` / ``features=``
@@ -138,6 +153,7 @@ def check_plugin(
             if result is None:
                 result = _compile(overrides, registry, report)
                 compiled[overrides] = result
+            _check_contract(overrides, registered, subject, registry, report)
             if isinstance(result, str):
                 report.problems.append(Problem(subject, result, overrides))
                 continue
@@ -316,6 +332,64 @@ def _check_selected(sources: dict[str, str], registered: Registered, subject: st
     report.problems.append(Problem(subject, (
         f"not selected: no block of the emitted modules comes from {subject} "
         f"({registered.provider.stamp}); {why}"), overrides))
+
+
+def _check_contract(overrides: tuple[str, ...], registered: Registered, subject: str,
+                    registry: Registry, report: ConformanceReport) -> None:
+    """The fragment's declarations match its code, in each use the example makes of it.
+
+    Every value it ``provides`` that names identifiers (``compiler.model.VALUES``) must be
+    defined by its own code; every such identifier its code reads without defining it must be
+    a value it declares (``requires`` or ``provides``), since another fragment defines it.
+    """
+    try:
+        the_plan = plan(validate(compose(overrides), registry), registry)
+    except RecforgeError:  # the compile reported it already
+        return
+    uses = [use for use in the_plan.uses
+            if registry.fragments[(use.kind, use.name)].cls is registered.cls]
+    context = BuildContext(plan=the_plan, compiler_version=__version__)
+    owners = {identifier: value for value, identifiers in VALUES.items()
+              for identifier in identifiers}
+    for use in uses:
+        declared = declarations(registered.cls, use, the_plan.config)
+        builder = ModuleBuilder(registered.cls.target)
+        try:
+            registered.cls().contribute(use, context, Contributions(builder, subject))
+        except Exception:  # noqa: BLE001 - the compile of this example reported it already
+            return
+        defined, read = _names(builder)
+        for value in declared.provides:
+            missing = [name for name in VALUES.get(value, ()) if name not in defined]
+            if missing:
+                report.problems.append(Problem(subject, (
+                    f"declares that it provides {value!r}, but its code does not define "
+                    f"{', '.join(missing)}"), overrides))
+        known = set(declared.requires) | set(declared.provides)
+        for name in sorted(read - defined):
+            value = owners.get(name)
+            if value is not None and value not in known:
+                report.problems.append(Problem(subject, (
+                    f"its code reads {name} (value {value!r}) but does not declare it: add "
+                    f"{value!r} to requires"), overrides))
+
+
+def _names(builder: ModuleBuilder) -> tuple[set[str], set[str]]:
+    """(names the contributed code defines anywhere, names it reads) of one fragment."""
+    chunks = [block.statements for block in builder.blocks]
+    chunks += [statements for parts in builder.bodies.values() for _, statements in parts]
+    defined: set[str] = set()
+    read: set[str] = set()
+    for statements in chunks:
+        tree = ast.parse(cst.Module(body=list(statements)).code)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                (read if isinstance(node.ctx, ast.Load) else defined).add(node.id)
+            elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.arg):
+                defined.add(node.arg)
+    return defined, read
 
 
 def _check_pass(cls: type, subject: str, report: ConformanceReport) -> None:

@@ -64,6 +64,7 @@ class ConcatEncoder(Fragment):
     name: ClassVar[str] = "concat"
     description: ClassVar[str] = "embeddings + dense features, concatenated per side"
     EXAMPLES: ClassVar[list[list[str]]] = [[]]
+    provides: ClassVar[tuple[str, ...]] = ("feature_tables", "FeatureEncoder")
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

@@ -59,6 +59,9 @@ class RecallAtK(Fragment):
     name: ClassVar[str] = "recall_at_k"
     description: ClassVar[str] = "Recall@K over deduplicated candidates (one matmul per batch)"
     EXAMPLES: ClassVar[list[list[str]]] = [[], ["model.top_k=[1,3]"]]
+    provides: ClassVar[tuple[str, ...]] = ("top_k",)
+    requires: ClassVar[tuple[str, ...]] = ("candidates", "trained_model", "datasets", "metrics")
+    fills: ClassVar[tuple[str, ...]] = ("evaluate",)
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")
@@ -105,6 +108,10 @@ class Regression(Fragment):
     name: ClassVar[str] = "regression"
     description: ClassVar[str] = "RMSE and MAE of the rating head"
     EXAMPLES: ClassVar[list[list[str]]] = [[], ["model=ranking_v1"]]
+    requires: ClassVar[tuple[str, ...]] = (
+        "target_key", "predict_rating", "trained_model", "datasets", "metrics",
+    )
+    fills: ClassVar[tuple[str, ...]] = ("evaluate",)
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

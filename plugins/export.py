@@ -19,6 +19,7 @@ from compiler.fragments import (
     expression,
     statements,
 )
+from compiler.model import ResolvedConfig
 
 RAW_FEATURES = '''
 BUYER_RAW_FEATURES = {buyer}
@@ -84,6 +85,15 @@ class ServingExport(Fragment):
     name: ClassVar[str] = "serving"
     description: ClassVar[str] = "SavedModel: serving_default (top-K) and serve_ranking"
     EXAMPLES: ClassVar[list[list[str]]] = [[], ["model=retrieval_v1"], ["model=ranking_v1"]]
+    requires: ClassVar[tuple[str, ...]] = ("trained_model", "datasets")
+    fills: ClassVar[tuple[str, ...]] = ("export",)
+
+    @classmethod
+    def declare(cls, use: FragmentUse, config: ResolvedConfig) -> dict[str, tuple[str, ...]]:
+        """The top-K signature needs the index, the ranking signature ``predict_rating``."""
+        requires = cls.requires + (("index",) if config.has_retrieval else ()) \
+            + (("predict_rating",) if config.has_ranking else ())
+        return {"requires": requires, "fills": cls.fills}
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

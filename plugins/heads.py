@@ -29,6 +29,7 @@ class MLPHead(Fragment):
     name: ClassVar[str] = "mlp"
     description: ClassVar[str] = "dense layers down to one predicted value"
     EXAMPLES: ClassVar[list[list[str]]] = [[], ["model=ranking_v1"]]
+    provides: ClassVar[tuple[str, ...]] = ("rating_head",)
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

@@ -53,6 +53,8 @@ class TFRecordInput(Fragment):
     name: ClassVar[str] = "tfrecord"
     description: ClassVar[str] = "gzip TFRecords of transformed tf.Examples, batched once"
     EXAMPLES: ClassVar[list[list[str]]] = [[]]
+    provides: ClassVar[tuple[str, ...]] = ("input_fn",)
+    requires: ClassVar[tuple[str, ...]] = ("seed",)
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

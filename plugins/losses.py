@@ -23,6 +23,7 @@ def _ranking_loss():
 
 class _KerasRankingLoss(Fragment):
     kind: ClassVar[str] = "loss"
+    provides: ClassVar[tuple[str, ...]] = ("ranking_loss",)
     expression: ClassVar[str]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
@@ -67,6 +68,7 @@ class SoftmaxRetrievalLoss(Fragment):
     name: ClassVar[str] = "softmax"
     description: ClassVar[str] = "in-batch softmax cross-entropy"
     EXAMPLES: ClassVar[list[list[str]]] = [[], ["model=retrieval_v1"]]
+    provides: ClassVar[tuple[str, ...]] = ("retrieval_loss",)
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

@@ -26,6 +26,7 @@ def _make_optimizer():
 
 class _KerasOptimizer(Fragment):
     kind: ClassVar[str] = "optimizer"
+    provides: ClassVar[tuple[str, ...]] = ("optimizer",)
     keras_class: ClassVar[str]
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:

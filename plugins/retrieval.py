@@ -81,6 +81,11 @@ class UniqueCandidates(Fragment):
     name: ClassVar[str] = "unique"
     description: ClassVar[str] = "distinct products over all splits, embedded once"
     EXAMPLES: ClassVar[list[list[str]]] = [[]]
+    provides: ClassVar[tuple[str, ...]] = ("candidates",)
+    requires: ClassVar[tuple[str, ...]] = (
+        "feature_tables", "logger", "trained_model", "datasets", "metrics",
+    )
+    fills: ClassVar[tuple[str, ...]] = ("after_fit",)
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         for module, alias in (("tensorflow", "tf"), ("numpy", "np")):
@@ -116,6 +121,9 @@ class BruteForce(Fragment):
     name: ClassVar[str] = "brute_force"
     description: ClassVar[str] = "exact top-K (TFRS BruteForce)"
     EXAMPLES: ClassVar[list[list[str]]] = [[]]
+    provides: ClassVar[tuple[str, ...]] = ("index",)
+    requires: ClassVar[tuple[str, ...]] = ("candidates", "top_k", "trained_model")
+    fills: ClassVar[tuple[str, ...]] = ("after_fit",)
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")
@@ -220,6 +228,11 @@ class ScaNN(Fragment):
         ["model.retrieval_algorithm=scann", "+model.retrieval_index_params.num_leaves=20",
          "+model.retrieval_index_params.num_reordering_candidates=200"],
     ]
+    provides: ClassVar[tuple[str, ...]] = ("index",)
+    requires: ClassVar[tuple[str, ...]] = (
+        "candidates", "top_k", "trained_model", "datasets", "metrics",
+    )
+    fills: ClassVar[tuple[str, ...]] = ("after_fit",)
     Params: ClassVar[type] = ScaNNParams
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:

@@ -150,6 +150,10 @@ class Retrieval(_Task):
     name: ClassVar[str] = "retrieval"
     description: ClassVar[str] = "two-tower retrieval (TFRS Retrieval task)"
     EXAMPLES: ClassVar[list[list[str]]] = [["model=retrieval_v1"]]
+    provides: ClassVar[tuple[str, ...]] = ("RecommenderModel",)
+    requires: ClassVar[tuple[str, ...]] = (
+        "MeanLossModel", "buyer_tower", "product_tower", "retrieval_loss",
+    )
     template: ClassVar[str] = RETRIEVAL_MODEL
     ranking: ClassVar[bool] = False
 
@@ -158,6 +162,10 @@ class Ranking(_Task):
     name: ClassVar[str] = "ranking"
     description: ClassVar[str] = "rating prediction (TFRS Ranking task)"
     EXAMPLES: ClassVar[list[list[str]]] = [["model=ranking_v1"]]
+    provides: ClassVar[tuple[str, ...]] = ("RecommenderModel", "target_key", "predict_rating")
+    requires: ClassVar[tuple[str, ...]] = (
+        "MeanLossModel", "buyer_tower", "product_tower", "rating_head", "ranking_loss",
+    )
     template: ClassVar[str] = RANKING_MODEL
     ranking: ClassVar[bool] = True
 
@@ -166,6 +174,11 @@ class Multitask(_Task):
     name: ClassVar[str] = "multitask"
     description: ClassVar[str] = "retrieval_weight * retrieval + ranking_weight * ranking"
     EXAMPLES: ClassVar[list[list[str]]] = [[]]
+    provides: ClassVar[tuple[str, ...]] = ("RecommenderModel", "target_key", "predict_rating")
+    requires: ClassVar[tuple[str, ...]] = (
+        "MeanLossModel", "buyer_tower", "product_tower", "rating_head", "ranking_loss",
+        "retrieval_loss",
+    )
     template: ClassVar[str] = MULTITASK_MODEL
     ranking: ClassVar[bool] = True
 

@@ -82,6 +82,8 @@ class MLPTower(Fragment):
          "model.product_tower.dropout=0.2"],
         ["model=tfrs_tutorial", "features=tfrs_tutorial"],
     ]
+    provides: ClassVar[tuple[str, ...]] = ("{role}_tower",)
+    requires: ClassVar[tuple[str, ...]] = ("feature_tables", "FeatureEncoder")
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         side = use.role or "buyer"

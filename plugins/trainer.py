@@ -1,7 +1,8 @@
 """The trainer skeleton: ``run_fn(fn_args)``, its I/O helpers and the metrics file.
 
-Other fragments add their steps into ``run_fn`` at the ``FRAGMENTS`` slot, in plan order
-(candidates, index, evaluators, export).
+Other fragments add their steps into ``run_fn`` at the ``FRAGMENTS`` slot, in plan order, which
+is slot order (``after_fit``: candidates and the index; ``evaluate``: the evaluators;
+``export``), and callbacks (slot ``callbacks``) into ``_training_callbacks``.
 """
 
 from __future__ import annotations
@@ -91,6 +92,13 @@ def _write_metrics(metrics, fn_args):
             handle.write(text)
 '''
 
+TRAINING_CALLBACKS = '''
+def _training_callbacks(fn_args):
+    """The Keras callbacks of fit, in model.callbacks order."""
+    callbacks = []
+    return callbacks
+'''
+
 #: What the other fragments' code uses of the trainer: the seed (the input's shuffle), the
 #: logger and the base class of every task's model. Emitted as a shared block, before its users.
 SHARED = '''
@@ -156,7 +164,7 @@ def run_fn(fn_args):
         train_dataset,
         validation_data=eval_dataset,
         epochs=epochs,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir + "/logs")],
+        callbacks=_training_callbacks(fn_args),
         verbose=2,
     )
     metrics = _training_metrics(
@@ -169,11 +177,20 @@ def run_fn(fn_args):
 '''
 
 
+#: The function callback fragments add to (slot ``callbacks``).
+CALLBACKS_FUNCTION = "_training_callbacks"
+
+
 class RunFn(Fragment):
     kind: ClassVar[str] = "trainer"
     name: ClassVar[str] = "run_fn"
     description: ClassVar[str] = "TFX run_fn: fit, evaluate, export, write training_metrics.json"
     EXAMPLES: ClassVar[list[list[str]]] = [[]]  # every config uses it
+    provides: ClassVar[tuple[str, ...]] = (
+        "seed", "logger", "MeanLossModel", "metrics", "datasets", "trained_model",
+    )
+    requires: ClassVar[tuple[str, ...]] = ("input_fn", "RecommenderModel", "optimizer")
+    slots: ClassVar[tuple[str, ...]] = ("callbacks", "after_fit", "evaluate", "export")
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         for module, alias in (("json", None), ("logging", None), ("tensorflow", "tf"),
@@ -188,9 +205,27 @@ class RunFn(Fragment):
         out.add(Section.HELPERS, statements(HELPERS))
         out.add_once("trainer-shared", Section.CONSTANTS,
                      statements(SHARED, seed=use.params["seed"]))
+        out.add(Section.HELPERS, statements(TRAINING_CALLBACKS))
         out.add(Section.ENTRY, statements(RUN_FN))
+
+
+TENSORBOARD = '''
+callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir + "/logs"))
+'''
+
+
+class TensorBoardCallback(Fragment):
+    kind: ClassVar[str] = "callback"
+    name: ClassVar[str] = "tensorboard"
+    description: ClassVar[str] = "TensorBoard logs under <model_run_dir>/logs"
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
+    fills: ClassVar[tuple[str, ...]] = ("callbacks",)
+
+    def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
+        out.require_import("tensorflow", alias="tf")
+        out.add_to_function(CALLBACKS_FUNCTION, statements(TENSORBOARD))
 
 
 @hookimpl
 def register_fragments() -> list[type[Fragment]]:
-    return [RunFn]
+    return [RunFn, TensorBoardCallback]

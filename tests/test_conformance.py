@@ -46,12 +46,22 @@ def test_every_builtin_fragment_conforms() -> None:
     assert report.ok and report.imported == report.compiles
 
 
+EXAMPLE_FRAGMENTS = ["callback/epoch_time", "evaluator/ndcg_at_k",
+                     "retrieval_loss/sampled_softmax", "tower/dcn"]
+
+
+def test_the_example_package_compiles_and_keeps_its_contract_without_importing() -> None:
+    # Each example also checks the fragment's provides / requires against its code.
+    report = check_plugin("recforge-dcn", import_modules=False)
+    assert report.fragments == EXAMPLE_FRAGMENTS and report.compiles == 7
+
+
 @pytest.mark.slow
 def test_the_example_package_conforms() -> None:
     report = check_plugin("recforge-dcn")
-    assert report.fragments == ["retrieval_loss/sampled_softmax", "tower/dcn"]
+    assert report.fragments == EXAMPLE_FRAGMENTS
     assert report.passes == ["dcn-cross-stack-x0"]
-    assert report.ok and report.imported == report.compiles == 4
+    assert report.ok and report.imported == report.compiles == 7
 
 
 @pytest.mark.slow

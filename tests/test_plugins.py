@@ -298,8 +298,16 @@ def test_hybrid_dcn_runs_locally_on_tiny_data(tmp_path, capsys) -> None:
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
     metrics = json.loads((run_dir / "model_run" / "training_metrics.json").read_text())
     assert {"recall_at_100", "test_rmse"} <= set(metrics["final"])
+    # hybrid_dcn's config selects the plugin's evaluator and callback beside the built-ins:
+    # NDCG@K on the test and eval splits, and each epoch's seconds in the history.
+    ndcg = {key: metrics["final"].get(key) for key in ("ndcg_at_5", "ndcg_at_100",
+                                                       "val_ndcg_at_100")}
+    assert all(isinstance(value, float) and 0.0 <= value <= 1.0 for value in ndcg.values()), ndcg
+    assert ndcg["ndcg_at_5"] <= ndcg["ndcg_at_100"]  # a larger K can only add gain
+    assert all(row["epoch_seconds"] > 0 for row in metrics["history"])
     assert (run_dir / "serving_model" / "saved_model.pb").exists()
-    assert "CrossTower" in (run_dir / "modules" / "trainer_module.py").read_text()
+    trainer = (run_dir / "modules" / "trainer_module.py").read_text()
+    assert "CrossTower" in trainer and "_evaluate_ndcg" in trainer
 
 
 # -- docs -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from compiler.fragments import (
     shared_label,
     statements,
 )
+from compiler.fragments.contract import Selected, check_contract
 from compiler.fragments.registry import Registry, get_registry
 from compiler.model import Plan
 
@@ -50,9 +51,28 @@ def header_lines(plan: Plan, filename: str, providers: list[str]) -> list[str]:
     ]
 
 
+def check_declarations(plan: Plan, registry: Registry) -> None:
+    """The fragments' provide/require declarations, checked before any fragment contributes
+    code (``compiler.fragments.contract``): a value nobody selected provides is a PluginError
+    naming the fragment that requires it, and the registered fragments that would provide it."""
+    selected = []
+    for use in plan.uses:
+        registered = registry.fragments[(use.kind, use.name)]
+        provider = registered.provider
+        bare = use.name.rpartition(":")[2]
+        role = f" ({use.role})" if use.role else ""
+        selected.append(Selected(use, registered.cls, f"{use.kind} '{bare}'{role} "
+                                 f"({provider.distribution} {provider.version}, {use.key})"))
+    chosen = {id(s.cls) for s in selected}
+    candidates = [(r.cls, f"{kind} '{name}' ({r.provider.distribution})")
+                  for kind, name, r in registry.entries() if id(r.cls) not in chosen]
+    check_contract(selected, plan.config, candidates)
+
+
 def build(plan: Plan, registry: Registry | None = None) -> dict[str, cst.Module]:
     """Build ``trainer_module.py`` and ``transform_module.py`` as libcst modules."""
     registry = registry or get_registry()
+    check_declarations(plan, registry)
     context = BuildContext(plan=plan, compiler_version=__version__)
     builders = {name: ModuleBuilder(name, docstring=DOCSTRINGS[name])
                 for name in (TRAINER_FILE, TRANSFORM_FILE)}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from compiler.core.validate import fragment_params
+from compiler.core.validate import evaluator_names, fragment_params
 from compiler.fragments.registry import Registry, get_registry
 from compiler.model import (
     FragmentUse,
@@ -107,11 +107,15 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
                             model.retrieval_index_params, "model.retrieval_index_params",
                             registry),
         ))
-        uses.append(FragmentUse("evaluator", "recall_at_k", "model.top_k",
+    # The config lists, in run_fn order: evaluators (every one sees model.top_k), exports,
+    # then the callbacks of fit. A plugin adds one of each by name, through config alone.
+    for index, name in enumerate(evaluator_names(config)):
+        uses.append(FragmentUse("evaluator", name, f"model.evaluators[{index}]",
                                 {"top_k": list(model.top_k)}))
-    if config.has_ranking:
-        uses.append(FragmentUse("evaluator", "regression", "model.model_type"))
-    uses.append(FragmentUse("export", "serving", "model.model_type"))
+    for index, name in enumerate(model.exports):
+        uses.append(FragmentUse("export", name, f"model.exports[{index}]"))
+    for index, name in enumerate(model.callbacks):
+        uses.append(FragmentUse("callback", name, f"model.callbacks[{index}]"))
     uses.append(FragmentUse("trainer", "run_fn", "model", {
         "batch_size": model.batch_size, "epochs": model.epochs, "seed": model.seed,
         "steps_per_execution": model.performance.steps_per_execution,

@@ -19,7 +19,7 @@ from compiler import PROJECT_NAME
 from compiler.core.compose import CONF_DIR, translate_error
 from compiler.errors import ConfigError, did_you_mean
 from compiler.fragments.registry import Registry, get_registry
-from compiler.model import ResolvedConfig, config_hash, encoded_widths
+from compiler.model import FRAGMENT_LISTS, ResolvedConfig, config_hash, encoded_widths
 from compiler.schema import (
     ConfigType,
     FeaturesConfig,
@@ -251,6 +251,7 @@ def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registr
         registry.fragment("retrieval_loss", model.retrieval_loss, key="model.retrieval_loss")
     registry.fragment("optimizer", model.optimizer, key="model.optimizer")
     registry.fragment("input", model.input, key="model.input")
+    _check_fragment_lists(model, registry)
 
     _check_positive(model.learning_rate, "model.learning_rate", "a positive number")
     _check_positive(model.batch_size, "model.batch_size")
@@ -278,6 +279,46 @@ def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registr
             f"{performance.steps_per_execution} batches per step needs "
             "model.performance.cache=true (Keras must know the number of batches); set it to 1",
         )
+
+
+def evaluator_names(config: ResolvedConfig) -> list[str]:
+    """``model.evaluators``, or when it is null the model type's own: ``recall_at_k`` with
+    retrieval, ``regression`` with ranking (what recforge's trainers always ran)."""
+    if config.model.evaluators is not None:
+        return list(config.model.evaluators)
+    return (["recall_at_k"] if config.has_retrieval else []) \
+        + (["regression"] if config.has_ranking else [])
+
+
+def _check_fragment_lists(model: ModelConfig, registry: Registry) -> None:
+    """``model.evaluators`` / ``callbacks`` / ``exports``: registered names, each once, and
+    no evaluator that needs what the selected task does not provide (``predict_rating`` on a
+    retrieval model)."""
+    task = registry.fragment("task", model.model_type, key="model.model_type").cls
+    task_values = set(getattr(task, "provides", ()))
+    other_tasks = {name: set(getattr(registered.cls, "provides", ()))
+                   for kind, name, registered in registry.entries() if kind == "task"}
+    if not model.exports:  # the trained model would be lost, and the index's save options
+        raise ConfigError("model.exports", "expected at least one export (e.g. [serving]), "
+                          "got none")
+    for attribute, kind in FRAGMENT_LISTS.items():
+        names = getattr(model, attribute)
+        if names is None:
+            continue
+        for index, name in enumerate(names):
+            key = f"model.{attribute}[{index}]"
+            registered = registry.fragment(kind, name, key=key)
+            if name in names[:index]:
+                raise ConfigError(key, f"expected each {kind} once, got '{name}' twice in "
+                                  f"{list(names)}")
+            for value in getattr(registered.cls, "requires", ()):
+                only_tasks = [task for task, values in sorted(other_tasks.items())
+                              if value in values]
+                if only_tasks and value not in task_values:
+                    raise ConfigError(
+                        key, f"expected {attribute} that a {model.model_type} model supports, "
+                        f"got '{name}', which requires {value!r} (provided by model_type "
+                        f"{', '.join(only_tasks)})")
 
 
 def _check_tower(tower: TowerConfig, side: str, model: ModelConfig, features: FeaturesConfig,

@@ -80,6 +80,16 @@ class Fragment:
     #: (``compiler.testing.check_plugin``) compiles, checks and imports each one; none means
     #: the base config alone (which must then select the fragment).
     EXAMPLES: ClassVar[Sequence[Sequence[str] | Mapping[str, Any]]] = ()
+    #: Named values it defines for other fragments (``compiler.model.VALUES``: ``target_key``,
+    #: ``candidates`` …; ``{role}`` is the use's role: ``{role}_tower``). Checked before the build.
+    provides: ClassVar[tuple[str, ...]] = ()
+    #: Named values it uses, which exactly one other selected fragment must provide.
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: The ``run_fn`` slots it opens (the trainer skeleton: ``compiler.model.RUN_FN_SLOTS``).
+    slots: ClassVar[tuple[str, ...]] = ()
+    #: The ``run_fn`` slots it adds code to: ``callbacks``, ``after_fit``, ``evaluate``, ``export``.
+    fills: ClassVar[tuple[str, ...]] = ()
+
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         raise NotImplementedError
 

@@ -86,7 +86,8 @@ def _fragment_section() -> list[str]:
         signature = str(inspect.signature(member)).replace("'", "")
         doc = inspect.cleandoc(member.__doc__ or "").replace("\n", " ")
         lines.append(f"* `{name}{signature}`" + (f": {doc}" if doc else ""))
-    lines += ["", "Sections, in the order they appear in an emitted module: "
+    lines += ["", "Sections, the tie-break of the reading order (a block comes after the blocks "
+              "whose names it uses; the entry point last): "
               + ", ".join(f"`{s.name}`" for s in Section) + ".", ""]
     return lines
 

@@ -29,13 +29,17 @@ def register_fragments() -> list[type[Fragment]]:
 
     A fragment is a subclass of ``compiler.fragments.Fragment`` with a ``kind`` (``tower``,
     ``head``, ``loss``, ``retrieval_loss``, ``task``, ``optimizer``, ``retrieval_index``,
-    ``evaluator``, ``input``, ``encoder``, ``candidates``, ``export``, ``trainer``,
-    ``transform``, ``feature_transform``) and a ``name``: the config value that selects it
-    (``model.optimizer: adam``, ``model.buyer_tower.type: dcn``). If two distributions
+    ``evaluator``, ``callback``, ``input``, ``encoder``, ``candidates``, ``export``,
+    ``trainer``, ``transform``, ``feature_transform``) and a ``name``: the config value that
+    selects it (``model.optimizer: adam``, ``model.buyer_tower.type: dcn``; evaluators,
+    callbacks and exports by name in the lists ``model.evaluators``, ``model.callbacks``,
+    ``model.exports``). It declares the named values it ``provides`` and ``requires`` and the
+    ``run_fn`` slots it ``fills``; the build checks every selected fragment's declarations
+    against the others' before any code is built. If two distributions
     register the same ``(kind, name)``, a config selecting that name is an error naming both,
     and ``<distribution>:<name>`` (``recforge-dcn:dcn``) picks one. A malformed class (no
-    ``contribute``, a ``Params`` that is not a valid dataclass schema) is refused with a
-    warning naming the plugin.
+    ``contribute``, a ``Params`` that is not a valid dataclass schema, a declaration that is not
+    a tuple of names or fills an unknown slot) is refused with a warning naming the plugin.
     """
 
 

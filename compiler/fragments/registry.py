@@ -37,6 +37,7 @@ from compiler import PROJECT_NAME, __version__
 from compiler.errors import ConfigError, PluginError, did_you_mean
 from compiler.fragments import hookspecs
 from compiler.fragments.base import TRAINER_FILE, TRANSFORM_FILE, Fragment
+from compiler.fragments.contract import declaration_problem
 from compiler.model import FragmentUse
 
 ENTRY_POINT_GROUP = "recforge"
@@ -399,6 +400,9 @@ def fragment_problem(cls: Any) -> str | None:
         return f"{cls.__qualname__} does not implement contribute()"
     if cls.target not in (TRAINER_FILE, TRANSFORM_FILE):
         return f"{cls.__qualname__}.target must be {TRAINER_FILE} or {TRANSFORM_FILE}"
+    declared = declaration_problem(cls)  # provides / requires / slots / fills
+    if declared is not None:
+        return declared
     params = getattr(cls, "Params", None)
     if params is not None:
         if not dataclasses.is_dataclass(params) or not isinstance(params, type):

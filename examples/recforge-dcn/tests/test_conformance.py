@@ -9,7 +9,9 @@ from compiler.testing import check_plugin
 
 
 def test_recforge_dcn_conforms() -> None:
-    # Every EXAMPLES entry of the dcn tower and the sampled_softmax loss compiles into a full
-    # trainer that passes every static pass and imports; the pass's own examples hold.
+    # Every EXAMPLES entry of the dcn tower, the sampled_softmax loss, the ndcg_at_k evaluator
+    # and the epoch_time callback compiles into a full trainer that passes every static pass
+    # and imports, and keeps the fragment's provides / requires; the pass's examples hold.
     report = check_plugin("recforge-dcn")
-    assert report.fragments == ["retrieval_loss/sampled_softmax", "tower/dcn"]
+    assert report.fragments == ["callback/epoch_time", "evaluator/ndcg_at_k",
+                                "retrieval_loss/sampled_softmax", "tower/dcn"]

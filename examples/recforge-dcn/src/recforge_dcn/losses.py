@@ -59,6 +59,7 @@ class SampledSoftmaxLoss(Fragment):
         ["model.retrieval_loss=sampled_softmax"],
         ["model=retrieval_v1", "model.retrieval_loss=recforge-dcn:sampled_softmax"],
     ]
+    provides: ClassVar[tuple[str, ...]] = ("retrieval_loss",)
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

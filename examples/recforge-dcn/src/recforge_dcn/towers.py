@@ -101,6 +101,10 @@ class DCNTower(Fragment):
          "+model.buyer_tower.params.projection_dim=8", "model.product_tower.layers=[]",
          "model.product_tower.projection=linear"],
     ]
+    # ``{role}`` is buyer or product: the buyer tower provides buyer_tower. It reads the
+    # built-in encoder's feature tables and FeatureEncoder layer.
+    provides: ClassVar[tuple[str, ...]] = ("{role}_tower",)
+    requires: ClassVar[tuple[str, ...]] = ("feature_tables", "FeatureEncoder")
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

@@ -32,6 +32,8 @@ class LeakyTower(Fragment):
     name: ClassVar[str] = "leaky"
     description: ClassVar[str] = "uses a constant nobody defines"
     EXAMPLES: ClassVar[list[list[str]]] = [["model.buyer_tower.type=leaky"]]
+    provides: ClassVar[tuple[str, ...]] = ("{role}_tower",)
+    requires: ClassVar[tuple[str, ...]] = ("feature_tables", "FeatureEncoder")
 
     def contribute(self, use, ctx, out) -> None:  # noqa: ANN001
         out.require_import("tensorflow", alias="tf")
