@@ -35,6 +35,7 @@ from compiler.core.pipeline import compile_config, write_result
 from compiler.errors import PassFailure, RecforgeError
 from compiler.preflight import preflight
 from compiler.sweeps import sweep
+from compiler.track import track
 
 _MULTIRUN_FLAGS = ("-m", "--multirun")
 #: recforge's own flags, taken out before Hydra sees the command line.
@@ -152,27 +153,11 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
         return 0
     result = write_result(result, checked.output_dir)
     print_compile_summary(result)
-    ledger, number = _record_compile(cfg, result, overrides, sweep_id)
-    metrics = None
-    if checked.run is not None:
-        # lazy: the local runner and the job-side runner modules, only for run=local
-        from compiler.local.run import run_local
-
-        metrics = _tracked(ledger, number, "local", lambda: run_local(result, cfg))
-    elif checked.submit is not None:
-        code = main_submit(result.emitted.output_dir, cfg.submit,
-                           result.plan.required_features(), ledger,
-                           overrides=list(overrides), experiment_number=number)
-        if code and not in_sweep:
-            ledger.close()
-            return code
-        metrics = _ledger_metrics(ledger, number)
-    if ledger is not None:
-        ledger.close()
+    outcome = track(checked, result, overrides, sweep_id=sweep_id, in_sweep=in_sweep)
     if in_sweep:  # the point's objective, for the sweeper (NaN when it did not run)
-        final = (metrics or {}).get("final", {})
+        final = (outcome.metrics or {}).get("final", {})
         return float(final.get(str(cfg.objective), math.nan))
-    return 0
+    return outcome.code
 
 
 def _submit_dry_run(result: Any, checked: Any) -> int:
@@ -183,58 +168,6 @@ def _submit_dry_run(result: Any, checked: Any) -> int:
         emitted = emit(result.sources, result.manifest, Path(scratch) / "modules")
         return main_submit(emitted.output_dir, checked.cfg.submit,
                            result.plan.required_features(), None)
-
-
-def _record_compile(cfg: DictConfig, result: Any, overrides: Sequence[str],
-                    sweep_id: int | None) -> tuple[Any, int | None]:
-    """Every compile gets an experiment number in the ledger (see ``compiler.ledger``)."""
-    # lazy: the ledger imports SQLAlchemy at module top
-    from compiler.ledger import Ledger, LedgerError
-    from compiler.ledger.provenance import record_fields
-
-    try:
-        ledger = Ledger(cfg.get("ledger"))
-        artifacts = {"emitted": str(result.emitted.output_dir)} if result.emitted else {}
-        # The record holds everything that can change the result, not only what the code's
-        # config hash covers: data, run and submit settings, seeds, compiler and source digest.
-        number = ledger.record_compile(
-            result.config.config_hash, result.config.model.name, result.config.features.name,
-            list(overrides), artifacts=artifacts, sweep_id=sweep_id,
-            **record_fields(cfg, result.config.data),
-        )
-    except LedgerError as error:
-        raise RecforgeError(f"ledger: {error}") from None
-    print(f"  experiment #{number} recorded in {ledger.display_url}")
-    return ledger, number
-
-
-def _ledger_metrics(ledger: Any, number: int | None) -> dict[str, Any] | None:
-    """The metrics a submission recorded for ``number`` (the job ran elsewhere)."""
-    record = ledger.get(number)
-    final = {k: v for k, v in record.metrics.items() if v is not None}
-    return {"final": final} if record.status == "completed" else None
-
-
-def _tracked(ledger: Any, number: int | None, kind: str, work: Any) -> dict[str, Any]:
-    """Run ``work`` with its experiment marked running, then completed or failed.
-
-    While it runs, a heartbeat thread keeps the record fresh; with the host and pid recorded
-    here, readers show it ``abandoned`` if this process dies without a word (SIGKILL, OOM).
-    """
-    # lazy: the ledger imports SQLAlchemy at module top
-    from compiler.ledger.liveness import Heartbeat, this_host
-
-    ledger.start(number, kind, host=this_host(), pid=os.getpid())
-    try:
-        with Heartbeat(ledger, number):
-            outcome = work()
-    except BaseException as error:
-        reason = "interrupted" if isinstance(error, KeyboardInterrupt) else str(error)
-        ledger.fail(number, reason or type(error).__name__)
-        raise
-    ledger.complete(number, outcome.metrics, artifacts={"run_dir": str(outcome.run_dir)},
-                    data_hash=getattr(outcome, "data_hash", None))
-    return outcome.metrics
 
 
 def print_compile_summary(result: Any, file: Any = None) -> None:
@@ -297,12 +230,8 @@ def _sweep(args: list[str], command: CommandLine) -> int:
     ledger_url = setup.ledger_url
     with Ledger(ledger_url) as ledger:
         sweep_id = ledger.next_sweep_id(" ".join(command.overrides))
-    os.environ[sweep.SWEEP_ID_ENV] = str(sweep_id)
     print(f"sweep #{sweep_id}")
-    try:
-        _hydra_app(args, command)
-    finally:
-        del os.environ[sweep.SWEEP_ID_ENV]
+    _hydra_app(args, command, sweep_id=sweep_id)
     # lazy: the runs CLI imports the ledger (SQLAlchemy)
     from compiler.runs.leaderboard import print_sweep_leaderboard
 
@@ -320,7 +249,8 @@ class PointFailed(Exception):
     """A sweep point failed; raised only for search sweepers (Optuna marks the trial failed)."""
 
 
-def _sweep_job(cfg: DictConfig, overrides: list[str], *, search: bool) -> Any:
+def _sweep_job(cfg: DictConfig, overrides: list[str], *, search: bool,
+               sweep_id: int | None) -> Any:
     """One point of a multirun: compile into its own directory; run once per distinct point.
 
     A failing point is recorded and reported but does not stop the sweep: with Hydra's basic
@@ -328,7 +258,6 @@ def _sweep_job(cfg: DictConfig, overrides: list[str], *, search: bool) -> Any:
     trial failed and lets the study go on.
     """
 
-    sweep_id = int(os.environ[sweep.SWEEP_ID_ENV]) if sweep.SWEEP_ID_ENV in os.environ else None
     label = " ".join(overrides)
     try:
         checked = preflight(cfg, overrides, output_dir=str(cfg.sweep_dir), output_key="sweep_dir")
@@ -349,7 +278,9 @@ def _sweep_job(cfg: DictConfig, overrides: list[str], *, search: bool) -> Any:
     return math.nan
 
 
-def _hydra_app(args: list[str], command: CommandLine) -> int:
+def _hydra_app(args: list[str], command: CommandLine, sweep_id: int | None = None) -> int:
+    """Run the command as a Hydra app. ``sweep_id`` reaches each point through the task's
+    closure, which the joblib launcher pickles into its worker processes."""
     register_configs()
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=VERSION_BASE)
@@ -358,7 +289,7 @@ def _hydra_app(args: list[str], command: CommandLine) -> int:
         overrides = list(hydra_config.overrides.task)
         if hydra_config.mode == RunMode.MULTIRUN:
             search = "BasicSweeper" not in str(hydra_config.sweeper.get("_target_", ""))
-            return _sweep_job(cfg, overrides, search=search)
+            return _sweep_job(cfg, overrides, search=search, sweep_id=sweep_id)
         try:
             code = execute(cfg, overrides)
         except RecforgeError as error:

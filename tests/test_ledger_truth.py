@@ -243,7 +243,7 @@ def test_the_record_holds_data_run_submit_seeds_and_the_effective_epochs() -> No
 KILLED_RUN = textwrap.dedent(
     """
     import sys, time
-    from compiler.__main__ import _tracked
+    from compiler.track import tracked
     from compiler.ledger import Ledger
 
     ledger = Ledger(sys.argv[1])
@@ -253,7 +253,7 @@ KILLED_RUN = textwrap.dedent(
         print(number, flush=True)
         time.sleep(600)
 
-    _tracked(ledger, number, "local", work)
+    tracked(ledger, number, "local", work)
     """
 )
 

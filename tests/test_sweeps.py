@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pandas as pd
@@ -132,3 +133,20 @@ def test_optuna_study_of_three_trials_on_tiny_data(tmp_path, capsys) -> None:
     assert len(learning_rates) == 3 and all(3e-4 <= lr <= 3e-2 for lr in learning_rates)
     best = (tmp_path / "multirun" / "optimization_results.yaml").read_text()
     assert "best_value" in best
+
+
+def test_joblib_workers_record_their_points_under_the_sweep(tmp_path, capsys) -> None:
+    # The sweep id reaches the launcher's worker processes as an argument (the pickled task's
+    # closure), not through the environment.
+    ledger = f"sqlite:///{tmp_path}/ledger.db"
+    with Ledger(ledger) as records:
+        earlier = records.next_sweep_id("an earlier sweep")
+    code = main(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                 "model.learning_rate=0.001,0.01", f"ledger={ledger}",
+                 f"sweep_dir={tmp_path / 'sweeps'}"])
+    assert code == 0
+    assert "RECFORGE_SWEEP_ID" not in os.environ
+    with Ledger(ledger) as records:
+        experiments = records.list()
+    assert len(experiments) == 2
+    assert {e.sweep_id for e in experiments} == {earlier + 1}

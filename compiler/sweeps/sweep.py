@@ -39,8 +39,6 @@ from compiler.preflight import preflight as preflight_command
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-#: Set for the jobs of a sweep, so each records its experiment under the sweep's id.
-SWEEP_ID_ENV = "RECFORGE_SWEEP_ID"
 #: Hydra settings that are not part of a point's config.
 _HYDRA_ONLY = ("hydra.", "hydra/", "+hydra.", "~hydra.")
 
