@@ -359,6 +359,16 @@ def _check_contract(overrides: tuple[str, ...], registered: Registered, subject:
         except Exception:  # noqa: BLE001 - the compile of this example reported it already
             return
         defined, read = _names(builder)
+        for function, slots in SLOT_FUNCTIONS.items():  # code in run_fn <-> declared fills
+            adds = bool(builder.bodies.get(function))
+            declares = [slot for slot in declared.fills if slot in slots]
+            if adds and not declares:
+                report.problems.append(Problem(subject, (
+                    f"adds code to {function} but declares no slot of it in fills (one of: "
+                    f"{', '.join(slots)})"), overrides))
+            elif declares and not adds:
+                report.problems.append(Problem(subject, (
+                    f"declares fills {declares[0]!r} but adds no code to {function}"), overrides))
         for value in declared.provides:
             missing = [name for name in VALUES.get(value, ()) if name not in defined]
             if missing:
@@ -372,6 +382,12 @@ def _check_contract(overrides: tuple[str, ...], registered: Registered, subject:
                 report.problems.append(Problem(subject, (
                     f"its code reads {name} (value {value!r}) but does not declare it: add "
                     f"{value!r} to requires"), overrides))
+
+
+#: Where the code of each run_fn slot goes: the callbacks into the trainer's
+#: ``_training_callbacks(fn_args)``, the others into ``run_fn`` itself, in slot order.
+SLOT_FUNCTIONS = {"_training_callbacks": ("callbacks",),
+                  "run_fn": ("after_fit", "evaluate", "export")}
 
 
 def _names(builder: ModuleBuilder) -> tuple[set[str], set[str]]:

@@ -87,6 +87,19 @@ class EmptyPromise(Fragment):
         out.add(Section.EVALUATION, statements("TOP_CAY = (5,)\n"))
 
 
+class SilentFiller(Fragment):
+    """Adds code to run_fn without declaring a slot."""
+
+    kind: ClassVar[str] = "evaluator"
+    name: ClassVar[str] = "silent"
+    description: ClassVar[str] = "fills run_fn without saying so"
+    EXAMPLES: ClassVar[list[list[str]]] = [["model.evaluators=[recall_at_k,silent]"]]
+    requires: ClassVar[tuple[str, ...]] = ("metrics",)
+
+    def contribute(self, use, ctx, out) -> None:  # noqa: ANN001
+        out.add_to_function("run_fn", statements('metrics["final"]["silent"] = 0.0\n'))
+
+
 class UnknownSlot(Fragment):
     kind: ClassVar[str] = "callback"
     name: ClassVar[str] = "misplaced"
@@ -229,7 +242,7 @@ def test_unknown_list_names_suggest_the_closest() -> None:
 
 
 def test_the_conformance_kit_checks_declarations_against_the_code() -> None:
-    registry = registry_with(UndeclaredReader, EmptyPromise)
+    registry = registry_with(UndeclaredReader, EmptyPromise, SilentFiller)
     report = check_plugin("recforge-test", registry=registry, import_modules=False,
                           raise_on_failure=False)
     problems = [str(problem) for problem in report.problems]
@@ -237,3 +250,8 @@ def test_the_conformance_kit_checks_declarations_against_the_code() -> None:
                " but does not declare it" in p for p in problems), problems
     assert any(p.startswith("evaluator/empty_promise") and "provides 'top_k', but its code "
                "does not define TOP_K" in p for p in problems), problems
+    assert any(p.startswith("evaluator/silent") and "adds code to run_fn but declares no slot"
+               in p for p in problems), problems
+    # The missing TOP_K also fails pyflakes, after the build; nothing else is reported.
+    assert any("pyflakes undefined name 'TOP_K'" in p for p in problems)
+    assert len(problems) == 4, problems
