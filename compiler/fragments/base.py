@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -24,10 +23,14 @@ from libcst.helpers import parse_template_expression, parse_template_module
 from compiler.fragments.layout import (
     LINE_LENGTH,
     FunctionBodyFiller,
+    ImportRequest,
     Unit,
     fit_line,
+    import_sort_key,
+    import_statement,
     order_units,
     spaced,
+    split_imports,
     with_blank_lines,
 )
 from compiler.model import BuildContext, FragmentUse
@@ -89,6 +92,9 @@ class Fragment:
     slots: ClassVar[tuple[str, ...]] = ()
     #: The ``run_fn`` slots it adds code to: ``callbacks``, ``after_fit``, ``evaluate``, ``export``.
     fills: ClassVar[tuple[str, ...]] = ()
+    #: The final metrics it adds to training_metrics.json (``{k}``: each of model.top_k; a
+    #: ``val_`` one only with an eval split): what a sweep's ``objective`` may name.
+    writes: ClassVar[tuple[str, ...]] = ()
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         raise NotImplementedError
@@ -128,13 +134,6 @@ class Contributions:
                         ) -> None:
         """Add statements to the body of ``function`` (``run_fn``: at its ``FRAGMENTS`` slot)."""
         self._builder.add_to_function(function, code, origin=self.origin)
-
-
-@dataclass(frozen=True, order=True)
-class ImportRequest:
-    module: str
-    name: str | None = None
-    alias: str | None = None
 
 
 @dataclass
@@ -185,12 +184,12 @@ class ModuleBuilder:
         body: list[cst.BaseStatement] = []
         if self.docstring:
             body.append(_docstring(self.docstring))
-        early, late = _split_imports(sorted(self.imports, key=_import_sort_key))
-        imports = [_import_statement(request) for request in early]
+        early, late = split_imports(sorted(self.imports, key=import_sort_key))
+        imports = [import_statement(request) for request in early]
         prelude = _body(prelude)
         if prelude:  # isort style: one blank line between the stdlib imports and the prelude
             prelude[0] = with_blank_lines(prelude[0], 1)
-        third_party = [_import_statement(request) for request in late]
+        third_party = [import_statement(request) for request in late]
         if third_party and prelude:
             third_party[0] = third_party[0].with_changes(leading_lines=[cst.EmptyLine()])
         top = [*imports, *prelude, *third_party]
@@ -264,44 +263,6 @@ def docstring(text: str) -> cst.SimpleStatementLine:
     if '"""' in text or "\\" in text or text.endswith('"'):
         return cst.SimpleStatementLine([cst.Expr(cst.SimpleString(repr(text)))])
     return cst.SimpleStatementLine([cst.Expr(cst.SimpleString('"""' + text + '"""'))])
-
-
-def _import_sort_key(request: ImportRequest) -> tuple[int, str, str, str]:
-    group = 0 if _is_stdlib(request.module) else 1
-    return (group, request.module, request.name or "", request.alias or "")
-
-
-def _is_stdlib(module: str) -> bool:
-    return module.split(".")[0] in sys.stdlib_module_names
-
-
-def _split_imports(requests: list[ImportRequest]
-                   ) -> tuple[list[ImportRequest], list[ImportRequest]]:
-    early = [r for r in requests if _is_stdlib(r.module)]
-    late = [r for r in requests if not _is_stdlib(r.module)]
-    return early, late
-
-
-def _dotted_name(dotted: str) -> cst.Attribute | cst.Name:
-    parts = dotted.split(".")
-    node: cst.Attribute | cst.Name = cst.Name(parts[0])
-    for part in parts[1:]:
-        node = cst.Attribute(value=node, attr=cst.Name(part))
-    return node
-
-
-def _import_statement(request: ImportRequest) -> cst.SimpleStatementLine:
-    asname = cst.AsName(name=cst.Name(request.alias)) if request.alias else None
-    statement: cst.BaseSmallStatement
-    if request.name is None:
-        statement = cst.Import(names=[cst.ImportAlias(name=_dotted_name(request.module),
-                                                      asname=asname)])
-    else:
-        statement = cst.ImportFrom(
-            module=_dotted_name(request.module),
-            names=[cst.ImportAlias(name=cst.Name(request.name), asname=asname)],
-        )
-    return cst.SimpleStatementLine(body=[statement])
 
 
 # --------------------------------------------------------------------------- values -> CST
@@ -381,11 +342,23 @@ def block_literal(value: Sequence[Any] | Mapping[str, Any], indent: str = "") ->
 def _table_row(value: Any, indent: str) -> cst.BaseExpression:
     """One element of a table: on one line, or, a mapping too long for one, a line per key
     (as ``ruff format`` lays it out)."""
-    node = literal(value)
-    if isinstance(value, Mapping) and value \
-            and len(indent) + len(_EMPTY.code_for_node(node)) + 1 > LINE_LENGTH:
-        return block_literal(value, indent)
+    if not isinstance(value, Mapping) or not value:
+        return literal(value)
+    # Measuring renders the row; the same rows recur in every compile, so remember them (the
+    # repr of a literal value tells apart every value ``literal`` would write differently).
+    key = (repr(value), indent)
+    node = _ROWS.get(key)
+    if node is None:
+        if len(_ROWS) >= _FILLED_MAX:
+            _ROWS.clear()
+        node = literal(value)
+        if len(indent) + len(_EMPTY.code_for_node(node)) + 1 > LINE_LENGTH:
+            node = block_literal(value, indent)
+        _ROWS[key] = node
     return node
+
+
+_ROWS: dict[tuple[str, str], cst.BaseExpression] = {}
 
 
 def statements(template: str, **values: Any) -> cst.Module:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import heapq
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -101,6 +102,55 @@ def _used_names(statements: Sequence[cst.BaseStatement]) -> set[str]:
             cached = _USES[id(statement)] = (statement, found)
         names |= cached[1]
     return names
+
+
+# ---------------------------------------------------------------------------------- imports
+
+
+@dataclass(frozen=True, order=True)
+class ImportRequest:
+    module: str
+    name: str | None = None
+    alias: str | None = None
+
+
+def import_sort_key(request: ImportRequest) -> tuple[int, str, str, str]:
+    group = 0 if _is_stdlib(request.module) else 1
+    return (group, request.module, request.name or "", request.alias or "")
+
+
+def _is_stdlib(module: str) -> bool:
+    return module.split(".")[0] in sys.stdlib_module_names
+
+
+def split_imports(requests: list[ImportRequest]
+                   ) -> tuple[list[ImportRequest], list[ImportRequest]]:
+    early = [r for r in requests if _is_stdlib(r.module)]
+    late = [r for r in requests if not _is_stdlib(r.module)]
+    return early, late
+
+
+def _dotted_name(dotted: str) -> cst.Attribute | cst.Name:
+    parts = dotted.split(".")
+    node: cst.Attribute | cst.Name = cst.Name(parts[0])
+    for part in parts[1:]:
+        node = cst.Attribute(value=node, attr=cst.Name(part))
+    return node
+
+
+def import_statement(request: ImportRequest) -> cst.SimpleStatementLine:
+    asname = cst.AsName(name=cst.Name(request.alias)) if request.alias else None
+    statement: cst.BaseSmallStatement
+    if request.name is None:
+        statement = cst.Import(names=[cst.ImportAlias(name=_dotted_name(request.module),
+                                                      asname=asname)])
+    else:
+        statement = cst.ImportFrom(
+            module=_dotted_name(request.module),
+            names=[cst.ImportAlias(name=cst.Name(request.name), asname=asname)],
+        )
+    return cst.SimpleStatementLine(body=[statement])
+
 
 
 # ------------------------------------------------------------------------------ blank lines
