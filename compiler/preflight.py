@@ -29,11 +29,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from compiler.cloud.config import check_submit_config
+from compiler.core.plan import plan
 from compiler.core.validate import validate
 from compiler.data.checks import has_eval_split
 from compiler.data.config import check_data_config
 from compiler.errors import ConfigError, did_you_mean
-from compiler.fragments.registry import Registry
+from compiler.fragments.contract import written_metrics
+from compiler.fragments.registry import Registry, get_registry
 from compiler.local.config import check_run_config
 from compiler.model import ResolvedConfig
 
@@ -156,26 +158,18 @@ def _name_max(path: Path) -> int:
 def objective_metrics(config: ResolvedConfig, data: Any | None = None) -> list[str]:
     """The final metrics a run of ``config`` on ``data`` writes to ``training_metrics.json``.
 
-    The trainer writes ``loss``; the Recall@K evaluator ``recall_at_K`` (test split) and
+    Each fragment of the plan declares the metrics it writes (``Fragment.writes``): the
+    trainer ``loss``; the Recall@K evaluator ``recall_at_K`` (test split) and
     ``val_recall_at_K`` for each configured K; the regression evaluator ``val_rmse``,
-    ``val_mae``, ``test_rmse`` and ``test_mae``; a ScaNN index ``index_recall_at_K`` (see
-    ``plugins/trainer.py``, ``plugins/evaluators.py`` and ``plugins/retrieval.py``). A
-    two-way split (``data`` without an eval split) writes no ``val_*`` metric.
+    ``val_mae``, ``test_rmse`` and ``test_mae``; a ScaNN index ``index_recall_at_K``; a
+    plugin's evaluator its own (recforge-dcn's ``ndcg_at_K``). A two-way split (``data``
+    without an eval split) writes no ``val_*`` metric.
     """
     with_eval = data is None or has_eval_split(data)
-    metrics = ["loss"]
-    if config.has_retrieval:
-        for k in config.model.top_k:
-            metrics.append(f"recall_at_{k}")
-            if with_eval:
-                metrics.append(f"val_recall_at_{k}")
-            if config.model.retrieval_algorithm == "scann":
-                metrics.append(f"index_recall_at_{k}")
-    if config.has_ranking:
-        if with_eval:
-            metrics += ["val_rmse", "val_mae"]
-        metrics += ["test_rmse", "test_mae"]
-    return metrics
+    registry = get_registry()
+    uses = plan(config, registry).uses  # each fragment declares what it writes (``writes``)
+    return written_metrics([(use, registry.fragments[(use.kind, use.name)].cls)
+                            for use in uses], config, with_eval)
 
 
 def check_objective(objective: Any, written: Sequence[str]) -> str:

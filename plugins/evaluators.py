@@ -60,6 +60,7 @@ class RecallAtK(Fragment):
     description: ClassVar[str] = "Recall@K over deduplicated candidates (one matmul per batch)"
     EXAMPLES: ClassVar[list[list[str]]] = [[], ["model.top_k=[1,3]"]]
     provides: ClassVar[tuple[str, ...]] = ("top_k",)
+    writes: ClassVar[tuple[str, ...]] = ("recall_at_{k}", "val_recall_at_{k}")
     requires: ClassVar[tuple[str, ...]] = ("candidates", "trained_model", "datasets", "metrics")
     fills: ClassVar[tuple[str, ...]] = ("evaluate",)
 
@@ -111,6 +112,7 @@ class Regression(Fragment):
     requires: ClassVar[tuple[str, ...]] = (
         "target_key", "predict_rating", "trained_model", "datasets", "metrics",
     )
+    writes: ClassVar[tuple[str, ...]] = ("val_rmse", "val_mae", "test_rmse", "test_mae")
     fills: ClassVar[tuple[str, ...]] = ("evaluate",)
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:

@@ -232,6 +232,7 @@ class ScaNN(Fragment):
     requires: ClassVar[tuple[str, ...]] = (
         "candidates", "top_k", "trained_model", "datasets", "metrics",
     )
+    writes: ClassVar[tuple[str, ...]] = ("index_recall_at_{k}",)
     fills: ClassVar[tuple[str, ...]] = ("after_fit",)
     Params: ClassVar[type] = ScaNNParams
 

@@ -191,6 +191,7 @@ class RunFn(Fragment):
     )
     requires: ClassVar[tuple[str, ...]] = ("input_fn", "RecommenderModel", "optimizer")
     slots: ClassVar[tuple[str, ...]] = ("callbacks", "after_fit", "evaluate", "export")
+    writes: ClassVar[tuple[str, ...]] = ("loss",)
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         for module, alias in (("json", None), ("logging", None), ("tensorflow", "tf"),

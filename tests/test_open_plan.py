@@ -27,7 +27,9 @@ from compiler.fragments.registry import (
     make_plugin_manager,
 )
 from compiler.model import VALUES
+from compiler.preflight import check_objective, objective_metrics
 from compiler.testing import check_plugin
+from tests.plugin_fixtures import install_example_package
 
 STEP = """
 if test_dataset is not None:
@@ -255,3 +257,19 @@ def test_the_conformance_kit_checks_declarations_against_the_code() -> None:
     # The missing TOP_K also fails pyflakes, after the build; nothing else is reported.
     assert any("pyflakes undefined name 'TOP_K'" in p for p in problems)
     assert len(problems) == 4, problems
+
+
+# -- the metrics a plugin's evaluator writes are objectives ------------------------------------
+
+
+def test_a_plugin_evaluators_declared_metrics_are_valid_sweep_objectives() -> None:
+    install_example_package()
+    get_registry.cache_clear()
+    config = validate(compose(["model=hybrid_dcn", "features=cherng_v3", "model.top_k=[5,10]"]))
+    written = objective_metrics(config)
+    assert {"loss", "recall_at_10", "test_rmse", "ndcg_at_5", "val_ndcg_at_10"} <= set(written)
+    assert check_objective("ndcg_at_10", written) == "ndcg_at_10"
+    # Without the evaluator in model.evaluators, NDCG is not written, so not an objective.
+    plain = objective_metrics(validate(compose(["model=hybrid_v1", "features=cherng_v3"])))
+    with pytest.raises(ConfigError, match="expected a metric the run writes"):
+        check_objective("ndcg_at_10", plain)

@@ -30,6 +30,7 @@ from compiler.model import RUN_FN_SLOTS, FragmentUse, ResolvedConfig
 #: The declaration attributes of a fragment class, in the order messages list them.
 FIELDS = ("provides", "requires", "slots", "fills")
 #: A declared name: an identifier, optionally with ``{role}`` in it.
+METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*(?:\{k\}[a-z0-9_]*)*$")
 DECLARED_NAME = re.compile(r"^(?:[A-Za-z_]|\{role\})(?:[A-Za-z0-9_]|\{role\})*$")
 
 
@@ -68,6 +69,11 @@ def declaration_problem(cls: Any) -> str | None:
         if unknown:
             return (f"{cls.__qualname__}.{attribute}: expected run_fn slots "
                     f"({', '.join(RUN_FN_SLOTS)}), got {unknown[0]!r}")
+    writes = getattr(cls, "writes", ())
+    if isinstance(writes, str) or not isinstance(writes, Sequence) or not all(
+            isinstance(item, str) and METRIC_NAME.match(item) for item in writes):
+        return (f"{cls.__qualname__}.writes must be a tuple of metric names ({{k}}: each K), "
+                f"got {writes!r}")
     declare = getattr(cls, "declare", None)
     if declare is not None and not callable(declare):
         return f"{cls.__qualname__}.declare must be a classmethod (use, config) -> dict"
@@ -135,6 +141,21 @@ def check_contract(selected: Sequence[Selected], config: ResolvedConfig,
                                   "selected fragment opens (the trainer skeleton opens "
                                   f"{', '.join(RUN_FN_SLOTS)})")
     return declared
+
+
+def written_metrics(selected: Iterable[tuple[FragmentUse, type]], config: ResolvedConfig,
+                    with_eval: bool = True) -> list[str]:
+    """The final metric names the selected fragments declare they write (``writes``), in plan
+    order: ``{k}`` expanded for each of ``model.top_k``, ``val_*`` only ``with_eval``."""
+    names: list[str] = []
+    for _, cls in selected:
+        for pattern in getattr(cls, "writes", ()):
+            if pattern.startswith("val_") and not with_eval:
+                continue
+            expanded = [pattern.replace("{k}", str(k)) for k in config.model.top_k] \
+                if "{k}" in pattern else [pattern]
+            names += [name for name in expanded if name not in names]
+    return names
 
 
 def _would_provide(value: str, candidates: Iterable[tuple[type, str]]) -> str:

@@ -74,7 +74,7 @@ def _fragment_section() -> list[str]:
              inspect.cleandoc(Fragment.__doc__ or ""), "",
              "| attribute | meaning |", "|---|---|"]
     for attribute in ("kind", "name", "target", "Params", "description", "EXAMPLES",
-                      "provides", "requires", "slots", "fills"):
+                      "provides", "requires", "slots", "fills", "writes"):
         text = _doc_comment(source, attribute)
         lines.append(f"| `{attribute}` | {text} |")
     contribute = inspect.signature(Fragment.contribute)

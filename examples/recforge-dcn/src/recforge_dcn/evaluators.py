@@ -81,6 +81,8 @@ class NDCGAtK(Fragment):
     # into run_fn's metrics, in the evaluate slot.
     requires: ClassVar[tuple[str, ...]] = ("candidates", "trained_model", "datasets", "metrics")
     fills: ClassVar[tuple[str, ...]] = ("evaluate",)
+    # What a sweep's objective may name (``{k}``: each of model.top_k).
+    writes: ClassVar[tuple[str, ...]] = ("ndcg_at_{k}", "val_ndcg_at_{k}")
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")
