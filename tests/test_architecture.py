@@ -105,6 +105,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+@pytest.mark.slow
 def test_no_import_cycle_in_compiler() -> None:
     parsed = _parsed()
     known = set(parsed)
@@ -129,6 +130,7 @@ def test_no_module_over_500_lines(top: str) -> None:
     assert long == {}
 
 
+@pytest.mark.slow
 def test_imports_inside_functions_are_listed_and_commented() -> None:
     parsed = _parsed()
     known = set(parsed)
@@ -161,6 +163,7 @@ def test_lazy_list_internal_entries_exist() -> None:
         assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), name
 
 
+@pytest.mark.slow
 def test_compiling_imports_no_tensorflow_beam_pandas_or_sqlalchemy() -> None:
     code = (
         "import sys\n"

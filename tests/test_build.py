@@ -22,6 +22,7 @@ def built(*overrides: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("model", SHIPPED_MODELS)
+@pytest.mark.slow
 def test_built_modules_parse_and_pass_ruff(model: str, tmp_path) -> None:
     sources = built(f"model={model}")
     for name, source in sources.items():
@@ -48,6 +49,7 @@ def test_legacy_keras_is_selected_before_tensorflow_is_imported() -> None:
         assert 'os.environ["TF_USE_LEGACY_KERAS"] = "1"' in source
 
 
+@pytest.mark.slow
 def test_header_carries_the_config_hash_and_every_block_its_fragment() -> None:
     config = validate(compose_config([]))
     sources = built()
@@ -72,6 +74,7 @@ def test_config_values_become_literals_not_code() -> None:
     assert ast.literal_eval(table) == ({"a": hostile}, {"b": 2})
 
 
+@pytest.mark.slow
 def test_model_variants_change_the_code() -> None:
     adam = built()["trainer_module.py"]
     sgd = built("model.optimizer=sgd", "model.learning_rate=0.05")["trainer_module.py"]
@@ -85,6 +88,7 @@ def test_model_variants_change_the_code() -> None:
     assert "embeddings only, projected to 32" in flat
 
 
+@pytest.mark.slow
 def test_compiling_never_imports_tensorflow() -> None:
     code = (
         "import sys\n"

@@ -19,6 +19,7 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("overrides", "key", "text"), BAD_INPUTS)
+@pytest.mark.slow
 def test_bad_input_exits_2_with_one_clear_message(overrides, key, text, tmp_path) -> None:
     out = tmp_path / "out"
     result = run_cli(*overrides, f"output_dir={out}")
@@ -32,6 +33,7 @@ def test_bad_input_exits_2_with_one_clear_message(overrides, key, text, tmp_path
 
 
 @pytest.mark.parametrize("model", ["hybrid_v1", "retrieval_v1", "ranking_v1"])
+@pytest.mark.slow
 def test_main_command_emits_and_reports(model: str, tmp_path) -> None:
     result = run_cli(f"model={model}", "features=cherng_v3", f"output_dir={tmp_path}")
     assert result.returncode == 0, result.stderr
@@ -40,6 +42,7 @@ def test_main_command_emits_and_reports(model: str, tmp_path) -> None:
         "trainer_module.py", "transform_module.py", "manifest.json"}
 
 
+@pytest.mark.slow
 def test_hydra_help_and_cfg_work() -> None:
     help_result = run_cli("--help")
     assert help_result.returncode == 0
@@ -49,6 +52,7 @@ def test_hydra_help_and_cfg_work() -> None:
     assert "model_type: ranking" in cfg.stdout
 
 
+@pytest.mark.slow
 def test_a_bad_hydra_flag_is_one_line(tmp_path) -> None:
     from tests.preflight_helpers import assert_rejected
 
@@ -57,6 +61,7 @@ def test_a_bad_hydra_flag_is_one_line(tmp_path) -> None:
     assert line.startswith("error: command line: argument --cfg/-c: invalid choice: 'nosuch'")
 
 
+@pytest.mark.slow
 def test_config_path_and_verbose(tmp_path) -> None:
     """``-cp DIR`` (relative to the current directory) composes from another conf/;
     ``--verbose`` is recforge's flag and never reaches Hydra."""

@@ -220,6 +220,7 @@ def test_transformed_schema_parses() -> None:
                                     "sales_target": "float32", "category_x_sub_category": "int64"}
 
 
+@pytest.mark.slow
 def test_compiler_cloud_never_imports_tensorflow() -> None:
     code = (
         "import sys\n"
@@ -256,6 +257,7 @@ def test_mismatches_are_listed() -> None:
 # ----------------------------------------------------------------------------- packages
 
 
+@pytest.mark.slow
 def test_sdists(tmp_path: Path) -> None:
     # An editable install may have left recforge.egg-info in the checkout; the build must not
     # write there (it builds from a copy of the tree), so compare before and after.
@@ -296,6 +298,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOUDSDK_CONFIG", "/nonexistent-gcloud-config")  # no gcloud ADC file
 
 
+@pytest.mark.slow
 def test_dry_run_prints_one_json_document(tmp_path: Path, no_network: None,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     from google.cloud.aiplatform_v1 import CustomJob
@@ -355,6 +358,7 @@ def test_dry_run_prints_one_json_document(tmp_path: Path, no_network: None,
     assert environment["requirements"] == list(cfg.packages)  # what the job pip-installs
 
 
+@pytest.mark.slow
 def test_dry_run_with_transform_uri_is_exact(tmp_path: Path, no_network: None,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     emit = write_emit_dir(tmp_path / "emit")
@@ -366,6 +370,7 @@ def test_dry_run_with_transform_uri_is_exact(tmp_path: Path, no_network: None,
     assert args[args.index("--transform-dir") + 1] == source
 
 
+@pytest.mark.slow
 def test_sdist_is_reproducible(tmp_path: Path) -> None:
     """Same sources, same bytes: the staged object's digest does not depend on build time."""
     import shutil
@@ -405,6 +410,7 @@ def test_bad_input_is_one_message_without_traceback(tmp_path: Path,
     assert "submit.labels.Team" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_cli_dry_run_stdout_is_only_the_json_document(
         no_vertex_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import os

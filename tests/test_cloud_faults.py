@@ -68,6 +68,7 @@ def generation(cloud: CloudStack, uri: str) -> int:
 # ------------------------------------------------------------------------ immutable staging
 
 
+@pytest.mark.slow
 def test_later_submission_never_changes_what_a_pending_job_reads(
         cloud: CloudStack, source: str, tmp_path: Path) -> None:
     module = cloud.write_job_module("echo_job", ECHO_JOB)
@@ -106,6 +107,7 @@ def test_later_submission_never_changes_what_a_pending_job_reads(
 # --------------------------------------------------------------------------- creating
 
 
+@pytest.mark.slow
 def test_create_committed_after_the_client_timeout_makes_one_job(
         cloud: CloudStack, source: str, tmp_path: Path) -> None:
     # The server commits the job 1 s after the request came in; the client gives up at 0.3 s.
@@ -121,6 +123,7 @@ def test_create_committed_after_the_client_timeout_makes_one_job(
     assert "the earlier create did reach Vertex AI" in output(console)
 
 
+@pytest.mark.slow
 def test_429_on_create_is_retried_after_listing(cloud: CloudStack, source: str, tmp_path: Path
                                                 ) -> None:
     cloud.vertex.inject("create", 429, times=2)
@@ -137,6 +140,7 @@ def test_429_on_create_is_retried_after_listing(cloud: CloudStack, source: str, 
     assert len(lists) >= 2  # right before each re-create
 
 
+@pytest.mark.slow
 def test_failed_precondition_on_create_is_one_clear_error(cloud: CloudStack, source: str,
                                                           tmp_path: Path) -> None:
     cloud.vertex.inject("create", 400, status_name="FAILED_PRECONDITION")
@@ -152,6 +156,7 @@ def test_failed_precondition_on_create_is_one_clear_error(cloud: CloudStack, sou
     assert (row.error or "").startswith("not submitted: ")
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_create_leaves_the_ledger_unknown(cloud: CloudStack, source: str,
                                                         tmp_path: Path) -> None:
     cloud.vertex.inject("create", 200, delay=1.5)  # a create that takes its time
@@ -214,6 +219,7 @@ def _submit_and_fail_while_polling(cloud: CloudStack, tmp_path: Path, arm: objec
 
 
 @pytest.mark.parametrize("status", [403, 404])
+@pytest.mark.slow
 def test_403_or_404_while_polling_stops_at_once(cloud: CloudStack, source: str,
                                                 tmp_path: Path, status: int) -> None:
     armed: dict[str, int] = {}
@@ -236,6 +242,7 @@ def test_403_or_404_while_polling_stops_at_once(cloud: CloudStack, source: str,
     assert "stopped waiting" in (row.error or "")
 
 
+@pytest.mark.slow
 def test_credential_refresh_failure_while_polling_is_one_error(
         cloud: CloudStack, source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # gcloud's application-default credentials (a refresh token), as after
@@ -265,6 +272,7 @@ def test_credential_refresh_failure_while_polling_is_one_error(
     assert ledger.list(status="running") == []
 
 
+@pytest.mark.slow
 def test_long_pending_then_success(cloud: CloudStack, source: str, tmp_path: Path) -> None:
     cloud.vertex.pending_seconds = 1.5
     module = cloud.write_job_module("gcs_job", GCS_JOB)
@@ -282,6 +290,7 @@ def test_long_pending_then_success(cloud: CloudStack, source: str, tmp_path: Pat
 # ------------------------------------------------------------------- the duplicate guard
 
 
+@pytest.mark.slow
 def test_two_racing_submitters_make_one_job(cloud: CloudStack, source: str, tmp_path: Path
                                             ) -> None:
     module = cloud.write_job_module("gcs_job", GCS_JOB)
@@ -362,6 +371,7 @@ def test_staging_never_overwrites(cloud: CloudStack, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ dry run
 
 
+@pytest.mark.slow
 def test_dry_run_with_credentials_checks_the_source_and_does_nothing(
         cloud: CloudStack, source: str, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -392,6 +402,7 @@ def test_dry_run_with_credentials_checks_the_source_and_does_nothing(
 # ---------------------------------------------------------------- a cached Transform step
 
 
+@pytest.mark.slow
 def test_cached_transform_step_is_found_through_the_pipeline_run(
         cloud: CloudStack, tmp_path: Path) -> None:
     module = cloud.write_job_module("gcs_job", GCS_JOB)

@@ -97,6 +97,7 @@ def source(cloud: CloudStack) -> str:
 # -------------------------------------------------------------------------- happy paths
 
 
+@pytest.mark.slow
 def test_submit_waits_and_returns_metrics(cloud: CloudStack, source: str, tmp_path: Path
                                           ) -> None:
     module = cloud.write_job_module("gcs_job", GCS_JOB)
@@ -141,6 +142,7 @@ def test_submit_waits_and_returns_metrics(cloud: CloudStack, source: str, tmp_pa
     assert not any(f.op == "get" and f.times for f in cloud.vertex.faults)  # the 503 was sent
 
 
+@pytest.mark.slow
 def test_no_wait_returns_at_once(cloud: CloudStack, source: str, tmp_path: Path) -> None:
     module = cloud.write_job_module("sleeper", SLEEPING_JOB)
     cfg = cloud.submit_config(source_exp=RUN, python_module=module, wait=False)
@@ -184,6 +186,7 @@ with tf.io.gfile.GFile(run_dir + "/training_metrics.json", "w") as f:
     assert result.metrics["test_split"] == "found"
 
 
+@pytest.mark.slow
 def test_ledger_records_the_submission(cloud: CloudStack, source: str, tmp_path: Path) -> None:
     from compiler.ledger import Ledger
 
@@ -221,6 +224,7 @@ def test_ledger_records_the_submission(cloud: CloudStack, source: str, tmp_path:
 
 
 @pytest.mark.parametrize("after", [True, False], ids=["lost-response", "refused"])
+@pytest.mark.slow
 def test_503_on_create_gives_exactly_one_job(cloud: CloudStack, source: str, tmp_path: Path,
                                              after: bool) -> None:
     cloud.vertex.inject("create", 503, after=after)
@@ -238,6 +242,7 @@ def test_503_on_create_gives_exactly_one_job(cloud: CloudStack, source: str, tmp
         assert "the earlier create did reach Vertex AI" in output(console)
 
 
+@pytest.mark.slow
 def test_failed_job_exits_nonzero_with_its_error_and_log_command(
         cloud: CloudStack, source: str, tmp_path: Path) -> None:
     module = cloud.write_job_module("failing", FAILING_JOB)
@@ -254,6 +259,7 @@ def test_failed_job_exits_nonzero_with_its_error_and_log_command(
     assert "Traceback" not in text
 
 
+@pytest.mark.slow
 def test_success_without_metrics_is_a_clear_error(cloud: CloudStack, source: str,
                                                   tmp_path: Path) -> None:
     module = cloud.write_job_module("silent", SILENT_JOB)
@@ -265,6 +271,7 @@ def test_success_without_metrics_is_a_clear_error(cloud: CloudStack, source: str
     assert "model_run/training_metrics.json does not exist" in info.value.message
 
 
+@pytest.mark.slow
 def test_wait_timeout(cloud: CloudStack, source: str, tmp_path: Path) -> None:
     module = cloud.write_job_module("sleeper", SLEEPING_JOB)
     cfg = cloud.submit_config(source_exp=RUN, python_module=module, timeout_minutes=0.02)
@@ -278,6 +285,7 @@ def test_wait_timeout(cloud: CloudStack, source: str, tmp_path: Path) -> None:
     assert job.state == "JOB_STATE_RUNNING"  # a timeout does not cancel
 
 
+@pytest.mark.slow
 def test_duplicate_refused_unless_forced(cloud: CloudStack, source: str, tmp_path: Path) -> None:
     module = cloud.write_job_module("sleeper", SLEEPING_JOB)
     cfg = cloud.submit_config(source_exp=RUN, python_module=module, wait=False)
@@ -301,6 +309,7 @@ def test_duplicate_refused_unless_forced(cloud: CloudStack, source: str, tmp_pat
     assert len(cloud.vertex.jobs) == 3
 
 
+@pytest.mark.slow
 def test_ledger_settles_an_unwatched_run_before_the_next(cloud: CloudStack, source: str,
                                                          tmp_path: Path) -> None:
     from compiler.ledger import Ledger
@@ -321,6 +330,7 @@ def test_ledger_settles_an_unwatched_run_before_the_next(cloud: CloudStack, sour
     assert ledger.get(second.experiment_number or 0).status == "completed"
 
 
+@pytest.mark.slow
 def test_ledger_and_force_while_running(cloud: CloudStack, source: str, tmp_path: Path) -> None:
     from compiler.ledger import Ledger
 
@@ -358,6 +368,7 @@ def _interrupt_when_polled(cloud: CloudStack) -> threading.Thread:
 
 
 @pytest.mark.parametrize("cancel", [True, False], ids=["cancel", "keep-running"])
+@pytest.mark.slow
 def test_ctrl_c(cloud: CloudStack, source: str, tmp_path: Path, cancel: bool) -> None:
     module = cloud.write_job_module("sleeper", SLEEPING_JOB)
     cfg = cloud.submit_config(source_exp=RUN, python_module=module, cancel_on_interrupt=cancel)

@@ -62,6 +62,7 @@ def test_unknown_key_in_a_yaml_file_names_file_and_line(tmp_path) -> None:
     ["features.crosses.buyer=[]", "output_dir=/tmp/x", "dry_run=true"],
     ["features=online_retail", "model.top_k=[1,2]", "run=local", "run.epochs=2"],
 ])
+@pytest.mark.slow
 def test_fast_compose_equals_hydra_compose(overrides: list[str]) -> None:
     from omegaconf import OmegaConf
 

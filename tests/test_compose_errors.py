@@ -27,6 +27,7 @@ def test_value_errors_say_what_was_expected(override: str, key: str, problem: st
     assert (error.key, error.problem) == (key, problem)
 
 
+@pytest.mark.slow
 def test_the_most_specific_override_is_named() -> None:
     error = error_of(["run=local", "run.epochs=abc"])
     assert error.key == "run.epochs"

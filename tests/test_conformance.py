@@ -31,6 +31,7 @@ def broken_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     forget_fixture_modules()
 
 
+@pytest.mark.slow
 def test_builtin_fragments_compile_and_pass_without_importing() -> None:
     report = check_plugin("recforge", import_modules=False)
     builtins = {f"{kind}/{name}" for kind, name, registered in get_registry().entries()
@@ -50,6 +51,7 @@ EXAMPLE_FRAGMENTS = ["callback/epoch_time", "evaluator/ndcg_at_k",
                      "retrieval_loss/sampled_softmax", "tower/dcn"]
 
 
+@pytest.mark.slow
 def test_the_example_package_compiles_and_keeps_its_contract_without_importing() -> None:
     # Each example also checks the fragment's provides / requires against its code.
     report = check_plugin("recforge-dcn", import_modules=False)

@@ -89,6 +89,7 @@ TINY_REQUIRED = {"customer_id": "string", "product_id": "string", "date": "times
 # --------------------------------------------------------------------------- embedded dataset
 
 
+@pytest.mark.slow
 def test_generator_is_byte_identical_across_hash_seeds_and_tf_free(tmp_path: Path) -> None:
     script = (
         "import sys; from pathlib import Path; import compiler.data; "
@@ -127,6 +128,7 @@ def test_generator_scale_and_columns(synthetic_frame: pd.DataFrame) -> None:
     assert (df.groupby("customer_id")["cust_value"].nunique() == 1).all()
 
 
+@pytest.mark.slow
 def test_generator_has_learnable_structure(synthetic_frame: pd.DataFrame) -> None:
     df = synthetic_frame
     # Segment preference: each segment's favourite sub-category is far above its overall share.

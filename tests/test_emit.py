@@ -27,6 +27,7 @@ def test_emit_writes_modules_and_manifest(tmp_path) -> None:
     assert "pyflakes" in manifest["passes"]["run"]
 
 
+@pytest.mark.slow
 def test_output_is_byte_identical_whatever_the_hash_seed(tmp_path) -> None:
     outputs = []
     for seed in ("1", "2"):
@@ -79,6 +80,7 @@ def test_generated_snapshots_are_up_to_date(snapshot: str, tmp_path) -> None:
         )
 
 
+@pytest.mark.slow
 def test_a_fragment_that_batches_twice_fails_the_compile_and_writes_nothing(
         tmp_path, monkeypatch, capsys) -> None:
     """The platform's bug #1, reintroduced into a fragment: the candidates step re-batches the

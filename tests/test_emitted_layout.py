@@ -46,6 +46,7 @@ def ruff_format_check(*paths: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_emitted_modules_of_every_shipped_config_are_formatted(sources, tmp_path) -> None:
     for (model, features), files in sources.items():
         directory = tmp_path / f"{model}__{features}"

@@ -179,6 +179,7 @@ def dry_run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]
     return result
 
 
+@pytest.mark.slow
 def test_container_uri_runs_the_job_image_with_container_spec(tmp_path: Path) -> None:
     """``submit.container_uri``: the request names the image and the same entry point, and
     carries no pythonPackageSpec (nothing to pip-install at job start)."""
@@ -205,6 +206,7 @@ def test_default_packages_are_the_lock() -> None:
     assert environment.find_image(DEFAULT_EXECUTOR_IMAGE) is environment.DEFAULT_PREBUILT_IMAGE
 
 
+@pytest.mark.slow
 def test_a_prebuilt_image_past_its_end_date_warns_on_stderr(tmp_path: Path) -> None:
     result = dry_run(tmp_path, f"submit.executor_image={environment.DEFAULT_PREBUILT_IMAGE.uri}")
     line = ("warning: image us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest is "
@@ -213,6 +215,7 @@ def test_a_prebuilt_image_past_its_end_date_warns_on_stderr(tmp_path: Path) -> N
     assert "warning: image" not in result.stdout
 
 
+@pytest.mark.slow
 def test_a_submission_must_choose_its_image(tmp_path: Path) -> None:
     """No prebuilt TensorFlow image is in support, so there is no default to fall back on:
     without container_uri or executor_image the command stops before anything happens."""

@@ -206,6 +206,7 @@ def compile_one(ledger: Ledger, config_hash: str = "h1", **kw: object) -> int:
 
 
 # ------------------------------------------------------------------------------ records
+@pytest.mark.slow
 def test_record_compile_reads_back_every_field(ledger: Ledger) -> None:
     sweep = ledger.next_sweep_id("lr sweep")
     number = compile_one(ledger, "abc123", sweep_id=sweep)
@@ -428,6 +429,7 @@ def test_connection_errors_are_ledger_errors_without_the_password() -> None:
     assert "s3cret" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_a_write_waits_out_a_lock_held_longer_than_the_busy_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -542,6 +544,7 @@ def test_heartbeat_refreshes_a_running_record(ledger: Ledger) -> None:
     assert ledger.heartbeat(number) is False  # a finished record is left alone
 
 
+@pytest.mark.slow
 def test_a_stale_heartbeat_reads_as_abandoned(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -639,6 +642,7 @@ WORKER = textwrap.dedent(
 
 
 @pytest.mark.parametrize("procs,per_proc", [(8, 25)])
+@pytest.mark.slow
 def test_concurrent_writers_lose_no_records(ledger_url: str, procs: int, per_proc: int) -> None:
     go = Path(tempfile.mkdtemp()) / "go"
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

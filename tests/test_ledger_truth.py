@@ -98,6 +98,7 @@ def test_a_bad_ledger_is_one_error_before_anything_is_written(
     ],
     ids=["env", "typo"],
 )
+@pytest.mark.slow
 def test_the_real_cli_refuses_a_bad_ledger_and_leaves_no_file(
     tmp_path: Path, env: dict[str, str], args: list[str], key: str
 ) -> None:
@@ -187,6 +188,7 @@ def test_ledger_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["results.db", "results.csv"])
+@pytest.mark.slow
 def test_runs_cli_on_a_file_that_is_not_a_ledger(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_text(NOT_A_DB)
@@ -258,6 +260,7 @@ KILLED_RUN = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_sigkilled_run_reads_as_abandoned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("COLUMNS", "250")
@@ -294,6 +297,7 @@ def test_a_sigkilled_run_reads_as_abandoned(tmp_path: Path, monkeypatch: pytest.
 
 
 # ------------------------------------------------------------------------------ leaderboard
+@pytest.mark.slow
 def test_a_sweep_ends_with_its_leaderboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("COLUMNS", "250")

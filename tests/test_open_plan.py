@@ -243,6 +243,7 @@ def test_unknown_list_names_suggest_the_closest() -> None:
 # -- the conformance kit ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_conformance_kit_checks_declarations_against_the_code() -> None:
     registry = registry_with(UndeclaredReader, EmptyPromise, SilentFiller)
     report = check_plugin("recforge-test", registry=registry, import_modules=False,

@@ -183,6 +183,7 @@ def test_unparsable_file_raises_source_error() -> None:
     assert error.value.path == "broken.py" and error.value.line == 1
 
 
+@pytest.mark.slow
 def test_run_passes_does_not_import_tensorflow() -> None:
     code = (
         "import sys\n"
@@ -429,6 +430,7 @@ def test_check_fix_makes_a_buggy_gcs_module_pass(tmp_path: Path) -> None:
     assert _run(paths) == (0, "")
 
 
+@pytest.mark.slow
 def test_check_unparsable_and_unreadable_inputs_exit_2(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("def run_fn(:\n")
@@ -464,6 +466,7 @@ def test_docs_are_in_sync_with_the_pass_classes() -> None:
 # -- speed ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_passes_are_fast_enough_on_a_600_line_trainer() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
@@ -501,6 +504,7 @@ def test_walker_reaches_every_call() -> None:
     assert sum(isinstance(n, cst.Call) for n in walk(module)) == visitor.count
 
 
+@pytest.mark.slow
 def test_positions_match_libcst_position_provider() -> None:
     # Positions are resolved per top-level statement (see SourceFile.range); they must equal
     # a whole-module PositionProvider for every node.

@@ -79,6 +79,7 @@ def test_installed_plugin_is_discovered_with_its_distribution(plugins) -> None:
     assert registry.passes["dcn-cross-stack-x0"].provider.distribution == DCN
 
 
+@pytest.mark.slow
 def test_plugins_cli_lists_every_fragment_and_pass_with_versions() -> None:
     done = run_module("compiler.plugins", "--format", "json")
     assert done.returncode == 0, done.stderr
@@ -152,6 +153,7 @@ def test_an_installed_plugin_does_not_change_configs_that_do_not_use_it(plugins)
     assert with_plugin.manifest == without.manifest
 
 
+@pytest.mark.slow
 def test_the_plugin_pass_stops_a_compile_that_breaks_its_rule() -> None:
     from recforge_dcn.passes import CrossStackX0
 
@@ -199,6 +201,7 @@ def test_builtin_param_errors_read_as_before() -> None:
 # -- clashes and explicit names ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_name_clash_names_both_distributions_and_a_qualified_name_resolves_it(plugins
                                                                                   ) -> None:
     with_sites(plugins, "clashing_dcn")
@@ -228,6 +231,7 @@ def test_a_plugin_that_raises_at_import_is_skipped_with_a_warning(plugins) -> No
     assert "recforge-raises 0.1.0" in str(raised.value)
 
 
+@pytest.mark.slow
 def test_a_plugin_that_raises_at_import_does_not_break_the_cli(tmp_path) -> None:
     done = run_module("compiler", "model=hybrid_v1", f"output_dir={tmp_path}",
                       extra_path=str(FIXTURES / "raises_at_import"))
@@ -257,6 +261,7 @@ def test_a_misspelled_hook_is_an_error_naming_the_plugin(plugins) -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_fragment_failing_a_pass_names_its_plugin(plugins, tmp_path) -> None:
     with_sites(plugins, "broken")
     with pytest.warns(PluginWarning, match="badparams"), pytest.raises(PassFailure) as raised:

@@ -62,6 +62,7 @@ BAD_CONFIGS = [
 
 @pytest.mark.parametrize(("args", "expected"), BAD_CONFIGS,
                          ids=[" ".join(a) for a, _ in BAD_CONFIGS])
+@pytest.mark.slow
 def test_bad_input_is_one_error_line_and_leaves_nothing(args, expected, tmp_path, capsys):
     assert_rejected([*args, f"output_dir={tmp_path / 'out'}",
                      f"sweep_dir={tmp_path / 'sweeps'}"],
@@ -91,6 +92,7 @@ def conf_copy(tmp_path: Path) -> Path:
     return conf
 
 
+@pytest.mark.slow
 def test_yaml_syntax_error_names_file_line_and_column(conf_copy, tmp_path) -> None:
     (conf_copy / "model" / "broken.yaml").write_text(
         "defaults:\n  - model_schema\n  - _self_\nname: broken\nbuyer_tower:\n  layers: [8, 4\n")
@@ -123,6 +125,7 @@ def test_non_utf8_yaml_names_file_and_byte(conf_copy, tmp_path, capsys) -> None:
                     "0xe9 at offset 47")
 
 
+@pytest.mark.slow
 def test_debug_adds_the_traceback(tmp_path) -> None:
     from tests.compile_helpers import run_cli
 
@@ -158,6 +161,7 @@ def _run_main(args: list[str], tmp_path: Path, capsys, monkeypatch) -> tuple[int
      "submit.pipeline_root=gs://my-pipeline", "submit.source_exp=gs://my-pipeline/run/Transform",
      "submit.container_uri=europe-docker.pkg.dev/my-project/jobs/recforge-job:0.1.0"],
 ], ids=["compile", "run", "sweep", "optuna", "submit"])
+@pytest.mark.slow
 def test_a_dry_run_of_any_kind_writes_and_records_nothing(args, tmp_path, capsys,
                                                           monkeypatch) -> None:
     before = snapshot(GENERATED)
@@ -170,6 +174,7 @@ def test_a_dry_run_of_any_kind_writes_and_records_nothing(args, tmp_path, capsys
     assert snapshot(GENERATED) == before
 
 
+@pytest.mark.slow
 def test_optuna_dry_run_prints_the_search_space(tmp_path, capsys, monkeypatch) -> None:
     code, out = _run_main(["-m", "+experiment=tune_hybrid", "dry_run=true"], tmp_path, capsys,
                           monkeypatch)
@@ -193,6 +198,7 @@ def test_preflight_returns_what_the_command_will_use() -> None:
     assert checked.output_dir == "generated/ranking_v1__cherng_v3"
 
 
+@pytest.mark.slow
 def test_objective_metrics_follow_the_model_type() -> None:
     from compiler.core.compose import compose
     from compiler.core.validate import validate
@@ -206,6 +212,7 @@ def test_objective_metrics_follow_the_model_type() -> None:
     assert "recall_at_100" not in retrieval and "val_rmse" not in retrieval
 
 
+@pytest.mark.slow
 def test_objective_metrics_are_what_the_emitted_trainer_writes() -> None:
     """The names ``objective_metrics`` lists appear where the emitted run_fn fills
     ``metrics["final"]``: a renamed metric in a fragment fails here."""
@@ -221,6 +228,7 @@ def test_objective_metrics_are_what_the_emitted_trainer_writes() -> None:
         assert f'"{name}":' in trainer, name
 
 
+@pytest.mark.slow
 def test_ledger_rows_sees_a_real_compile(tmp_path, capsys, monkeypatch) -> None:
     """The control for every 'no ledger row' assertion above: a good compile is counted."""
     code, _ = _run_main([f"output_dir={tmp_path / 'out'}"], tmp_path, capsys, monkeypatch)

@@ -75,6 +75,7 @@ def test_policy_is_a_google_retry_that_clients_accept() -> None:
     assert policy(fn)() == "done" and len(calls) == 3
 
 
+@pytest.mark.slow
 def test_importing_the_policy_loads_no_google_api_core() -> None:
     code = ("import sys, compiler.retry, compiler.ledger.store; "
             "print(any(m.startswith('google.api_core') for m in sys.modules))")

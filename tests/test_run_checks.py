@@ -69,6 +69,7 @@ def test_cli_rejects_non_positive_epochs_and_batch_size(tmp_path, capsys, overri
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_cli_rejects_a_transform_made_with_other_bucket_counts(tmp_path, capsys) -> None:
     made_with = resolved("features.buyer.1.bucketize.buckets=5")
     write_output(tmp_path / "old-run" / "transform", record_text(made_with.features))

@@ -46,6 +46,7 @@ def run_script(tmp_path, mode: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("mode", ["ok", "fail"])
+@pytest.mark.slow
 def test_library_output_goes_to_the_log_and_recforge_lines_to_the_console(tmp_path,
                                                                           mode) -> None:
     completed = run_script(tmp_path, mode)

@@ -302,6 +302,7 @@ def test_fail_command_releases_a_stuck_run(ledger_url: str, capsys: pytest.Captu
 
 
 # ------------------------------------------------------------------------------ report
+@pytest.mark.slow
 def test_report_is_one_self_contained_html_file(
     ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -373,6 +374,7 @@ def test_report_renders_in_headless_chromium(
 
 
 # ------------------------------------------------------------------------------ no TensorFlow
+@pytest.mark.slow
 def test_the_cli_never_imports_tensorflow(ledger_url: str, tmp_path: Path) -> None:
     script = (
         "import sys\n"

@@ -24,6 +24,7 @@ SCANN_OVERRIDES = [
 ]
 
 
+@pytest.mark.slow
 def test_scann_params_from_config_enter_the_trainer_as_literals(tmp_path: Path) -> None:
     compile_overrides(SCANN_OVERRIDES, output_dir=tmp_path)
     source = (tmp_path / "trainer_module.py").read_text()

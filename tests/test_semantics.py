@@ -35,6 +35,7 @@ def function_source(source: str, name: str) -> str:
     return ast.get_source_segment(source, node) or ""
 
 
+@pytest.mark.slow
 def test_embeddings_only_towers_emit_no_dense_layer() -> None:
     trainer = trainer_for(*TUTORIAL)
     for side in ("buyer", "product"):
@@ -53,6 +54,7 @@ def test_projection_linear_is_the_explicit_dense_projection() -> None:
     assert "_mlp_layers((32,)" in buyer and "projected to 32" in buyer
 
 
+@pytest.mark.slow
 def test_encoder_width_mismatch_names_both_numbers() -> None:
     error = check(["model=retrieval_v1", "model.buyer_tower.layers=[]"])
     assert error.key == "model.output_embedding_dim"
@@ -84,6 +86,7 @@ def test_encoded_widths_match_the_plan(features: str) -> None:
         assert encoded_widths(the_plan.config.features, side) == planned
 
 
+@pytest.mark.slow
 def test_config_type_drives_what_it_promises() -> None:
     error = check(["features.config_type=retrieval"])
     assert error.key == "features.target"
@@ -100,6 +103,7 @@ def test_config_type_drives_what_it_promises() -> None:
     assert not any(f.side == "target" for f in plan(config).transformed_features)
 
 
+@pytest.mark.slow
 def test_target_log_is_off_unless_asked_for() -> None:
     plain = build(plan(validate(compose_config(
         [*TUTORIAL, "model=ranking_v1"]))))

@@ -22,6 +22,7 @@ def test_expand_is_the_cartesian_product() -> None:
     assert ["model=retrieval_v1", "model.learning_rate=0.2", "features=cherng_v3"] in points
 
 
+@pytest.mark.slow
 def test_identical_points_compile_once() -> None:
     report = preflight(["model=hybrid_v1", "model.epochs=20,5,20", "dry_run=true"])
     assert [p.same_as for p in report.points] == [None, None, 1]
@@ -40,6 +41,7 @@ def test_an_invalid_point_fails_the_sweep_before_anything_runs(tmp_path, capsys)
     assert not (tmp_path / "ledger.db").exists()
 
 
+@pytest.mark.slow
 def test_a_missing_data_file_fails_the_sweep_before_anything_runs(tmp_path, capsys) -> None:
     from tests.preflight_helpers import assert_rejected
 
@@ -52,6 +54,7 @@ def test_a_missing_data_file_fails_the_sweep_before_anything_runs(tmp_path, caps
     assert not (tmp_path / "sweeps").exists() and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_dry_run_of_a_100_point_sweep_runs_nothing(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "250")
     started = time.perf_counter()
@@ -70,6 +73,7 @@ def test_dry_run_of_a_100_point_sweep_runs_nothing(tmp_path, capsys, monkeypatch
     assert elapsed < 60  # the benchmark reports the real figure; this only guards regressions
 
 
+@pytest.mark.slow
 def test_sweep_compiles_each_point_into_its_own_directory(tmp_path, capsys) -> None:
     ledger = f"sqlite:///{tmp_path}/ledger.db"
     code = main(["-m", "model=hybrid_v1,retrieval_v1", "model.learning_rate=0.001,0.01",
@@ -135,6 +139,7 @@ def test_optuna_study_of_three_trials_on_tiny_data(tmp_path, capsys) -> None:
     assert "best_value" in best
 
 
+@pytest.mark.slow
 def test_joblib_workers_record_their_points_under_the_sweep(tmp_path, capsys) -> None:
     # The sweep id reaches the launcher's worker processes as an argument (the pickled task's
     # closure), not through the environment.

@@ -56,6 +56,7 @@ def run_fn(fn_args):
          {"_days_since_epoch", "_civil_from_days", "_days_from_civil", "_cycle"}),
     ],
 )
+@pytest.mark.slow
 def test_transform_module_emits_only_the_date_helpers_its_features_call(
     periods: str, helpers: set[str], tmp_path
 ) -> None:

@@ -15,6 +15,7 @@ def check(overrides: list[str]) -> ConfigError:
     return raised.value
 
 
+@pytest.mark.slow
 def test_shipped_configs_validate() -> None:
     for model in ("hybrid_v1", "retrieval_v1", "ranking_v1"):
         config = validate(compose_config([f"model={model}"]))
@@ -73,6 +74,7 @@ def test_towers_without_hidden_layers_are_allowed() -> None:
     assert config.model.buyer_tower.layers == []
 
 
+@pytest.mark.slow
 def test_scann_and_other_optimizers_validate() -> None:
     for optimizer in ("adam", "adagrad", "sgd"):
         validate(compose_config([f"model.optimizer={optimizer}",
@@ -113,6 +115,7 @@ def test_one_zero_loss_weight_is_allowed() -> None:
     assert validate(compose_config(["model.retrieval_weight=0"])).model.ranking_weight == 1.0
 
 
+@pytest.mark.slow
 def test_every_activation_in_the_table_validates() -> None:
     from compiler.core.validate import ACTIVATIONS
 
