@@ -186,11 +186,9 @@ def _create(jobs: Any, body: dict[str, Any], cfg: VertexSubmitConfig, console: C
     except SubmitError as error:
         if isinstance(error, CreateInDoubt):
             adapter.unknown(f"check label {label}: {error.message}")
+            error.hint = error.hint or hint
         else:
             adapter.fail(f"not submitted: {error.message}")
-        in_doubt = isinstance(error, CreateInDoubt)
-        if in_doubt and not error.hint:
-            error.hint = hint
         raise
 
 

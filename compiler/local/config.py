@@ -20,14 +20,8 @@ from compiler.local.transform import (
 )
 from compiler.schema import LocalRunConfig
 
+#: The run manifest in each run directory; its "status" is written last.
 RUN_MANIFEST = "run.json"
-CONTRACT_METRICS = (
-    "loss", "val_rmse", "val_mae", "test_rmse", "test_mae",
-    "recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100",
-)
-#: Bumped when the Transform runner's output could change for the same inputs.
-#: 2: every entry holds the Transform settings record (recforge_transform.json).
-TRANSFORM_CACHE_VERSION = "2"
 
 
 #: A run name is one path segment: letters, digits and ``._=+-``, not starting with a dot.

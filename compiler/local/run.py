@@ -34,7 +34,7 @@ from compiler.core.emit import emit
 from compiler.core.pipeline import CompileResult
 from compiler.data import DataError, as_data_config
 from compiler.errors import RecforgeError
-from compiler.local.config import _check_run
+from compiler.local.config import RUN_MANIFEST, _check_run
 from compiler.local.run_logging import LOG_FILE, library_output_to, step, verbose_requested
 from compiler.local.transform import (
     cached_output_matches,
@@ -50,7 +50,6 @@ from compiler.runner.transform import run_transform
 from compiler.runner.transform_digest import DIGEST_FILE, record_text
 from compiler.schema import LocalRunConfig
 
-RUN_MANIFEST = "run.json"
 CONTRACT_METRICS = (
     "loss", "val_rmse", "val_mae", "test_rmse", "test_mae",
     "recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100",

@@ -22,6 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.model import cross_column
+
 #: Written at the root of a Transform output, beside ``transform_graph/``.
 DIGEST_FILE = "recforge_transform.json"
 #: Bumped when the meaning of the recorded settings changes.
@@ -73,10 +75,6 @@ def _value(item: Any) -> Any:
     return getattr(item, "value", item)
 
 
-def _cross_name(members: Sequence[str]) -> str:
-    return "_x_".join(members)  # the cross's output column, as the cross fragment names it
-
-
 def transform_settings(features: Any) -> dict[str, Any]:
     """The canonical settings of ``features`` (a ``FeaturesConfig``) that shape the Transform.
 
@@ -93,7 +91,7 @@ def transform_settings(features: Any) -> dict[str, Any]:
         "format": SETTINGS_FORMAT,
         "features": {spec.name: _feature_settings(spec)
                      for spec in [*features.buyer, *features.product]},
-        "crosses": {_cross_name(cross.features): {"features": list(cross.features),
+        "crosses": {cross_column(cross.features): {"features": list(cross.features),
                                                   "hash_buckets": int(cross.hash_buckets)}
                     for side in ("buyer", "product")
                     for cross in getattr(features.crosses, side)},
@@ -176,6 +174,31 @@ def _compare_flat(prefix: str, expected: Mapping[str, Any],
     return None
 
 
+def _compare_entries(what: str, group_key: str, keyed: Sequence[tuple[str, str]],
+                     expected: Mapping[str, Any], got: Mapping[str, Any], *,
+                     quote: bool) -> Difference | None:
+    """Compare one group of named entries (features or crosses) in config order: each config
+    entry ``(key, name)`` must be in ``got`` with equal settings, and ``got`` may hold no entry
+    the config lacks. Feature names are shown quoted, cross columns as they are."""
+
+    def show(name: str) -> str:
+        return f"'{name}'" if quote else name
+
+    for key, name in keyed:
+        if name not in got:
+            return Difference(key, f"expected a Transform made with {key} ({show(name)}), got "
+                                   f"a Transform without that {what}")
+        difference = _compare_flat(key, expected[name], got[name])
+        if difference:
+            return difference
+    extra = sorted(set(got) - set(expected))
+    if extra:
+        return Difference(group_key, f"expected a Transform made without {what} "
+                                     f"{show(extra[0])} (not in the feature config), got one "
+                                     "that has it")
+    return None
+
+
 def compare(recorded: Mapping[str, Any] | str, features: Any) -> Difference | None:
     """``None`` when ``recorded`` (a :data:`DIGEST_FILE` payload or its text) was made by the
     transform ``features`` describes; else the first differing setting, in config order."""
@@ -189,34 +212,16 @@ def compare(recorded: Mapping[str, Any] | str, features: Any) -> Difference | No
         return Difference("features", f"expected a Transform settings record of format "
                                       f"{SETTINGS_FORMAT}, got format {got.get('format')} "
                                       "(made by another recforge version)")
-    got_features = got.get("features") or {}
-    for key, spec in _keyed_features(features):
-        if spec.name not in got_features:
-            return Difference(key, f"expected a Transform made with {key} ('{spec.name}'), "
-                                   "got a Transform without that feature")
-        difference = _compare_flat(key, expected["features"][spec.name],
-                                   got_features[spec.name])
-        if difference:
-            return difference
-    extra_features = sorted(set(got_features) - set(expected["features"]))
-    if extra_features:
-        return Difference("features", f"expected a Transform made without feature "
-                                      f"'{extra_features[0]}' (not in the feature config), "
-                                      "got one that has it")
-    got_crosses = got.get("crosses") or {}
-    for key, cross in _keyed_crosses(features):
-        name = _cross_name(cross.features)
-        if name not in got_crosses:
-            return Difference(key, f"expected a Transform made with {key} ({name}), got a "
-                                   "Transform without that cross")
-        difference = _compare_flat(key, expected["crosses"][name], got_crosses[name])
-        if difference:
-            return difference
-    extra_crosses = sorted(set(got_crosses) - set(expected["crosses"]))
-    if extra_crosses:
-        return Difference("features.crosses", f"expected a Transform made without cross "
-                                              f"{extra_crosses[0]} (not in the feature "
-                                              "config), got one that has it")
+    feature_keys = [(key, spec.name) for key, spec in _keyed_features(features)]
+    cross_keys = [(key, cross_column(cross.features)) for key, cross in _keyed_crosses(features)]
+    difference = (
+        _compare_entries("feature", "features", feature_keys, expected["features"],
+                         got.get("features") or {}, quote=True)
+        or _compare_entries("cross", "features.crosses", cross_keys, expected["crosses"],
+                            got.get("crosses") or {}, quote=False)
+    )
+    if difference:
+        return difference
     want_target, got_target = expected["target"], got.get("target")
     if want_target is None and got_target is not None:
         return Difference("features.target", "expected a Transform made without a target, got "
@@ -341,7 +346,7 @@ def compare_with_schema(features: Any, transformed: Sequence[Any], schema_text: 
 
 def _cross_key(features: Any, column: str) -> str | None:
     for key, cross in _keyed_crosses(features):
-        if _cross_name(cross.features) == column:
+        if cross_column(cross.features) == column:
             return key
     return None
 
