@@ -28,8 +28,7 @@ def _evaluate_recall(model, dataset, candidates):
 
     def add_batch(counts, batch):
         hits, total = counts
-        queries = model.buyer_tower(batch, training=False)
-        scores = tf.linalg.matmul(queries, candidates["embeddings"], transpose_b=True)
+        scores = _candidate_scores(model, batch, candidates)
         true_rows = tf.gather(candidates["positions"], tf.reshape(batch[PRODUCT_ID_KEY], [-1]))
         true_scores = tf.gather(scores, tf.maximum(true_rows, 0), batch_dims=1)
         ranks = tf.reduce_sum(tf.cast(scores > true_scores[:, None], tf.int32), axis=1)

@@ -56,9 +56,17 @@ def _unique_candidates(model, datasets, tf_transform_output):
         "embeddings": embeddings,
         "identifiers": tf.constant(identifiers),
         "positions": tf.constant(positions),
+        "product_ids": tf.constant(product_ids),
         "count": len(product_ids),
         "transactions": transactions,
     }
+
+
+def _candidate_scores(model, batch, candidates):
+    """Every candidate's score for each buyer of ``batch``, [buyers, candidates]: what the
+    evaluators rank by."""
+    queries = model.buyer_tower(batch, training=False)
+    return tf.linalg.matmul(queries, candidates["embeddings"], transpose_b=True)
 '''
 
 CANDIDATE_STEP = '''

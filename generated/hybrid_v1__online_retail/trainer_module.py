@@ -323,9 +323,17 @@ def _unique_candidates(model, datasets, tf_transform_output):
         "embeddings": embeddings,
         "identifiers": tf.constant(identifiers),
         "positions": tf.constant(positions),
+        "product_ids": tf.constant(product_ids),
         "count": len(product_ids),
         "transactions": transactions,
     }
+
+
+def _candidate_scores(model, batch, candidates):
+    """Every candidate's score for each buyer of ``batch``, [buyers, candidates]: what the
+    evaluators rank by."""
+    queries = model.buyer_tower(batch, training=False)
+    return tf.linalg.matmul(queries, candidates["embeddings"], transpose_b=True)
 
 
 # [evaluator/recall_at_k]
@@ -342,8 +350,7 @@ def _evaluate_recall(model, dataset, candidates):
 
     def add_batch(counts, batch):
         hits, total = counts
-        queries = model.buyer_tower(batch, training=False)
-        scores = tf.linalg.matmul(queries, candidates["embeddings"], transpose_b=True)
+        scores = _candidate_scores(model, batch, candidates)
         true_rows = tf.gather(candidates["positions"], tf.reshape(batch[PRODUCT_ID_KEY], [-1]))
         true_scores = tf.gather(scores, tf.maximum(true_rows, 0), batch_dims=1)
         ranks = tf.reduce_sum(tf.cast(scores > true_scores[:, None], tf.int32), axis=1)
