@@ -93,6 +93,13 @@ def vocabulary_file(feature: str) -> str:
     return f"{feature}_vocab"
 
 
+def buyer_id_column(features: FeaturesConfig) -> str | None:
+    """The transformed column that identifies a buyer (``features.buyer_id``'s vocabulary id),
+    or None when the feature config has no such buyer feature with an embedding."""
+    spec = next((s for s in features.buyer if s.name == features.buyer_id), None)
+    return embedding_column(spec.name) if spec is not None and spec.embedding else None
+
+
 def bucket_column(feature: str) -> str:
     """The bucket index column of a bucketized feature."""
     return feature + BUCKET_SUFFIX

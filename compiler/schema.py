@@ -115,6 +115,10 @@ class FeaturesConfig:
     crosses: CrossGroups = field(default_factory=CrossGroups)
     #: The product feature whose vocabulary identifies a candidate (retrieval ids).
     product_id: str = "product_id"
+    #: The buyer feature whose vocabulary identifies a buyer: the key of purchase history,
+    #: the buy-again baselines and the new-products protocol (which need it to have an
+    #: embedding; see ``compiler.model.buyer_id_column``).
+    buyer_id: str = "customer_id"
 
 
 @dataclass
