@@ -164,6 +164,16 @@ class PerformanceConfig:
     jit_compile: bool = False
 
 
+class EvalProtocol(str, Enum):
+    """Which test interactions the retrieval metrics (and the run's baselines) count."""
+
+    #: Every test line is a query whose target is its product (TFRS FactorizedTopK's protocol).
+    all = "all"
+    #: Discovery: test lines whose product the buyer bought in train are dropped, and the
+    #: buyer's train products are removed from their candidates.
+    new_products = "new_products"
+
+
 @dataclass
 class ModelConfig:
     name: str = MISSING
@@ -190,6 +200,8 @@ class ModelConfig:
     batch_size: int = 1024
     epochs: int = 3
     top_k: list[int] = field(default_factory=lambda: [5, 10, 50, 100])
+    #: ``all`` or ``new_products`` (see ``EvalProtocol``).
+    eval_protocol: EvalProtocol = EvalProtocol.all
     #: Registered names of ``evaluator`` fragments, run in this order after training; each
     #: adds metrics to training_metrics.json. null: the model type's own (``recall_at_k`` with
     #: retrieval, ``regression`` with ranking; multitask: both).

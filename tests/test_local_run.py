@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from compiler.__main__ import main
+from compiler.ledger import Ledger
 from tests.compile_helpers import ROOT
 from tests.preflight_helpers import assert_rejected
 from tests.tiny_data import tiny_transactions
@@ -51,9 +52,10 @@ def status_of(run_dir: Path) -> str:
 
 def test_date_split_run_completes_with_metrics_and_baselines(workspace, capsys) -> None:
     before = run_dirs(workspace)
+    ledger_url = f"sqlite:///{workspace['root'] / 'ledger.db'}"
     code = main(common(workspace, "model=hybrid_v1", "data.split.kind=date",
                        "data.split.eval_start=2024-07-01", "data.split.test_start=2024-10-01",
-                       "run.name=date-split"))
+                       "run.name=date-split", f"ledger={ledger_url}"))
     assert code == 0
     (run_dir,) = run_dirs(workspace) - before
     assert status_of(run_dir) == "completed"
@@ -63,9 +65,23 @@ def test_date_split_run_completes_with_metrics_and_baselines(workspace, capsys) 
         assert (run_dir / part).exists(), part
     metrics = json.loads((run_dir / "model_run" / "training_metrics.json").read_text())
     assert {"recall_at_100", "test_rmse"} <= set(metrics["final"])
-    assert set(metrics["baselines"]) == {"most_popular", "train_mean"}
+    assert set(metrics["baselines"]) == {"most_popular", "buy_again", "cooccurrence",
+                                         "train_mean", "per_buyer_mean", "per_product_mean"}
+    assert {"recall_at_100", "ndcg_at_10", "mrr"} <= set(metrics["baselines"]["buy_again"])
+    best = metrics["best_baseline"]["recall_at_100"]
+    assert best["value"] == max(values["recall_at_100"] for values in
+                                metrics["baselines"].values() if "recall_at_100" in values)
     out = capsys.readouterr().out
-    assert "most_popular" in out and "train_mean" in out and "recall_at_100" in out
+    assert "best baseline" in out and "recall_at_100" in out
+    row = next(line for line in out.splitlines() if line.startswith("│ recall_at_100 "))
+    assert best["name"] in row and f"{best['value']:.4f}" in row
+    lower = metrics["final"]["recall_at_100"] < best["value"]
+    assert ("below baseline: recall_at_100" in out) == lower
+    # The ledger row keeps every baseline beside the model's metrics.
+    with Ledger(ledger_url) as ledger:
+        record = max(ledger.list(), key=lambda experiment: experiment.number)
+    assert record.extra["baselines"] == metrics["baselines"]
+    assert record.extra["best_baseline"] == metrics["best_baseline"]
 
 
 def test_transform_from_reuses_a_finished_run(workspace, capsys) -> None:

@@ -3,6 +3,7 @@ step log they print.
 
 - ``config``: the run config check (``check_run_config``, part of preflight).
 - ``run``: the local run.
+- ``baselines``: the baselines printed and recorded beside the model's metrics.
 - ``transform``: runs the emitted Transform module on the loaded data (cached by digest).
 - ``run_logging``: the quiet/verbose step log of a run.
 

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,12 @@ from compiler.core.emit import emit
 from compiler.core.pipeline import CompileResult
 from compiler.data import DataError, as_data_config
 from compiler.errors import RecforgeError
+from compiler.local.baselines import (
+    baseline_columns,
+    below_baseline_lines,
+    best_baselines,
+    compute_baselines,
+)
 from compiler.local.config import RUN_MANIFEST, _check_run
 from compiler.local.run_logging import LOG_FILE, library_output_to, step, verbose_requested
 from compiler.local.transform import (
@@ -43,8 +50,7 @@ from compiler.local.transform import (
     recorded_data_hash,
     resolve_transform_source,
 )
-from compiler.runner._tf import import_tf
-from compiler.runner.fn_args import fn_args_from_transform, split_file_pattern
+from compiler.runner.fn_args import fn_args_from_transform
 from compiler.runner.trainer import run_trainer
 from compiler.runner.transform import run_transform
 from compiler.runner.transform_digest import DIGEST_FILE, record_text
@@ -150,52 +156,6 @@ def transform_cache_key(splits: Mapping[str, Any], transform_source: str, *,
     return digest.hexdigest()[:20]
 
 
-# --------------------------------------------------------------------------- baselines
-
-
-def compute_baselines(transform_dir: str, plan_required: Mapping[str, str],
-                      product_key: str | None, target_key: str | None,
-                      top_k: list[int]) -> dict[str, dict[str, float]]:
-    """Simple baselines on the same transformed data the model saw:
-
-    - most popular: the K most frequent training products, recommended to everyone;
-    - train mean: the mean transformed target of the training split, predicted for everyone.
-    """
-    # lazy: NumPy: data hashing and metrics of a run only
-    import numpy as np
-
-    tf = import_tf()
-    fn_args = fn_args_from_transform(transform_dir, "/unused")
-    examples = fn_args.train_files[0].rsplit("/", 2)[0]
-    columns = [c for c in (product_key, target_key) if c]
-    spec = {c: tf.io.FixedLenFeature([], tf.int64 if plan_required[c] == "int64"
-                                     else tf.float32) for c in columns}
-
-    def read(split: str) -> dict[str, np.ndarray]:
-        pattern = split_file_pattern(examples, split)
-        dataset = tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type="GZIP")
-        dataset = dataset.batch(4096).map(lambda batch: tf.io.parse_example(batch, spec))
-        parts = list(dataset.as_numpy_iterator())
-        return {c: np.concatenate([p[c] for p in parts]) for c in columns}
-
-    train, test = read("train"), read("test")
-    baselines: dict[str, dict[str, float]] = {}
-    if product_key:
-        ids, counts = np.unique(train[product_key], return_counts=True)
-        ranked = ids[np.argsort(-counts, kind="stable")]
-        baselines["most_popular"] = {
-            f"recall_at_{k}": float(np.isin(test[product_key], ranked[:k]).mean()) for k in top_k
-        }
-    if target_key:
-        mean = float(train[target_key].mean())
-        errors = test[target_key] - mean
-        baselines["train_mean"] = {
-            "test_rmse": float(np.sqrt(np.mean(errors ** 2))),
-            "test_mae": float(np.mean(np.abs(errors))),
-        }
-    return baselines
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -258,14 +218,13 @@ class _Run:
             metrics = self._train(transform_dir)
             if self.settings.baselines:
                 with self.step("baselines"):
-                    plan_features = result.plan.required_features()
-                    target = next((f.name for f in result.plan.transformed_features
-                                   if f.side == "target"), None)
-                    product = f"{config.features.product_id}_id" if config.has_retrieval \
-                        else None
+                    required = result.plan.required_features()
                     metrics["baselines"] = compute_baselines(
-                        transform_dir, plan_features, product,
-                        target if config.has_ranking else None, list(config.model.top_k))
+                        transform_dir, required, baseline_columns(config, required),
+                        config.model.top_k, retrieval=config.has_retrieval,
+                        regression=config.has_ranking,
+                        protocol=config.model.eval_protocol)
+                metrics["best_baseline"] = best_baselines(metrics["baselines"])
             metrics["timings"] = self.timings
             _write_json_atomic(run_dir / "model_run" / "training_metrics.json", metrics)
             state["metrics"] = {k: metrics["final"].get(k) for k in CONTRACT_METRICS
@@ -363,28 +322,39 @@ def _store_in_cache(source: Path, cached: Path) -> None:
 
 
 def print_metrics_table(console: Any, metrics: Mapping[str, Any], run_dir: Path) -> None:
+    """Every final metric the model wrote beside the best baseline for it (``best_baseline``,
+    else computed from ``baselines``), then one ``below baseline:`` line per metric where the
+    model is worse than that baseline."""
     # lazy: rich tables: printed only at the end of a run or sweep
     from rich.table import Table
 
-    final = metrics.get("final", {})
-    baselines = metrics.get("baselines", {})
+    final = {key: value for key, value in metrics.get("final", {}).items()
+             if isinstance(value, (int, float))}
+    # The contract's nine first, in their order; then the rest with K in numeric order.
+    final = {key: final[key] for key in sorted(final, key=_metric_order)}
+    best = metrics.get("best_baseline") or best_baselines(metrics.get("baselines", {}))
     table = Table(title=f"{metrics.get('model_type', '')} — final metrics")
     table.add_column("metric")
     table.add_column("model", justify="right")
-    table.add_column("baseline", justify="right")
+    table.add_column("best baseline", justify="right")
     table.add_column("baseline is", style="dim")
-    for key in CONTRACT_METRICS:
-        if key not in final:
-            continue
-        baseline_name, baseline_value = next(
-            ((name, values[key]) for name, values in baselines.items() if key in values),
-            ("", None),
-        )
-        table.add_row(key, f"{final[key]:.4f}",
-                      "" if baseline_value is None else f"{baseline_value:.4f}", baseline_name)
+    for key, value in final.items():
+        baseline = best.get(key)
+        table.add_row(key, f"{value:.4f}",
+                      "" if baseline is None else f"{baseline['value']:.4f}",
+                      "" if baseline is None else baseline["name"])
     console.print(table)
+    for line in below_baseline_lines(final, best):
+        console.print(line, style="bold yellow", highlight=False)
     if metrics.get("test_split") != "found":
         console.print("[bold red]No test split: test metrics were not computed.[/]")
     if metrics.get("eval_split") == "absent":  # a two-way split: val_* are absent, not zero
         console.print("No eval split (two-way split): val_* metrics were not computed.")
     console.print(f"run directory: {run_dir}")
+
+
+def _metric_order(key: str) -> tuple[int, list[Any]]:
+    if key in CONTRACT_METRICS:
+        return CONTRACT_METRICS.index(key), []
+    return len(CONTRACT_METRICS), [int(part) if part.isdigit() else part
+                                   for part in re.split(r"(\d+)", key)]
