@@ -233,7 +233,7 @@ class LocalRunConfig:
     #: Override the model config's epochs / batch size for this run only.
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
-    #: Compute most-popular and train-mean baselines beside the model's metrics.
+    #: Compute the baselines (``compiler.local.baselines``) beside the model's metrics.
     baselines: bool = True
     #: Show TensorFlow, absl, Beam and Keras output on the console instead of only in
     #: ``<run_dir>/run.log`` (also ``python -m compiler --verbose``).
