@@ -41,7 +41,7 @@ SELECTING_KEYS = {
     "retrieval_loss": "model.retrieval_loss", "optimizer": "model.optimizer",
     "retrieval_index": "model.retrieval_algorithm", "task": "model.model_type",
     "input": "model.input", "evaluator": "model.evaluators", "callback": "model.callbacks",
-    "export": "model.exports",
+    "export": "model.exports", "history": "model.purchase_history",
 }
 
 
@@ -70,6 +70,7 @@ VALUES: dict[str, tuple[str, ...]] = {
     "metrics": ("metrics",),
     "datasets": ("train_dataset", "eval_dataset", "test_dataset", "tf_transform_output"),
     "trained_model": ("model",),
+    "purchase_history": ("PurchaseHistory",),
 }
 
 #: The named places in ``run_fn`` fragments add code to, in the order they run: ``callbacks``

@@ -61,12 +61,24 @@ def _unique_candidates(model, datasets, tf_transform_output):
         "transactions": transactions,
     }
 
+'''
 
+CANDIDATE_SCORES = '''
 def _candidate_scores(model, batch, candidates):
     """Every candidate's score for each buyer of ``batch``, [buyers, candidates]: what the
     evaluators rank by."""
     queries = model.buyer_tower(batch, training=False)
     return tf.linalg.matmul(queries, candidates["embeddings"], transpose_b=True)
+'''
+
+HISTORY_CANDIDATE_SCORES = '''
+def _candidate_scores(model, batch, candidates):
+    """Every candidate's score for each buyer of ``batch``, [buyers, candidates]: what the
+    evaluators and the index rank by. The towers' dot product plus the buyer's purchase
+    history score, as in training."""
+    queries = model.buyer_tower(batch, training=False)
+    scores = tf.linalg.matmul(queries, candidates["embeddings"], transpose_b=True)
+    return scores + model.purchase_history(batch, candidates["product_ids"])
 '''
 
 CANDIDATE_STEP = '''
@@ -102,6 +114,9 @@ class UniqueCandidates(Fragment):
         out.add(Section.CANDIDATES, statements(
             CANDIDATES, product_id_key=f"{product_id}_id", product_vocab=f"{product_id}_vocab",
         ))
+        out.add(Section.CANDIDATES, statements(
+            HISTORY_CANDIDATE_SCORES if use.params.get("purchase_history") else CANDIDATE_SCORES
+        ))
         out.add_to_function("run_fn", statements(CANDIDATE_STEP))
 
 
@@ -124,6 +139,36 @@ def _save_options():
 '''
 
 
+HISTORY_BRUTE_FORCE = '''
+class HistoryAwareBruteForce(tf.Module):
+    """Exact top-K by ``_candidate_scores``: the towers' dot product plus the purchase history
+    score, which a TFRS BruteForce index (embeddings only) cannot add. Called like one:
+    buyer features -> (scores, product ids)."""
+
+    def __init__(self, model, candidates):
+        super().__init__()
+        self.model = model
+        self.candidates = {
+            key: candidates[key] for key in ("embeddings", "product_ids", "identifiers")
+        }
+        self.k = min(max(TOP_K), candidates["count"])
+
+    def __call__(self, features):
+        scores = _candidate_scores(self.model, features, self.candidates)
+        top = tf.math.top_k(scores, k=self.k)
+        return top.values, tf.gather(self.candidates["identifiers"], top.indices)
+
+
+def _build_index(model, candidates):
+    """Exact top-K over the deduplicated candidates, with the purchase history score."""
+    return HistoryAwareBruteForce(model, candidates)
+
+
+def _save_options():
+    return tf.saved_model.SaveOptions()
+'''
+
+
 class BruteForce(Fragment):
     kind: ClassVar[str] = "retrieval_index"
     name: ClassVar[str] = "brute_force"
@@ -136,7 +181,9 @@ class BruteForce(Fragment):
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")
         out.require_import("tensorflow_recommenders", alias="tfrs")
-        out.add(Section.INDEX, statements(BRUTE_FORCE))
+        out.add(Section.INDEX, statements(
+            HISTORY_BRUTE_FORCE if use.params.get("purchase_history") else BRUTE_FORCE
+        ))
         out.add_to_function("run_fn", statements(INDEX_STEP))
 
 

@@ -6,7 +6,8 @@ Every model exposes ``buyer_tower`` and ``product_tower``; ranking and multitask
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from compiler import hookimpl
 from compiler.fragments import (
@@ -17,6 +18,7 @@ from compiler.fragments import (
     Section,
     statements,
 )
+from plugins.losses import join_pieces, uses_score_loss
 
 RANKING_METRICS = '''
 def _ranking_metrics():
@@ -126,6 +128,175 @@ TARGET_KEY = '''
 TARGET_KEY = {target_key}
 '''
 
+#: The retrieval and multitask models when a ``model.retrieval`` knob or purchase history is
+#: on, assembled from the fixed pieces below (each only when its knob is on).
+TUNED_HEAD = {
+    "retrieval": """
+MODEL_TYPE = "retrieval"
+
+
+class RecommenderModel(MeanLossModel):
+    \"\"\"Two towers whose in-batch scores train a softmax (InBatchSoftmax); see model.retrieval.
+
+    Recall@K is computed after training, over deduplicated candidates, never on training
+    batches.
+    \"\"\"
+""",
+    "multitask": """
+MODEL_TYPE = "multitask"
+RETRIEVAL_WEIGHT = {retrieval_weight}
+RANKING_WEIGHT = {ranking_weight}
+
+
+class RecommenderModel(MeanLossModel):
+    \"\"\"Retrieval and ranking in one model: a weighted sum of the two task losses. The
+    retrieval loss is an in-batch softmax over the batch's scores (InBatchSoftmax); see
+    model.retrieval.
+
+    Recall@K is computed after training, over deduplicated candidates, never on training
+    batches.
+    \"\"\"
+""",
+}
+
+TUNED_INIT = """
+    def __init__(self, tf_transform_output):
+        super().__init__()
+        self.buyer_tower = _build_buyer_tower(tf_transform_output)
+        self.product_tower = _build_product_tower(tf_transform_output)
+"""
+
+NORMALIZED_INIT = """
+    def __init__(self, tf_transform_output):
+        super().__init__()
+        self.buyer_tower = UnitNormalized(_build_buyer_tower(tf_transform_output))
+        self.product_tower = UnitNormalized(_build_product_tower(tf_transform_output))
+"""
+
+HISTORY_INIT = """
+        self.purchase_history = PurchaseHistory(tf_transform_output)
+"""
+
+SCORE_LOSS_INIT = """
+        self.retrieval_task = InBatchSoftmax(tf_transform_output)
+"""
+
+TFRS_LOSS_INIT = """
+        self.retrieval_task = tfrs.tasks.Retrieval(loss=_retrieval_loss())
+"""
+
+RANKING_INIT = """
+        self.rating_head = _build_rating_head()
+        self.ranking_task = tfrs.tasks.Ranking(loss=_ranking_loss(), metrics=_ranking_metrics())
+
+    def predict_rating(self, features, training=False):
+        buyer_embeddings = self.buyer_tower(features, training=training)
+        product_embeddings = self.product_tower(features, training=training)
+        return self.rating_head(
+            tf.concat([buyer_embeddings, product_embeddings], axis=1), training=training
+        )
+"""
+
+IN_BATCH_SCORES = """
+    def in_batch_scores(self, features, buyer_embeddings, product_embeddings, training=False):
+        \"\"\"Each buyer's score for every product of the batch, [batch, batch].\"\"\"
+        scores = tf.linalg.matmul(buyer_embeddings, product_embeddings, transpose_b=True)
+"""
+
+IN_BATCH_HISTORY = """
+        # Train batches are lines of the train split that the history counts: leave-one-out.
+        scores += self.purchase_history(
+            features, features[CANDIDATE_ID_KEY], leave_out_own=training
+        )
+"""
+
+IN_BATCH_RETURN = """
+        return scores
+"""
+
+TUNED_LOSS = {
+    ("retrieval", True): """
+    def compute_loss(self, features, training=False):
+        buyer_embeddings = self.buyer_tower(features, training=training)
+        product_embeddings = self.product_tower(features, training=training)
+        scores = self.in_batch_scores(features, buyer_embeddings, product_embeddings, training)
+        return self.retrieval_task(scores, features[CANDIDATE_ID_KEY])
+""",
+    ("retrieval", False): """
+    def compute_loss(self, features, training=False):
+        buyer_embeddings = self.buyer_tower(features, training=training)
+        product_embeddings = self.product_tower(features, training=training)
+        return self.retrieval_task(
+            buyer_embeddings, product_embeddings, compute_metrics=not training
+        )
+""",
+    ("multitask", True): """
+    def compute_loss(self, features, training=False):
+        buyer_embeddings = self.buyer_tower(features, training=training)
+        product_embeddings = self.product_tower(features, training=training)
+        ratings = self.rating_head(
+            tf.concat([buyer_embeddings, product_embeddings], axis=1), training=training
+        )
+        scores = self.in_batch_scores(features, buyer_embeddings, product_embeddings, training)
+        retrieval_loss = self.retrieval_task(scores, features[CANDIDATE_ID_KEY])
+        ranking_loss = self.ranking_task(
+            labels=tf.reshape(features[TARGET_KEY], [-1, 1]), predictions=ratings
+        )
+        return RETRIEVAL_WEIGHT * retrieval_loss + RANKING_WEIGHT * ranking_loss
+""",
+    ("multitask", False): """
+    def compute_loss(self, features, training=False):
+        buyer_embeddings = self.buyer_tower(features, training=training)
+        product_embeddings = self.product_tower(features, training=training)
+        ratings = self.rating_head(
+            tf.concat([buyer_embeddings, product_embeddings], axis=1), training=training
+        )
+        retrieval_loss = self.retrieval_task(
+            buyer_embeddings, product_embeddings, compute_metrics=not training
+        )
+        ranking_loss = self.ranking_task(
+            labels=tf.reshape(features[TARGET_KEY], [-1, 1]), predictions=ratings
+        )
+        return RETRIEVAL_WEIGHT * retrieval_loss + RANKING_WEIGHT * ranking_loss
+""",
+}
+
+UNIT_NORMALIZED = """
+class UnitNormalized(tf.keras.Model):
+    \"\"\"A tower whose embeddings are L2-normalised: dot products become cosine similarities
+    (model.retrieval.normalize_embeddings; e.g. Yi et al., RecSys 2019, section 4).\"\"\"
+
+    def __init__(self, tower, **kwargs):
+        super().__init__(**kwargs)
+        self.tower = tower
+
+    def call(self, features, training=False):
+        return tf.math.l2_normalize(self.tower(features, training=training), axis=1)
+"""
+
+
+def tuned_model_source(model_type: str, params: Mapping[str, Any]) -> str | None:
+    """The model class's source for a retrieval or multitask model with a ``model.retrieval``
+    knob or purchase history on; None when the TFRS Retrieval task's defaults apply."""
+    normalize = bool(params.get("normalize_embeddings"))
+    score_loss = uses_score_loss(params)
+    if model_type not in TUNED_HEAD or not (normalize or score_loss):
+        return None
+    pieces = [TUNED_HEAD[model_type], NORMALIZED_INIT if normalize else TUNED_INIT]
+    if params.get("purchase_history"):
+        pieces.append(HISTORY_INIT)
+    pieces.append(SCORE_LOSS_INIT if score_loss else TFRS_LOSS_INIT)
+    if model_type == "multitask":
+        pieces.append(RANKING_INIT)
+    if score_loss:
+        pieces.append(IN_BATCH_SCORES)
+        if params.get("purchase_history"):
+            pieces.append(IN_BATCH_HISTORY)
+        pieces.append(IN_BATCH_RETURN)
+    pieces.append(TUNED_LOSS[(model_type, score_loss)])
+    return join_pieces(pieces)
+
+
 
 class _Task(Fragment):
     kind: ClassVar[str] = "task"
@@ -139,8 +310,11 @@ class _Task(Fragment):
             target = next(f for f in ctx.plan.transformed_features if f.side == "target")
             out.add(Section.CONSTANTS, statements(TARGET_KEY, target_key=target.name))
             out.add(Section.MODEL, statements(RANKING_METRICS))
+        tuned = tuned_model_source(self.name, use.params)
+        if use.params.get("normalize_embeddings"):
+            out.add(Section.TOWERS, statements(UNIT_NORMALIZED))
         out.add(Section.MODEL, statements(
-            self.template,
+            tuned or self.template,
             retrieval_weight=float(use.params["retrieval_weight"]),
             ranking_weight=float(use.params["ranking_weight"]),
         ))

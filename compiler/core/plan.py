@@ -16,6 +16,7 @@ from compiler.model import (
     ResolvedConfig,
     TransformedFeature,
     bucket_column,
+    buyer_id_column,
     cross_column,
     embedding_column,
 )
@@ -66,9 +67,22 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
              "clip": dataclasses.asdict(target.clip) if target.clip else None},
             target.column,
         ))
+    history = model.purchase_history
+    if history is not None:  # train-split statistics the trainer reads as Transform assets
+        uses.append(FragmentUse(
+            "feature_transform", "purchase_history", "model.purchase_history",
+            {"buyer_column": buyer_id_column(features),
+             "product_column": embedding_column(features.product_id),
+             "date": history.date, "half_life_days": history.recency_half_life_days},
+        ))
+    if config.has_retrieval and model.retrieval.logq_correction:
+        uses.append(FragmentUse("feature_transform", "product_frequency",
+                                "model.retrieval.logq_correction",
+                                {"product_column": embedding_column(features.product_id)}))
 
     uses.append(FragmentUse("input", model.input, "model.input",
-                            {"cache": model.performance.cache}))
+                            {"cache": model.performance.cache,
+                             "reshuffle_each_epoch": model.reshuffle_each_epoch}))
     uses.append(FragmentUse("encoder", "concat", "features"))
     for side in ("buyer", "product"):
         tower = getattr(model, f"{side}_tower")
@@ -90,28 +104,50 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
             {"layers": list(head.layers), "activation": head.activation, "l2": head.l2, **params},
         ))
         uses.append(FragmentUse("loss", model.loss, "model.loss"))
+    retrieval_params = {**dataclasses.asdict(model.retrieval),
+                        "loss_reduction": model.retrieval.loss_reduction.value,
+                        "purchase_history": history is not None,
+                        "product_id": features.product_id}
+    if history is not None:
+        uses.append(FragmentUse("history", "purchase_history", "model.purchase_history", {
+            "buyer_column": buyer_id_column(features),
+            "product_column": embedding_column(features.product_id),
+            "half_life_days": history.recency_half_life_days,
+            "scorer_layers": list(history.scorer_layers),
+        }))
     if config.has_retrieval:
-        uses.append(FragmentUse("retrieval_loss", model.retrieval_loss, "model.retrieval_loss"))
+        uses.append(FragmentUse("retrieval_loss", model.retrieval_loss, "model.retrieval_loss",
+                                retrieval_params))
     uses.append(FragmentUse(
         "task", model.model_type, "model.model_type",
-        {"retrieval_weight": model.retrieval_weight, "ranking_weight": model.ranking_weight},
+        {"retrieval_weight": model.retrieval_weight, "ranking_weight": model.ranking_weight,
+         **(retrieval_params if config.has_retrieval else {})},
     ))
+    schedule = model.lr_schedule
     uses.append(FragmentUse("optimizer", model.optimizer, "model.optimizer",
-                            {"learning_rate": model.learning_rate}))
+                            {"learning_rate": model.learning_rate,
+                             "lr_schedule": dataclasses.asdict(schedule) if schedule else None}))
+    if model.early_stopping is not None:  # selected by its settings, first of the callbacks
+        uses.append(FragmentUse("callback", "early_stopping", "model.early_stopping",
+                                {**dataclasses.asdict(model.early_stopping),
+                                 "eval_protocol": model.eval_protocol.value}))
     if config.has_retrieval:
         uses.append(FragmentUse("candidates", "unique", "features.product_id",
-                                {"product_id": features.product_id}))
+                                {"product_id": features.product_id,
+                                 "purchase_history": history is not None}))
         uses.append(FragmentUse(
             "retrieval_index", model.retrieval_algorithm, "model.retrieval_algorithm",
-            fragment_params("retrieval_index", model.retrieval_algorithm,
-                            model.retrieval_index_params, "model.retrieval_index_params",
-                            registry),
+            {**fragment_params("retrieval_index", model.retrieval_algorithm,
+                               model.retrieval_index_params, "model.retrieval_index_params",
+                               registry),
+             **({"purchase_history": True} if history is not None else {})},
         ))
     # The config lists, in run_fn order: evaluators (every one sees model.top_k), exports,
     # then the callbacks of fit. A plugin adds one of each by name, through config alone.
     for index, name in enumerate(evaluator_names(config)):
         uses.append(FragmentUse("evaluator", name, f"model.evaluators[{index}]",
-                                {"top_k": list(model.top_k)}))
+                                {"top_k": list(model.top_k),
+                                 "eval_protocol": model.eval_protocol.value}))
     for index, name in enumerate(model.exports):
         uses.append(FragmentUse("export", name, f"model.exports[{index}]"))
     for index, name in enumerate(model.callbacks):
@@ -120,6 +156,8 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
         "batch_size": model.batch_size, "epochs": model.epochs, "seed": model.seed,
         "steps_per_execution": model.performance.steps_per_execution,
         "jit_compile": model.performance.jit_compile,
+        "lr_schedule": schedule is not None, "early_stopping": model.early_stopping is not None,
+        "eval_protocol": model.eval_protocol.value if config.has_retrieval else None,
     }))
 
     for use in uses:  # every fragment the plan names must exist, with a clear key if not

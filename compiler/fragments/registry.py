@@ -51,6 +51,7 @@ HOOKSPEC_ATTRIBUTE = "RECFORGE_HOOKSPEC_VERSION"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.transform",
     "plugins.features",
+    "plugins.history",
     "plugins.inputs",
     "plugins.encoders",
     "plugins.towers",
