@@ -47,6 +47,8 @@ SWITCH_VARIANTS = {
     "steps_per_execution=1": ["model.performance.steps_per_execution=1"],
     "cache=false": ["model.performance.cache=false", "model.performance.steps_per_execution=1"],
     "jit_compile=true": ["model.performance.jit_compile=true"],
+    # Not a speed switch: a new order every epoch (issue #14), which must keep the cache's speed.
+    "reshuffle_each_epoch=true": ["model.reshuffle_each_epoch=true"],
 }
 #: k in the tolerance k * s * sqrt(2/n): with 9 metrics and few seeds, 4 keeps the chance of
 #: a false alarm on identical trainers below ~5% in all (t-quantile with Bonferroni).
@@ -167,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--switch-rounds", type=int, default=3,
                         help="rounds that also run each switch variant")
     parser.add_argument("--summary", help="also write the figures as JSON here")
+    parser.add_argument("--reshuffle-rounds", type=int, default=0,
+                        help="only compare model.reshuffle_each_epoch=true with the defaults, "
+                        "this many rounds (the reshuffle-speed section)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--transform", help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)
@@ -177,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                                 json.loads(args.custom_config))))
         return 0
 
+    if args.reshuffle_rounds:
+        return reshuffle_speed(args.reshuffle_rounds)
     runs: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="recforge_training_speed_") as tmp:
         scratch = Path(tmp)
@@ -207,6 +214,41 @@ def main(argv: list[str] | None = None) -> int:
     figures = report(runs, args)
     if args.summary:
         write_summary(args.summary, figures)
+    return 0
+
+
+def reshuffle_speed(rounds: int) -> int:
+    """Steady-state throughput with model.reshuffle_each_epoch=true against the defaults, side
+    by side in each round (the order alternates), on the default dataset."""
+    ratios, rates = [], {"defaults": [], "reshuffle_each_epoch=true": []}
+    with tempfile.TemporaryDirectory(prefix="recforge_reshuffle_speed_") as tmp:
+        scratch = Path(tmp)
+        transform_dir, _ = transformed("default", scratch)
+        for r in range(rounds):
+            seed = 42 + r
+            pair = [("defaults", [f"model.seed={seed}"]),
+                    ("reshuffle_each_epoch=true",
+                     [f"model.seed={seed}", "model.reshuffle_each_epoch=true"])]
+            round_rates = {}
+            for name, overrides in pair[::-1] if r % 2 else pair:
+                module = _compiled(scratch, f"{name}-{seed}", overrides)
+                run = run_worker(module, transform_dir, scratch / "runs" / f"{name}-{r}", {})
+                round_rates[name] = steady_rate(run)
+                rates[name].append(round_rates[name])
+            ratios.append(round_rates["reshuffle_each_epoch=true"] / round_rates["defaults"])
+            print(f"round {r}: ratio {ratios[-1]:.3f}", flush=True)
+    lines = ["hybrid_v1 on the default dataset (batch 1024, 20 epochs), each run a fresh "
+             "process; the order alternates by round. Target: reshuffling every epoch keeps at "
+             "least 90% of the defaults' steady-state throughput.", "",
+             "| trainer | runs | steady-state examples/s (median) |", "|---|---|---|"]
+    lines += [f"| {name} | {len(values)} | {statistics.median(values):,.0f} |"
+              for name, values in rates.items()]
+    lines += ["", f"Reshuffle / defaults, median of the per-round ratios: "
+              f"**{statistics.median(ratios):.2f}x** (each round: "
+              f"{', '.join(f'{ratio:.2f}' for ratio in ratios)})."]
+    update_section("reshuffle-speed", "Per-epoch reshuffle throughput (issue #14)",
+                   "\n".join(lines), f"python benchmarks/training_speed.py --reshuffle-rounds "
+                   f"{rounds}")
     return 0
 
 

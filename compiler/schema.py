@@ -149,6 +149,35 @@ class HeadConfig:
 
 
 @dataclass
+class EarlyStoppingConfig:
+    """Stop training when a validation metric stops improving (Keras ``EarlyStopping``
+    semantics: ``patience``, ``min_delta``, ``restore_best_weights``)."""
+
+    #: A val_* metric the run writes: val_recall_at_K (K in model.top_k), val_ndcg_at_K with
+    #: the ndcg evaluator, val_mrr with the mrr evaluator, val_rmse, val_mae. Errors are
+    #: minimised, the others maximised.
+    metric: str = "val_recall_at_100"
+    #: Epochs without an improvement of more than min_delta before training stops.
+    patience: int = 3
+    min_delta: float = 0.0
+    #: Put back the best epoch's weights when training ends (stopped early or not).
+    restore_best_weights: bool = True
+
+
+@dataclass
+class LRScheduleConfig:
+    """A learning-rate schedule over the whole run (``model.learning_rate`` is its peak)."""
+
+    #: ``warmup_cosine``: linear warm-up from 0, then cosine decay (Goyal et al. 2017;
+    #: Loshchilov & Hutter 2017).
+    kind: str = "warmup_cosine"
+    #: Length of the warm-up, in epochs (fractions allowed; 0: none).
+    warmup_epochs: float = 1.0
+    #: The rate at the last step, as a fraction of model.learning_rate.
+    final_learning_rate_ratio: float = 0.0
+
+
+@dataclass
 class PerformanceConfig:
     """How the emitted trainer runs, not what it computes: every switch keeps the metrics
     within the tolerance that ``benchmarks/training_speed.py`` states and
@@ -199,6 +228,14 @@ class ModelConfig:
     learning_rate: float = 0.001
     batch_size: int = 1024
     epochs: int = 3
+    #: Shuffle the training examples anew every epoch (seeded), so each epoch sees different
+    #: batches and in-batch negatives; false: one shuffle, the same batches every epoch.
+    reshuffle_each_epoch: bool = False
+    #: null: stop after ``epochs``. Set: stop when the validation metric stops improving
+    #: (adds the ``early_stopping`` callback; needs an eval split).
+    early_stopping: Optional[EarlyStoppingConfig] = None
+    #: null: a constant ``learning_rate``. Set: warm-up then cosine decay.
+    lr_schedule: Optional[LRScheduleConfig] = None
     top_k: list[int] = field(default_factory=lambda: [5, 10, 50, 100])
     #: ``all`` or ``new_products`` (see ``EvalProtocol``).
     eval_protocol: EvalProtocol = EvalProtocol.all

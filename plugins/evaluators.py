@@ -1,4 +1,10 @@
-"""Evaluators: metrics on the eval and test splits, merged into ``training_metrics.json``."""
+"""Evaluators: metrics on the eval and test splits, merged into ``training_metrics.json``.
+
+The ranking evaluators (``recall_at_k``, ``ndcg``, ``mrr``) share one rank computation
+(``_ranks``: the number of candidates scored above each line's product) and one reduction over
+a split; each metric is a function of the ranks. ``model.eval_protocol: new_products`` drops the
+lines whose product the buyer bought in train and scores those products -inf.
+"""
 
 from __future__ import annotations
 
@@ -13,62 +19,211 @@ from compiler.fragments import (
     Section,
     statements,
 )
+from compiler.fragments import name as identifier
+from compiler.model import ResolvedConfig
 
-RECALL = '''
+#: What every ranking evaluator (Recall@K, NDCG@K, MRR) shares: each test line's rank, and a
+#: mean over a split's lines of a function of those ranks, in one traced reduction.
+RANKED_LINES = """
+def _ranks(scores, true_rows):
+    \"\"\"Each line's rank: the number of candidates scored above its product (0: the top).
+
+    ``scores`` [lines, candidates]; ``true_rows`` [lines]: the row of each line's product among
+    the candidates. No sort, so a tie counts in the product's favour: TFRS FactorizedTopK's
+    top-K accuracy. A product that is not a candidate ranks last (int32 max): never a hit.
+    \"\"\"
+    true_scores = tf.gather(scores, tf.maximum(true_rows, 0), batch_dims=1)
+    ranks = tf.reduce_sum(tf.cast(scores > true_scores[:, None], tf.int32), axis=1)
+    return tf.where(true_rows >= 0, ranks, tf.int32.max)
+
+
+def _bought_mask(purchases, buyer_ids, candidates):
+    \"\"\"[buyers, candidates]: whether each candidate is one of the buyer's train products.
+
+    ``purchases``: each buyer id's train product ids (``_train_purchases``); a buyer id
+    beyond its table (unseen in train) bought nothing.
+    \"\"\"
+    table = tf.RaggedTensor.from_row_splits(purchases["products"], purchases["row_splits"])
+    rows = tf.minimum(buyer_ids, table.nrows() - 1)  # the table's last row is empty
+    bought = tf.gather(table, rows)
+    columns = tf.gather(candidates["positions"], bought.flat_values)
+    indices = tf.boolean_mask(tf.stack([bought.value_rowids(), columns], axis=1), columns >= 0)
+    buyers = tf.size(buyer_ids, out_type=tf.int64)
+    shape = tf.stack([buyers, tf.size(candidates["product_ids"], out_type=tf.int64)])
+    return tf.scatter_nd(indices, tf.ones(tf.shape(indices)[:1], tf.int32), shape) > 0
+
+
+def _ranked_lines(model, batch, candidates, purchases=None):
+    \"\"\"The rank of each evaluated line of ``batch`` (model.eval_protocol).
+
+    ``purchases`` None (protocol all): every line, among all candidates. Given
+    (new_products): a line whose product the buyer bought in train is dropped, and the
+    buyer's train products score -inf, below every other candidate.
+    \"\"\"
+    scores = _candidate_scores(model, batch, candidates)
+    true_rows = tf.gather(candidates["positions"], tf.reshape(batch[PRODUCT_ID_KEY], [-1]))
+    if purchases is None:
+        return _ranks(scores, true_rows)
+    buyer_ids = tf.reshape(batch[purchases["buyer_id_key"]], [-1])
+    bought = _bought_mask(purchases, buyer_ids, candidates)
+    ranks = _ranks(tf.where(bought, tf.constant(-np.inf, scores.dtype), scores), true_rows)
+    repeated = tf.logical_and(
+        true_rows >= 0, tf.gather(bought, tf.maximum(true_rows, 0), batch_dims=1)
+    )
+    return tf.boolean_mask(ranks, tf.logical_not(repeated))
+
+
+def _mean_over_lines(model, dataset, candidates, line_values, width, purchases=None):
+    \"\"\"The mean over the evaluated lines of ``dataset`` of ``line_values(ranks)`` (a
+    [lines, width] float64 tensor): ``width`` numbers.
+
+    Candidates are embedded once; each batch of buyers costs one matmul, and the whole split
+    one traced reduction: no Python work per batch.
+    \"\"\"
+
+    def add_batch(sums, batch):
+        totals, lines = sums
+        ranks = _ranked_lines(model, batch, candidates, purchases)
+        return (
+            totals + tf.reduce_sum(line_values(ranks), axis=0),
+            lines + tf.size(ranks, out_type=tf.int64),
+        )
+
+    totals, lines = dataset.reduce(
+        (tf.zeros([width], tf.float64), tf.constant(0, tf.int64)), add_batch
+    )
+    return totals.numpy() / max(int(lines), 1)
+"""
+
+RECALL = """
 TOP_K = {top_k}
 
 
-def _evaluate_recall(model, dataset, candidates):
-    """Recall@K: the fraction of interactions whose product is in the buyer's top K.
-
-    Candidates are embedded once; each batch of buyers costs one matmul. A product's rank is
-    the number of candidates scored above it (no sort), so a tie counts as a hit: TFRS
-    FactorizedTopK's top-K categorical accuracy.
-    """
-
-    def add_batch(counts, batch):
-        hits, total = counts
-        scores = _candidate_scores(model, batch, candidates)
-        true_rows = tf.gather(candidates["positions"], tf.reshape(batch[PRODUCT_ID_KEY], [-1]))
-        true_scores = tf.gather(scores, tf.maximum(true_rows, 0), batch_dims=1)
-        ranks = tf.reduce_sum(tf.cast(scores > true_scores[:, None], tf.int32), axis=1)
-        # A product that is not a candidate is never a hit.
-        ranks = tf.where(true_rows >= 0, ranks, tf.int32.max)
-        batch_hits = [tf.reduce_sum(tf.cast(ranks < k, tf.int64)) for k in TOP_K]
-        return hits + tf.stack(batch_hits), total + tf.size(true_rows, out_type=tf.int64)
-
-    # One traced reduction over the whole split: no Python work per batch.
-    hits, total = dataset.reduce(
-        (tf.zeros([len(TOP_K)], tf.int64), tf.constant(0, tf.int64)), add_batch
+def _evaluate_recall(model, dataset, candidates, purchases=None):
+    \"\"\"Recall@K: the fraction of evaluated lines whose product is in the buyer's top K.\"\"\"
+    recalls = _mean_over_lines(
+        model,
+        dataset,
+        candidates,
+        lambda ranks: tf.cast(ranks[:, None] < TOP_K, tf.float64),
+        len(TOP_K),
+        purchases,
     )
-    return {f"recall_at_{k}": float(h) / max(int(total), 1) for k, h in zip(TOP_K, hits.numpy())}
-'''
+    return {f"recall_at_{k}": float(recall) for k, recall in zip(TOP_K, recalls)}
+"""
 
-RECALL_STEP = '''
+NDCG = """
+NDCG_TOP_K = {top_k}
+
+
+def _evaluate_ndcg(model, dataset, candidates, purchases=None):
+    \"\"\"NDCG@K with one relevant product per line (Jarvelin & Kekalainen 2002): the ideal DCG
+    is 1, so a line gains 1 / log2(rank + 2) when its product ranks in the top K, else 0.\"\"\"
+
+    def gains(ranks):
+        discounts = np.log(2.0) / tf.math.log(tf.cast(ranks, tf.float64) + 2.0)
+        hits = ranks[:, None] < NDCG_TOP_K
+        return tf.where(hits, discounts[:, None], tf.constant(0.0, tf.float64))
+
+    ndcgs = _mean_over_lines(model, dataset, candidates, gains, len(NDCG_TOP_K), purchases)
+    return {f"ndcg_at_{k}": float(ndcg) for k, ndcg in zip(NDCG_TOP_K, ndcgs)}
+"""
+
+MRR = """
+def _evaluate_mrr(model, dataset, candidates, purchases=None):
+    \"\"\"Mean reciprocal rank (Voorhees, TREC-8 QA 1999): the mean over lines of 1 / (rank + 1)
+    among all candidates; a product that is not a candidate adds 0.\"\"\"
+
+    def reciprocal_ranks(ranks):
+        reciprocal = 1.0 / (tf.cast(ranks, tf.float64) + 1.0)
+        return tf.where(ranks < tf.int32.max, reciprocal, tf.constant(0.0, tf.float64))[:, None]
+
+    (mrr,) = _mean_over_lines(model, dataset, candidates, reciprocal_ranks, 1, purchases)
+    return {"mrr": float(mrr)}
+"""
+
+RANKING_STEP = """
 if eval_dataset is not None:
-    validation_recall = _evaluate_recall(model, eval_dataset, candidates)
-    metrics["final"].update({"val_" + key: value for key, value in validation_recall.items()})
+    {validation} = {evaluate}(model, eval_dataset, candidates)
+    metrics["final"].update({"val_" + key: value for key, value in {validation}.items()})
 if test_dataset is not None:
-    metrics["final"].update(_evaluate_recall(model, test_dataset, candidates))
-'''
+    metrics["final"].update({evaluate}(model, test_dataset, candidates))
+"""
+
+#: model.eval_protocol new_products: the run_fn's ``purchases`` (the trainer's) go along.
+RANKING_STEP_NEW_PRODUCTS = """
+if eval_dataset is not None:
+    {validation} = {evaluate}(model, eval_dataset, candidates, purchases)
+    metrics["final"].update({"val_" + key: value for key, value in {validation}.items()})
+if test_dataset is not None:
+    metrics["final"].update({evaluate}(model, test_dataset, candidates, purchases))
+"""
 
 
-class RecallAtK(Fragment):
+class _RankingEvaluator(Fragment):
+    """A metric of each evaluated line's rank among the deduplicated candidates."""
+
     kind: ClassVar[str] = "evaluator"
-    name: ClassVar[str] = "recall_at_k"
-    description: ClassVar[str] = "Recall@K over deduplicated candidates (one matmul per batch)"
-    EXAMPLES: ClassVar[list[list[str]]] = [[], ["model.top_k=[1,3]"]]
-    provides: ClassVar[tuple[str, ...]] = ("top_k",)
-    writes: ClassVar[tuple[str, ...]] = ("recall_at_{k}", "val_recall_at_{k}")
-    requires: ClassVar[tuple[str, ...]] = ("candidates", "trained_model", "datasets", "metrics")
     fills: ClassVar[tuple[str, ...]] = ("evaluate",)
+    template: ClassVar[str]
+    function: ClassVar[str]
+    validation: ClassVar[str]
+
+    @classmethod
+    def declare(cls, use: FragmentUse, config: ResolvedConfig) -> dict[str, tuple[str, ...]]:
+        # new_products ranks without the buyer's train products: the trainer's purchases.
+        purchases = ("purchases",) if use.params.get("eval_protocol") == "new_products" else ()
+        return {"provides": cls.provides, "fills": cls.fills,
+                "requires": ("candidates", "trained_model", "datasets", "metrics", *purchases)}
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")
-        out.add(Section.EVALUATION, statements(
-            RECALL, top_k=tuple(use.params["top_k"])
-        ))
-        out.add_to_function("run_fn", statements(RECALL_STEP))
+        out.require_import("numpy", alias="np")
+        out.add_once("ranked-lines", Section.EVALUATION, statements(RANKED_LINES))
+        out.add(Section.EVALUATION, statements(self.template, top_k=tuple(use.params["top_k"])))
+        step = RANKING_STEP_NEW_PRODUCTS if use.params.get("eval_protocol") == "new_products" \
+            else RANKING_STEP
+        out.add_to_function("run_fn", statements(
+            step, evaluate=identifier(self.function), validation=identifier(self.validation)))
+
+
+class RecallAtK(_RankingEvaluator):
+    name: ClassVar[str] = "recall_at_k"
+    description: ClassVar[str] = "Recall@K over deduplicated candidates (one matmul per batch)"
+    EXAMPLES: ClassVar[list[list[str]]] = [
+        [], ["model.top_k=[1,3]"], ["model.eval_protocol=new_products"],
+    ]
+    provides: ClassVar[tuple[str, ...]] = ("top_k",)
+    writes: ClassVar[tuple[str, ...]] = ("recall_at_{k}", "val_recall_at_{k}")
+    template: ClassVar[str] = RECALL
+    function: ClassVar[str] = "_evaluate_recall"
+    validation: ClassVar[str] = "validation_recall"
+
+
+class NDCGAtK(_RankingEvaluator):
+    name: ClassVar[str] = "ndcg"
+    description: ClassVar[str] = "NDCG@K (one relevant product per line) over the candidates"
+    EXAMPLES: ClassVar[list[list[str]]] = [
+        ["model.evaluators=[recall_at_k,regression,ndcg]"],
+        ["model=retrieval_v1", "model.evaluators=[ndcg]", "model.top_k=[3]"],
+    ]
+    writes: ClassVar[tuple[str, ...]] = ("ndcg_at_{k}", "val_ndcg_at_{k}")
+    template: ClassVar[str] = NDCG
+    function: ClassVar[str] = "_evaluate_ndcg"
+    validation: ClassVar[str] = "validation_ndcg"
+
+
+class MRR(_RankingEvaluator):
+    name: ClassVar[str] = "mrr"
+    description: ClassVar[str] = "mean reciprocal rank over all candidates"
+    EXAMPLES: ClassVar[list[list[str]]] = [
+        ["model.evaluators=[recall_at_k,regression,mrr]"],
+        ["model=retrieval_v1", "model.evaluators=[mrr]", "model.eval_protocol=new_products"],
+    ]
+    writes: ClassVar[tuple[str, ...]] = ("mrr", "val_mrr")
+    template: ClassVar[str] = MRR
+    function: ClassVar[str] = "_evaluate_mrr"
+    validation: ClassVar[str] = "validation_mrr"
 
 
 REGRESSION = '''
@@ -122,4 +277,4 @@ class Regression(Fragment):
 
 @hookimpl
 def register_fragments() -> list[type[Fragment]]:
-    return [RecallAtK, Regression]
+    return [RecallAtK, NDCGAtK, MRR, Regression]

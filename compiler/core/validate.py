@@ -17,6 +17,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from compiler import PROJECT_NAME
 from compiler.core.compose import CONF_DIR, translate_error
+from compiler.core.validate_training import check_training_techniques
 from compiler.errors import ConfigError, did_you_mean
 from compiler.fragments.registry import Registry, get_registry
 from compiler.model import FRAGMENT_LISTS, ResolvedConfig, config_hash, encoded_widths
@@ -70,7 +71,9 @@ def validate(cfg: DictConfig, registry: Registry | None = None) -> ResolvedConfi
 
     _check_features(features)
     _check_model(model, features, registry)
-    return ResolvedConfig(features, model, output_dir, data, config_hash(data))
+    config = ResolvedConfig(features, model, output_dir, data, config_hash(data))
+    check_training_techniques(model, features, evaluator_names(config), registry)
+    return config
 
 
 def _conf_dir():  # late import keeps compose's Hydra import out of this module's import cost
