@@ -482,8 +482,7 @@ class EarlyStoppingCallback(Fragment):
             template, step = REGRESSION_METRIC, REGRESSION_CALLBACKS_STEP
         out.add(Section.EVALUATION, statements(
             template, evaluate=identifier(function), key=metric.removeprefix("val_")))
-        out.add_to_function(CALLBACKS_FUNCTION, statements(NO_EVAL_SPLIT))
-        out.add_to_function(CALLBACKS_FUNCTION, statements(step))
+        out.add_to_function(CALLBACKS_FUNCTION, statements(NO_EVAL_SPLIT + step))
         out.add_to_function("run_fn", statements(EARLY_STOPPING_STEP))
 
 
