@@ -205,7 +205,7 @@ class NDCGAtK(_RankingEvaluator):
     description: ClassVar[str] = "NDCG@K (one relevant product per line) over the candidates"
     EXAMPLES: ClassVar[list[list[str]]] = [
         ["model.evaluators=[recall_at_k,regression,ndcg]"],
-        ["model=retrieval_v1", "model.evaluators=[ndcg]", "model.top_k=[3]"],
+        ["model=retrieval_v1", "model.evaluators=[recall_at_k,ndcg]", "model.top_k=[3]"],
     ]
     writes: ClassVar[tuple[str, ...]] = ("ndcg_at_{k}", "val_ndcg_at_{k}")
     template: ClassVar[str] = NDCG
@@ -218,7 +218,8 @@ class MRR(_RankingEvaluator):
     description: ClassVar[str] = "mean reciprocal rank over all candidates"
     EXAMPLES: ClassVar[list[list[str]]] = [
         ["model.evaluators=[recall_at_k,regression,mrr]"],
-        ["model=retrieval_v1", "model.evaluators=[mrr]", "model.eval_protocol=new_products"],
+        ["model=retrieval_v1", "model.evaluators=[recall_at_k,mrr]",
+         "model.eval_protocol=new_products"],
     ]
     writes: ClassVar[tuple[str, ...]] = ("mrr", "val_mrr")
     template: ClassVar[str] = MRR

@@ -82,7 +82,7 @@ class _KerasOptimizer(Fragment):
 class Adam(_KerasOptimizer):
     name: ClassVar[str] = "adam"
     description: ClassVar[str] = "Adam"
-    EXAMPLES: ClassVar[list[list[str]]] = [[], ["model.lr_schedule={warmup_epochs:0.5}"]]
+    EXAMPLES: ClassVar[list[list[str]]] = [[]]
     keras_class: ClassVar[str] = "Adam"
 
 

@@ -444,16 +444,15 @@ MINIMISED = ("val_rmse", "val_mae")
 class EarlyStoppingCallback(Fragment):
     """Early stopping on a validation metric computed at each epoch end, with best-weights
     restore: Keras ``tf.keras.callbacks.EarlyStopping`` semantics (``patience``,
-    ``min_delta``, ``restore_best_weights``). Selected by ``model.early_stopping`` (never
-    listed in ``model.callbacks``); it comes first among the callbacks."""
+    ``min_delta``, ``restore_best_weights``). Selected by ``model.early_stopping`` (or, with
+    the default settings, by listing it in ``model.callbacks``); it comes first among the
+    callbacks."""
 
     kind: ClassVar[str] = "callback"
     name: ClassVar[str] = "early_stopping"
     description: ClassVar[str] = "stop when a validation metric stops improving; restore best"
-    EXAMPLES: ClassVar[list[list[str]]] = [
-        ["model.early_stopping={metric:val_recall_at_10,patience:1}"],
-        ["model.early_stopping={metric:val_rmse}"],
-    ]
+    # model.callbacks=[early_stopping, ...] selects it with the default settings.
+    EXAMPLES: ClassVar[list[list[str]]] = [["model.callbacks=[early_stopping,tensorboard]"]]
 
     @classmethod
     def declare(cls, use: FragmentUse, config: ResolvedConfig) -> dict[str, tuple[str, ...]]:

@@ -63,8 +63,9 @@ def rejected(overrides: Sequence[str] = (), **settings: Any) -> str:
      "model.early_stopping.patience: expected a number of epochs >= 0, got -1"),
     ({"early_stopping": {"min_delta": -0.1}}, [],
      "model.early_stopping.min_delta: expected a value >= 0, got -0.1"),
-    ({}, ["model.callbacks=[early_stopping]"],
-     "model.callbacks[0]: expected model.early_stopping to turn on early stopping"),
+    ({}, ["model=ranking_v1", "model.callbacks=[early_stopping]"],
+     "model.early_stopping.metric: expected a validation metric the run writes (val_rmse, "
+     "val_mae), got 'val_recall_at_100'"),
     ({"lr_schedule": {"kind": "warmup_cosin"}}, [],
      "model.lr_schedule.kind: expected one of warmup_cosine, got 'warmup_cosin'; "
      "did you mean 'warmup_cosine'?"),
@@ -143,3 +144,11 @@ def test_the_knobs_reach_the_plan() -> None:
     assert params[("optimizer", "adam")]["lr_schedule"]["warmup_epochs"] == 0.5
     assert params[("callback", "early_stopping")]["metric"] == "val_recall_at_10"
     assert params[("evaluator", "recall_at_k")]["eval_protocol"] == "new_products"
+
+
+def test_listing_early_stopping_in_callbacks_selects_it_with_the_defaults() -> None:
+    result = compiled(["model.callbacks=[tensorboard,early_stopping]"])
+    callbacks = [use for use in result.plan.uses if use.kind == "callback"]
+    assert [use.name for use in callbacks] == ["early_stopping", "tensorboard"]
+    assert callbacks[0].params["metric"] == "val_recall_at_100"
+    assert callbacks[0].params["patience"] == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from compiler.core.validate import evaluator_names, fragment_params
+from compiler.core.validate_training import EARLY_STOPPING_CALLBACK, early_stopping_settings
 from compiler.fragments.registry import Registry, get_registry
 from compiler.model import (
     FragmentUse,
@@ -127,9 +128,10 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
     uses.append(FragmentUse("optimizer", model.optimizer, "model.optimizer",
                             {"learning_rate": model.learning_rate,
                              "lr_schedule": dataclasses.asdict(schedule) if schedule else None}))
-    if model.early_stopping is not None:  # selected by its settings, first of the callbacks
-        uses.append(FragmentUse("callback", "early_stopping", "model.early_stopping",
-                                {**dataclasses.asdict(model.early_stopping),
+    stopping = early_stopping_settings(model)
+    if stopping is not None:  # the first of the callbacks: the others see its metric in logs
+        uses.append(FragmentUse("callback", EARLY_STOPPING_CALLBACK, "model.early_stopping",
+                                {**dataclasses.asdict(stopping),
                                  "eval_protocol": model.eval_protocol.value}))
     if config.has_retrieval:
         uses.append(FragmentUse("candidates", "unique", "features.product_id",
@@ -151,12 +153,13 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
     for index, name in enumerate(model.exports):
         uses.append(FragmentUse("export", name, f"model.exports[{index}]"))
     for index, name in enumerate(model.callbacks):
-        uses.append(FragmentUse("callback", name, f"model.callbacks[{index}]"))
+        if name != EARLY_STOPPING_CALLBACK:  # planned above, with its settings
+            uses.append(FragmentUse("callback", name, f"model.callbacks[{index}]"))
     uses.append(FragmentUse("trainer", "run_fn", "model", {
         "batch_size": model.batch_size, "epochs": model.epochs, "seed": model.seed,
         "steps_per_execution": model.performance.steps_per_execution,
         "jit_compile": model.performance.jit_compile,
-        "lr_schedule": schedule is not None, "early_stopping": model.early_stopping is not None,
+        "lr_schedule": schedule is not None,
         "eval_protocol": model.eval_protocol.value if config.has_retrieval else None,
     }))
 

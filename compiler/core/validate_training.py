@@ -6,14 +6,15 @@ from __future__ import annotations
 from compiler.errors import ConfigError, did_you_mean
 from compiler.fragments.registry import Registry
 from compiler.model import buyer_id_column
-from compiler.schema import EvalProtocol, FeaturesConfig, ModelConfig
+from compiler.schema import EarlyStoppingConfig, EvalProtocol, FeaturesConfig, ModelConfig
 
 #: ``model.lr_schedule.kind`` values.
 LR_SCHEDULES = ("warmup_cosine",)
 #: The validation metrics early stopping can watch (the built-in evaluators' and an NDCG@K
 #: evaluator's), as prefixes.
 EARLY_STOPPING_METRICS = ("val_recall_at_", "val_ndcg_at_", "val_mrr", "val_rmse", "val_mae")
-#: The callback that ``model.early_stopping`` selects (never listed in ``model.callbacks``).
+#: The callback that ``model.early_stopping`` selects (listing it in ``model.callbacks``
+#: selects it with the default settings).
 EARLY_STOPPING_CALLBACK = "early_stopping"
 
 
@@ -52,15 +53,17 @@ def validation_metrics(model: ModelConfig, evaluators: list[str], registry: Regi
     return names
 
 
+def early_stopping_settings(model: ModelConfig) -> EarlyStoppingConfig | None:
+    """``model.early_stopping``; its defaults when only ``model.callbacks`` lists
+    ``early_stopping``; None: no early stopping."""
+    if model.early_stopping is not None:
+        return model.early_stopping
+    return EarlyStoppingConfig() if EARLY_STOPPING_CALLBACK in model.callbacks else None
+
+
 def _check_early_stopping(model: ModelConfig, evaluators: list[str], registry: Registry
                           ) -> None:
-    if EARLY_STOPPING_CALLBACK in model.callbacks:
-        index = model.callbacks.index(EARLY_STOPPING_CALLBACK)
-        raise ConfigError(f"model.callbacks[{index}]",
-                          "expected model.early_stopping to turn on early stopping (it adds "
-                          "the callback with its settings), got 'early_stopping' in "
-                          "model.callbacks")
-    stopping = model.early_stopping
+    stopping = early_stopping_settings(model)
     if stopping is None:
         return
     written = [metric for metric in validation_metrics(model, evaluators, registry)
