@@ -19,6 +19,8 @@ if str(ROOT) not in sys.path:
 DATASETS = {
     "default": ("hybrid_v1", "cherng_v3", "default"),
     "online_retail": ("hybrid_v1", "online_retail", "online_retail"),
+    # the TFRS multitask tutorial's settings on the default data (benchmarks/tutorial_parity.py)
+    "tfrs_tutorial": ("tfrs_tutorial", "tfrs_tutorial", "default"),
 }
 
 
