@@ -39,8 +39,8 @@ METRICS = {
     "ndcg_at_10": ("NDCG@10", True),
     "test_rmse": ("RMSE", False),
 }
-#: Both models also run the NDCG evaluator (it changes nothing in training).
-EVALUATORS = "model.evaluators=[recall_at_k,ndcg_at_k,regression]"
+#: Both models also run the NDCG and MRR evaluators (they change nothing in training).
+EVALUATORS = "model.evaluators=[recall_at_k,ndcg,mrr,regression]"
 #: The bar of issue #14 on Online Retail: relative gain over the best baseline.
 REQUIRED_GAIN = 0.10
 

@@ -193,6 +193,56 @@ class PerformanceConfig:
     jit_compile: bool = False
 
 
+class LossReduction(str, Enum):
+    """How the in-batch softmax losses of a batch are combined (``model.retrieval``)."""
+
+    #: Summed over the batch (the TFRS Retrieval default): the loss grows with batch_size, so
+    #: a multitask ranking_weight of 1 weighs one rating error against a whole batch's
+    #: retrieval loss; scale the weights accordingly.
+    sum = "sum"
+    #: Averaged over the batch: retrieval and ranking losses are both per-example means, so
+    #: weights 1/1 weigh them equally whatever the batch size.
+    mean = "mean"
+
+
+@dataclass
+class RetrievalTrainingConfig:
+    """How the retrieval task's in-batch softmax is computed. The defaults are the TFRS
+    Retrieval task's own (what recforge always emitted)."""
+
+    #: Logits are divided by it (``tfrs.tasks.Retrieval(temperature=...)``); below 1 sharpens.
+    temperature: float = 1.0
+    #: Subtract log p(product) from each candidate's logit, p its train-split frequency: the
+    #: sampling-bias correction of in-batch negatives (Yi et al., RecSys 2019; TFRS
+    #: ``candidate_sampling_probability``).
+    logq_correction: bool = False
+    #: A candidate that is the positive's own product elsewhere in the batch is no negative:
+    #: its logit becomes -inf (``tfrs.tasks.Retrieval(remove_accidental_hits=True)``).
+    remove_accidental_hits: bool = False
+    #: L2-normalise both towers' outputs, so scores are cosine similarities (use with a
+    #: temperature below 1, e.g. 0.05-0.2).
+    normalize_embeddings: bool = False
+    loss_reduction: LossReduction = LossReduction.sum
+
+
+@dataclass
+class PurchaseHistoryConfig:
+    """The buyer's own purchases, counted by the Transform over the train split only, scored
+    beside the two towers: a repeat-aware score learned from data (``plugins/history.py``)."""
+
+    #: The timestamp feature (a buyer feature of the feature config) recency counts from.
+    date: str = "date"
+    #: A purchase's weight in the recency-weighted count halves every this many days before
+    #: the last train day.
+    recency_half_life_days: float = 30.0
+    #: Hidden layer widths of the small MLP that turns a (buyer, product) pair's history into
+    #: a score (a last Dense(1) is added).
+    scorer_layers: list[int] = field(default_factory=lambda: [16])
+    #: Add the mean of learned product vectors over the buyer's train purchases to the buyer
+    #: tower's output (item-to-item similarity, FISM): what goes with what they bought.
+    bought_products_in_query: bool = True
+
+
 class EvalProtocol(str, Enum):
     """Which test interactions the retrieval metrics (and the run's baselines) count."""
 
@@ -251,6 +301,11 @@ class ModelConfig:
     input: str = "tfrecord"
     seed: int = 42
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
+    #: The retrieval loss's knobs (temperature, logQ, accidental hits, cosine, reduction).
+    retrieval: RetrievalTrainingConfig = field(default_factory=RetrievalTrainingConfig)
+    #: null: no purchase history. Set: the Transform counts each buyer's train purchases and
+    #: the model adds a learned history score to every candidate's score.
+    purchase_history: Optional[PurchaseHistoryConfig] = None
 
 
 @dataclass

@@ -86,9 +86,8 @@ class PurchaseHistoryTransform(Fragment):
 
 PRODUCT_FREQUENCY_TRANSFORM = '''
 # Each product's train-split count: the candidate sampling probabilities of the logQ correction.
-tft.vocabulary(
-    tf.strings.as_string(outputs[{product}]), vocab_filename={vocab}, store_frequency=True
-)
+product_counts = tf.strings.as_string(outputs[{product}])
+tft.vocabulary(product_counts, vocab_filename={vocab}, store_frequency=True)
 '''
 
 
@@ -123,6 +122,7 @@ HISTORY_LAYER = '''
 HISTORY_BUYER_KEY = {buyer}
 HISTORY_PRODUCT_KEY = {product}
 HISTORY_PRODUCT_VOCAB = {product_vocab}
+HISTORY_BUYER_VOCAB = {buyer_vocab}
 RECENCY_WEIGHT_KEY = {weight}
 PURCHASE_COUNT_VOCAB = {count_vocab}
 PURCHASE_RECENCY_VOCAB = {recency_vocab}
@@ -133,9 +133,10 @@ class PurchaseHistory(tf.keras.layers.Layer):
     """The buyer's train-split purchases of each candidate, turned into a learned score.
 
     A (buyer, product) pair's history is its purchase count and recency-weighted count (the
-    Transform's vocabularies over the train split). A small MLP maps
-    [log1p(count), log1p(recency), bought] to a score, minus its value for a pair never bought,
-    so a product the buyer never bought scores 0 here and is ranked by the towers alone.
+    Transform's vocabularies over the train split), read beside the buyer's total purchases
+    (the product's share of them) and the product's. A small MLP maps them to a score, minus
+    its value for the same pair never bought, so a product the buyer never bought scores 0
+    here and is ranked by the towers alone.
     Only bought pairs are scored: the work grows with the history, not with the candidates.
     """
 
@@ -156,6 +157,16 @@ class PurchaseHistory(tf.keras.layers.Layer):
             default_value=-1,
         )
         self.pair_values = tf.constant(np.array(values, np.float32).reshape(-1, 2))
+        # Each buyer's purchase counts as a sparse [buyers, products] matrix (the OOV ids
+        # included), and each buyer's total.
+        num_buyers = tf_transform_output.vocabulary_size_by_name(HISTORY_BUYER_VOCAB) + 1
+        self.bought = tf.sparse.SparseTensor(
+            np.array(pairs, np.int64).reshape(-1, 2),
+            np.array([counts[f"{b}:{p}"] for b, p in pairs], np.float32),
+            [num_buyers, self.num_products],
+        )
+        self.bought_totals = tf.sparse.reduce_sum(self.bought, axis=1)
+        self.product_totals = tf.sparse.reduce_sum(self.bought, axis=0)
         self.scorer = tf.keras.Sequential(
             [tf.keras.layers.Dense(width, activation="relu") for width in HISTORY_SCORER_LAYERS]
             + [tf.keras.layers.Dense(1)],
@@ -177,16 +188,67 @@ class PurchaseHistory(tf.keras.layers.Layer):
         values = tf.gather(self.pair_values, tf.gather_nd(rows, bought))
         if leave_out_own:
             own_products = tf.reshape(features[HISTORY_PRODUCT_KEY], [-1])
-            own = tf.stack([tf.ones_like(own_products, tf.float32),
-                            tf.reshape(features[RECENCY_WEIGHT_KEY], [-1])], axis=1)
+            own_counts = tf.ones_like(own_products, tf.float32)
+            own_weights = tf.reshape(features[RECENCY_WEIGHT_KEY], [-1])
+            own = tf.stack([own_counts, own_weights], axis=1)
             is_own = tf.gather(product_ids, bought[:, 1]) == tf.gather(own_products, bought[:, 0])
             values -= tf.cast(is_own, tf.float32)[:, None] * tf.gather(own, bought[:, 0])
-        scores = self._score(tf.maximum(values, 0.0)) - self._score(tf.zeros([1, 2]))
+        # How much the buyer buys and how popular the product is: what a count means.
+        buyer_totals = tf.gather(self.bought_totals, tf.gather(buyer_ids, bought[:, 0]))
+        product_totals = tf.gather(self.product_totals, tf.gather(product_ids, bought[:, 1]))
+        context = tf.stack([buyer_totals, product_totals], axis=1)
+        never_bought = self._score(tf.zeros_like(values), context)
+        scores = self._score(tf.maximum(values, 0.0), context) - never_bought
         return tf.scatter_nd(bought, tf.reshape(scores, [-1]), tf.shape(keys, tf.int64))
 
-    def _score(self, values):
+    def bought_mean(self, features, embedding, leave_out_own=False):
+        """The count-weighted mean of ``embedding`` over each buyer's train purchases, [buyers,
+        dim]; zeros for a buyer with none. ``leave_out_own`` as in ``call``. One sparse matmul
+        gives every buyer's sum; the batch gathers its rows."""
+        buyer_ids = tf.reshape(features[HISTORY_BUYER_KEY], [-1])
+        sums = tf.sparse.sparse_dense_matmul(self.bought, embedding.embeddings)
+        total = tf.gather(sums, buyer_ids)
+        bought = tf.gather(self.bought_totals, buyer_ids)
+        if leave_out_own:
+            total -= embedding(tf.reshape(features[HISTORY_PRODUCT_KEY], [-1]))
+            bought -= 1.0
+        return total / tf.maximum(bought, 1.0)[:, None]
+
+    def _score(self, values, context):
+        """The scorer over [log1p(count), log1p(recency), bought, count / buyer's total,
+        log1p(buyer's total), log1p(product's total)]."""
         bought = tf.cast(values[:, :1] > 0.5, tf.float32)
-        return self.scorer(tf.concat([tf.math.log1p(values), bought], axis=1))
+        share = values[:, :1] / tf.maximum(context[:, :1], 1.0)
+        inputs = [tf.math.log1p(values), bought, share, tf.math.log1p(context)]
+        return self.scorer(tf.concat(inputs, axis=1))
+'''
+
+
+HISTORY_QUERY = '''
+HISTORY_QUERY_DIM = {dim}
+
+
+class HistoryQuery(tf.keras.Model):
+    """The buyer tower plus the mean of learned product vectors over the buyer's train
+    purchases: a factored item-to-item similarity (FISM, Kabbur et al., KDD 2013), so the
+    model can recommend what goes with what the buyer bought. Training leaves each example
+    out of its own purchases, as ``PurchaseHistory`` does."""
+
+    def __init__(self, tower, purchase_history, **kwargs):
+        super().__init__(**kwargs)
+        self.tower = tower
+        self.purchase_history = purchase_history
+        self.bought_vectors = tf.keras.layers.Embedding(
+            purchase_history.num_products, HISTORY_QUERY_DIM, name="bought_product_embedding"
+        )
+        # Built now: bought_mean reads its table before any lookup would build it.
+        self.bought_vectors.build((None,))
+
+    def call(self, features, training=False):
+        bought = self.purchase_history.bought_mean(
+            features, self.bought_vectors, leave_out_own=training
+        )
+        return self.tower(features, training=training) + bought
 '''
 
 
@@ -207,7 +269,10 @@ class PurchaseHistoryScore(Fragment):
             product_vocab=product_vocabulary(product_column), weight=RECENCY_WEIGHT_COLUMN,
             count_vocab=PURCHASE_COUNT_VOCAB, recency_vocab=PURCHASE_RECENCY_VOCAB,
             scorer_layers=tuple(use.params["scorer_layers"]),
+            buyer_vocab=vocabulary_file(use.params["buyer_column"].removesuffix(EMBEDDING_SUFFIX)),
         ))
+        if use.params.get("bought_products_in_query"):
+            out.add(Section.FEATURES, statements(HISTORY_QUERY, dim=use.params["output_dim"]))
 
 
 def product_vocabulary(product_column: str) -> str:

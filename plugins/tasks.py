@@ -136,7 +136,7 @@ MODEL_TYPE = "retrieval"
 
 
 class RecommenderModel(MeanLossModel):
-    \"\"\"Two towers whose in-batch scores train a softmax (InBatchSoftmax); see model.retrieval.
+    \"\"\"Two towers scored by dot product, trained with an in-batch softmax (model.retrieval).
 
     Recall@K is computed after training, over deduplicated candidates, never on training
     batches.
@@ -150,8 +150,7 @@ RANKING_WEIGHT = {ranking_weight}
 
 class RecommenderModel(MeanLossModel):
     \"\"\"Retrieval and ranking in one model: a weighted sum of the two task losses. The
-    retrieval loss is an in-batch softmax over the batch's scores (InBatchSoftmax); see
-    model.retrieval.
+    retrieval loss is an in-batch softmax, set up by model.retrieval.
 
     Recall@K is computed after training, over deduplicated candidates, never on training
     batches.
@@ -175,6 +174,11 @@ NORMALIZED_INIT = """
 
 HISTORY_INIT = """
         self.purchase_history = PurchaseHistory(tf_transform_output)
+"""
+
+#: The buyer tower with the mean vector of the buyer's purchases added (HistoryQuery).
+HISTORY_QUERY_INIT = """
+        self.buyer_tower = HistoryQuery(self.buyer_tower, self.purchase_history)
 """
 
 SCORE_LOSS_INIT = """
@@ -285,6 +289,8 @@ def tuned_model_source(model_type: str, params: Mapping[str, Any]) -> str | None
     pieces = [TUNED_HEAD[model_type], NORMALIZED_INIT if normalize else TUNED_INIT]
     if params.get("purchase_history"):
         pieces.append(HISTORY_INIT)
+        if params.get("bought_products_in_query"):
+            pieces.append(HISTORY_QUERY_INIT)
     pieces.append(SCORE_LOSS_INIT if score_loss else TFRS_LOSS_INIT)
     if model_type == "multitask":
         pieces.append(RANKING_INIT)

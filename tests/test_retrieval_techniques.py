@@ -128,6 +128,21 @@ def test_history_counts_the_train_split_only_and_leaves_one_out(built) -> None:
     assert left_out[0, 0] == 0.0
     assert kept[0, 0] != 0.0  # the (untrained) scorer gives a bought pair some score
 
+    # The mean vector of the buyer's purchases: the count-weighted mean of their products'
+    # vectors, and without this line's product when it is left out.
+    import tensorflow as tf
+
+    vectors = tf.keras.layers.Embedding(history.num_products, 4)
+    bought = pair_counts.loc[buyer]
+    table = vectors(np.array([products.index(p) for p in bought.index])).numpy()
+    expected = (table * bought.to_numpy()[:, None]).sum(axis=0) / bought.sum()
+    mean = history.bought_mean(features, vectors).numpy()[0]
+    np.testing.assert_allclose(mean, expected, rtol=1e-5)
+    own = vectors(features["product_id_id"]).numpy()[0]
+    expected_left_out = (expected * bought.sum() - own) / max(bought.sum() - 1, 1)
+    np.testing.assert_allclose(history.bought_mean(features, vectors, leave_out_own=True)
+                               .numpy()[0], expected_left_out, rtol=1e-4, atol=1e-6)
+
 
 def test_the_tuned_model_trains_exports_and_recommends(built) -> None:
     from compiler.runner.fn_args import fn_args_from_transform

@@ -112,8 +112,37 @@ def _compose_groups(conf_dir: Path, config_name: str, groups: tuple[str, ...]) -
 
 def _apply_values(base: DictConfig, values: list[Any]) -> DictConfig:
     cfg = copy.deepcopy(base)
+    for override in values:
+        if override.value() is not None:
+            _give_null_groups_their_defaults(cfg, override.key_or_group)
     ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
     return cfg
+
+
+def _give_null_groups_their_defaults(cfg: DictConfig, key: str) -> None:
+    """An override under an optional group that is null (``model.purchase_history.date=day``,
+    ``model.early_stopping={patience: 2}``) first gives the group its schema's defaults:
+    OmegaConf cannot merge into None, and the user asked for the group to be on."""
+    parts = key.split(".")
+    if len(parts) < 2:
+        return  # root keys (output_dir, ledger, ...) are values, never groups
+    for depth in range(1, len(parts) + 1):
+        child = OmegaConf.select(cfg, ".".join(parts[:depth]), throw_on_missing=False,
+                                 throw_on_resolution_failure=False)
+        if isinstance(child, DictConfig):
+            continue
+        if child is not None:
+            return
+        parent = OmegaConf.select(cfg, ".".join(parts[:depth - 1])) if depth > 1 else cfg
+        if not isinstance(parent, DictConfig) or parts[depth - 1] not in parent:
+            return  # not a null group: a new key, which Hydra's own rules handle
+        node = parent._get_node(parts[depth - 1])
+        declared = getattr(getattr(node, "_metadata", None), "ref_type", None)
+        schema = next((t for t in (*typing.get_args(declared), declared)
+                       if dataclasses.is_dataclass(t)), None)
+        if schema is None:
+            return
+        parent[parts[depth - 1]] = OmegaConf.structured(schema)
 
 
 _initialized_dir: Path | None = None

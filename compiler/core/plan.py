@@ -108,6 +108,8 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
     retrieval_params = {**dataclasses.asdict(model.retrieval),
                         "loss_reduction": model.retrieval.loss_reduction.value,
                         "purchase_history": history is not None,
+                        "bought_products_in_query": history is not None
+                        and history.bought_products_in_query,
                         "product_id": features.product_id}
     if history is not None:
         uses.append(FragmentUse("history", "purchase_history", "model.purchase_history", {
@@ -115,6 +117,8 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
             "product_column": embedding_column(features.product_id),
             "half_life_days": history.recency_half_life_days,
             "scorer_layers": list(history.scorer_layers),
+            "bought_products_in_query": history.bought_products_in_query,
+            "output_dim": model.output_embedding_dim,
         }))
     if config.has_retrieval:
         uses.append(FragmentUse("retrieval_loss", model.retrieval_loss, "model.retrieval_loss",

@@ -17,6 +17,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from compiler import PROJECT_NAME
 from compiler.core.compose import CONF_DIR, translate_error
+from compiler.core.validate_retrieval import check_retrieval_training
 from compiler.core.validate_training import check_training_techniques
 from compiler.errors import ConfigError, did_you_mean
 from compiler.fragments.registry import Registry, get_registry
@@ -252,6 +253,7 @@ def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registr
         _check_params("retrieval_index", model.retrieval_algorithm,
                       model.retrieval_index_params, "model.retrieval_index_params", registry)
         registry.fragment("retrieval_loss", model.retrieval_loss, key="model.retrieval_loss")
+    check_retrieval_training(model, features)
     registry.fragment("optimizer", model.optimizer, key="model.optimizer")
     registry.fragment("input", model.input, key="model.input")
     _check_fragment_lists(model, registry)
