@@ -31,6 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 from compiler.cloud.config import check_submit_config
 from compiler.core.plan import plan
 from compiler.core.validate import validate
+from compiler.core.validate_training import early_stopping_settings
 from compiler.data.checks import has_eval_split
 from compiler.data.config import check_data_config
 from compiler.errors import ConfigError, did_you_mean
@@ -91,6 +92,12 @@ def preflight(cfg: DictConfig, overrides: Sequence[str] = (), *,
     if run_node is not None:
         data = check_data_config(cfg.get("data"), config.features)
         run = check_run_config(run_node, config)
+        stopping = early_stopping_settings(config.model)
+        if stopping is not None and data is not None and not has_eval_split(data):
+            raise ConfigError("model.early_stopping",
+                              f"expected data with an eval split (early stopping watches "
+                              f"{stopping.metric} on it), got a two-way split: add an eval "
+                              f"ratio to data.split or set model.early_stopping=null")
     if submit_node is not None:
         submit = check_submit_config(submit_node)
     # lazy: the ledger imports SQLAlchemy at module top

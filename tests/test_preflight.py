@@ -42,6 +42,9 @@ BAD_CONFIGS = [
     (["-m", "model.learning_rate=0.1,0.2", "objective=recal_at_100"],
      "did you mean 'recall_at_100'"),
     (["-m", "model.epochs=1,0"], "sweep point #2 [model.epochs=0"),
+    # early stopping watches a validation metric: a two-way split has none, found before loading
+    (["run=local", "model=hybrid_v1", "model.early_stopping={}", "data.split.ratios.train=0.9",
+      "data.split.ratios.eval=0"], "model.early_stopping: expected data with an eval split"),
     # a two-way split writes no val_* metric, so a sweep cannot optimise one
     (["-m", "run=local", "model.epochs=1,2", "data.split.ratios.train=0.9",
       "data.split.ratios.eval=0",
