@@ -112,10 +112,13 @@ def main() -> None:
                     for model in MODELS}
             lines, verdicts = dataset_section(dataset, runs)
             seconds = {m: statistics.mean(r["wall_seconds"] for r in runs[m]) for m in MODELS}
+            baseline_share = max(r["timings"]["baselines"] / sum(r["timings"].values())
+                                 for model_runs in runs.values() for r in model_runs)
             body += [f"### {DATASETS[dataset][2]} (`data={DATASETS[dataset][1]}`)", "", *lines,
                      "", *verdicts,
                      "- mean wall time per run: " + ", ".join(
-                         f"{m} {s:.0f} s" for m, s in seconds.items()), ""]
+                         f"{m} {s:.0f} s" for m, s in seconds.items()),
+                     f"- the baselines' share of a run's time: at most {baseline_share:.1%}", ""]
             if dataset == "online_retail":
                 body += [_online_retail_verdict(runs), ""]
     update_section("quality", "Quality against baselines (issue #14)", "\n".join(body),
