@@ -54,6 +54,25 @@ TFRECORD_INPUT_RESHUFFLED = '''
 CACHE_DATASETS = {cache}  # keep each split's parsed examples in memory (model.performance)
 
 
+def _shuffled_each_epoch(batches, batch_size):
+    """The examples of ``batches``, in a new seeded order every epoch, batched again.
+
+    The split's parsed columns are kept in memory (the cache); each iteration of the dataset
+    (each epoch) shuffles the row numbers (``tf.data.Dataset.shuffle`` with
+    reshuffle_each_iteration=True) and gathers each batch's rows, one op per column.
+    Shuffling row numbers rather than examples keeps the cache's speed, and the size stays
+    known (range, shuffle and batch keep it), as Keras needs for steps_per_execution > 1.
+    """
+    parsed = list(batches)
+    columns = {name: tf.concat([batch[name] for batch in parsed], axis=0) for name in parsed[0]}
+    rows = int(tf.shape(next(iter(columns.values())))[0])
+    order = tf.data.Dataset.range(rows).shuffle(rows, seed=SEED, reshuffle_each_iteration=True)
+    # A batch's gathers are cheap: a parallel map would cost more than it saves.
+    return order.batch(batch_size).map(
+        lambda indices: {name: tf.gather(column, indices) for name, column in columns.items()}
+    )
+
+
 def _input_fn(file_pattern, tf_transform_output, batch_size, shuffle=False):
     """Transformed examples as a dataset of feature dicts, batched here and only here.
 
@@ -86,25 +105,6 @@ def _input_fn(file_pattern, tf_transform_output, batch_size, shuffle=False):
     batches = dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def _shuffled_each_epoch(batches, batch_size):
-    """The examples of ``batches``, in a new seeded order every epoch, batched again.
-
-    The split's parsed columns are kept in memory (the cache); each iteration of the dataset
-    (each epoch) shuffles the row numbers (``tf.data.Dataset.shuffle`` with
-    reshuffle_each_iteration=True) and gathers each batch's rows, one op per column.
-    Shuffling row numbers rather than examples keeps the cache's speed, and the size stays
-    known (range, shuffle and batch keep it), as Keras needs for steps_per_execution > 1.
-    """
-    parsed = list(batches)
-    columns = {name: tf.concat([batch[name] for batch in parsed], axis=0) for name in parsed[0]}
-    rows = int(tf.shape(next(iter(columns.values())))[0])
-    order = tf.data.Dataset.range(rows).shuffle(rows, seed=SEED, reshuffle_each_iteration=True)
-    # A batch's gathers are cheap: a parallel map would cost more than it saves.
-    return order.batch(batch_size).map(
-        lambda indices: {name: tf.gather(column, indices) for name, column in columns.items()}
-    )
 '''
 
 
