@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,11 @@ class _Compiler:
 
         self.workers = min(workers or os.cpu_count() or 1, points // self.POINTS_PER_WORKER)
         if "fork" not in multiprocessing.get_all_start_methods():
+            self.workers = 1
+        if "tensorflow" in sys.modules:
+            # TensorFlow is not fork-safe: a forked child that finalizes one of its objects
+            # waits forever on threads that were not forked. Compiling never imports it, so
+            # this only happens in a process that trained before (a test session).
             self.workers = 1
         self.pool: ProcessPoolExecutor | None = None
         self.pending: list[tuple[Point, Any]] = []
