@@ -226,14 +226,6 @@ TUNED_LOSS = {
         scores = self.in_batch_scores(features, buyer_embeddings, product_embeddings, training)
         return self.retrieval_task(scores, features[CANDIDATE_ID_KEY])
 """,
-    ("retrieval", False): """
-    def compute_loss(self, features, training=False):
-        buyer_embeddings = self.buyer_tower(features, training=training)
-        product_embeddings = self.product_tower(features, training=training)
-        return self.retrieval_task(
-            buyer_embeddings, product_embeddings, compute_metrics=not training
-        )
-""",
     ("multitask", True): """
     def compute_loss(self, features, training=False):
         buyer_embeddings = self.buyer_tower(features, training=training)
@@ -248,21 +240,9 @@ TUNED_LOSS = {
         )
         return RETRIEVAL_WEIGHT * retrieval_loss + RANKING_WEIGHT * ranking_loss
 """,
-    ("multitask", False): """
-    def compute_loss(self, features, training=False):
-        buyer_embeddings = self.buyer_tower(features, training=training)
-        product_embeddings = self.product_tower(features, training=training)
-        ratings = self.rating_head(
-            tf.concat([buyer_embeddings, product_embeddings], axis=1), training=training
-        )
-        retrieval_loss = self.retrieval_task(
-            buyer_embeddings, product_embeddings, compute_metrics=not training
-        )
-        ranking_loss = self.ranking_task(
-            labels=tf.reshape(features[TARGET_KEY], [-1, 1]), predictions=ratings
-        )
-        return RETRIEVAL_WEIGHT * retrieval_loss + RANKING_WEIGHT * ranking_loss
-""",
+    # The TFRS Retrieval task's loss (normalised towers only): the default models' own.
+    ("retrieval", False): RETRIEVAL_MODEL[RETRIEVAL_MODEL.index("    def compute_loss"):],
+    ("multitask", False): MULTITASK_MODEL[MULTITASK_MODEL.index("    def compute_loss"):],
 }
 
 UNIT_NORMALIZED = """
