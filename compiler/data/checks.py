@@ -67,7 +67,18 @@ def check_config(
     timestamp_formats(cfg)
     if cfg.sample is not None and (isinstance(cfg.sample, bool) or cfg.sample < 1):
         raise ConfigError("data.sample", f"expected a positive row count or null, got {cfg.sample}")
+    _check_scale(cfg)
     _check_split(cfg, kinds)
+
+
+def _check_scale(cfg: DataConfig) -> None:
+    """``data.scale`` multiplies the embedded dataset (``compiler.data.synthetic``) only."""
+    scale = cfg.scale
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ConfigError("data.scale", f"expected a positive integer, got {scale!r}")
+    if scale != 1 and str(cfg.source).strip() != DEFAULT_SOURCE:
+        raise ConfigError("data.scale", f"expected 1 for a data file (scale sizes only the "
+                                        f"embedded dataset, source: default), got {scale}")
 
 
 # --------------------------------------------------------------------------- source

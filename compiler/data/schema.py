@@ -161,6 +161,8 @@ class DataConfig:
     is also what unset means. Timestamps without a zone are taken as UTC.
     ``sample``: keep at most this many cleaned rows (seeded by ``split.seed``), for quick runs.
     ``cache_dir``: where the synthetic dataset is cached; unset means ``<repo>/.recforge/datasets``.
+    ``scale``: the embedded dataset's size factor (``source: default`` only): ×1 is the original
+    15,000 lines; ×10 and ×100 multiply its customers, products and lines.
     """
 
     source: str = DEFAULT_SOURCE
@@ -174,6 +176,7 @@ class DataConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     sample: int | None = None
     cache_dir: str | None = None
+    scale: int = 1
 
 
 def as_data_config(cfg: DataConfig | DictConfig | dict[str, Any]) -> DataConfig:

@@ -40,12 +40,12 @@ def local_copy(
     except ConfigError as error:
         raise DataError(str(error)) from None
     if source == DEFAULT_SOURCE:
-        path = synthetic.ensure_cached(cfg.cache_dir)
+        path = synthetic.ensure_cached(cfg.cache_dir, scale=cfg.scale)
         yield (
             path,
             SourceFormat.parquet,
             f"embedded dataset ({path})",
-            (f"{synthetic.describe()} from {path}"),
+            (f"{synthetic.describe(cfg.scale)} from {path}"),
         )
         return
     if local is None:  # gs://

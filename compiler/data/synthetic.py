@@ -16,12 +16,17 @@ has structure a recommender can learn, so a trained model measurably beats simpl
 Everything is drawn from one ``numpy.random.Generator`` in a fixed order, and no step depends on
 hash order, so the frame (and the cached Parquet file) is byte-identical across runs and
 ``PYTHONHASHSEED`` values for a given library version.
+
+``data.scale`` (``generate(scale=...)``) multiplies customers, products and lines with the same
+structure: ×10 is 4,000 customers, 10,700 products and 150,000 lines, ×100 40,000 / 107,000 /
+1.5M (for ``benchmarks/scale.py``); ×1 is the data above, unchanged.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -117,14 +122,25 @@ _WEEKDAY_ORDERS = np.array([1.25, 1.15, 1.10, 1.05, 1.00, 0.35, 0.10])
 _WEEKDAY_QTY = np.array([0.20, 0.0, 0.0, 0.0, 0.10, -0.30, -0.30])
 
 
-def generate(seed: int = DEFAULT_SEED, *, include_latent: bool = False) -> pd.DataFrame:
+def generate(
+    seed: int = DEFAULT_SEED, *, scale: int = 1, include_latent: bool = False
+) -> pd.DataFrame:
     """Generate the dataset in memory.
 
     Columns: ``customer_id, date, cust_value, product_id, category, sub_category, sales``, sorted
     by (date, customer_id, product_id). ``date`` is a ``datetime64[ns]`` day. With
     ``include_latent`` the hidden ``segment`` and ``price_tier`` are added (for tests and
     analysis only; the cached file never has them).
+
+    ``scale`` multiplies the customers, the catalogue and the lines (×10: 4,000 customers,
+    10,700 products, 150,000 lines) over the same two years, with the same segments, sub-category
+    profiles, price tiers and rhythm. ×1 is the original data, drawn customer by customer;
+    larger scales draw every line at once (``_draw_lines_vectorized``), from the same
+    distributions, so ×100 takes seconds.
     """
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale: expected a positive integer, got {scale!r}")
+    n_customers, n_products = N_CUSTOMERS * scale, N_PRODUCTS * scale
     rng = np.random.Generator(np.random.PCG64(seed))
 
     sub_names = [s for subs in CATALOG.values() for s, _ in subs]
@@ -134,12 +150,12 @@ def generate(seed: int = DEFAULT_SEED, *, include_latent: bool = False) -> pd.Da
     sub_index = {s: i for i, s in enumerate(sub_names)}
 
     # --- products: sub-category, popularity inside it, price tier and price ---
-    min_per_sub = 20
+    min_per_sub = 20 * scale
     sizes = min_per_sub + rng.multinomial(
-        N_PRODUCTS - min_per_sub * n_sub, rng.dirichlet(np.full(n_sub, 4.0))
+        n_products - min_per_sub * n_sub, rng.dirichlet(np.full(n_sub, 4.0))
     )
     prod_sub = np.repeat(np.arange(n_sub), sizes)
-    popularity = np.empty(N_PRODUCTS)
+    popularity = np.empty(n_products)
     start = 0
     for size in sizes:
         ranks = rng.permutation(size)
@@ -147,13 +163,13 @@ def generate(seed: int = DEFAULT_SEED, *, include_latent: bool = False) -> pd.Da
         popularity[start : start + size] /= popularity[start : start + size].sum()
         start += size
     tier_mult = np.array([m for _, m, _ in PRICE_TIERS])
-    prod_tier = rng.choice(len(PRICE_TIERS), size=N_PRODUCTS, p=[s for _, _, s in PRICE_TIERS])
+    prod_tier = rng.choice(len(PRICE_TIERS), size=n_products, p=[s for _, _, s in PRICE_TIERS])
     price = np.round(
-        sub_base_price[prod_sub] * tier_mult[prod_tier] * rng.lognormal(0.0, 0.15, N_PRODUCTS), 2
+        sub_base_price[prod_sub] * tier_mult[prod_tier] * rng.lognormal(0.0, 0.15, n_products), 2
     )
     price = np.maximum(price, 0.1)
     # Shuffle so product ids carry no sub-category order.
-    order = rng.permutation(N_PRODUCTS)
+    order = rng.permutation(n_products)
     prod_sub, popularity, prod_tier, price = (
         prod_sub[order],
         popularity[order],
@@ -164,9 +180,9 @@ def generate(seed: int = DEFAULT_SEED, *, include_latent: bool = False) -> pd.Da
 
     # --- customers: segment, value, personal preferences, favourites, activity ---
     seg_share = np.array([s for _, s, _, _ in SEGMENTS])
-    cust_seg = rng.choice(len(SEGMENTS), size=N_CUSTOMERS, p=seg_share / seg_share.sum())
+    cust_seg = rng.choice(len(SEGMENTS), size=n_customers, p=seg_share / seg_share.sum())
     seg_value = np.array([v for _, _, v, _ in SEGMENTS])
-    cust_value = np.round(1000.0 * seg_value[cust_seg] * rng.lognormal(0.0, 0.6, N_CUSTOMERS), 2)
+    cust_value = np.round(1000.0 * seg_value[cust_seg] * rng.lognormal(0.0, 0.6, n_customers), 2)
     log_value = np.log(cust_value)
     value_z = (log_value - log_value.mean()) / log_value.std()
 
@@ -176,10 +192,10 @@ def generate(seed: int = DEFAULT_SEED, *, include_latent: bool = False) -> pd.Da
             seg_pref[k, sub_index[sub]] = weight
     seg_pref /= seg_pref.sum(axis=1, keepdims=True)
 
-    activity = rng.lognormal(0.0, 0.7, N_CUSTOMERS)
+    activity = rng.lognormal(0.0, 0.7, n_customers)
     min_per_customer = 5
     n_lines = min_per_customer + rng.multinomial(
-        N_TRANSACTIONS - min_per_customer * N_CUSTOMERS, activity / activity.sum()
+        N_TRANSACTIONS * scale - min_per_customer * n_customers, activity / activity.sum()
     )
 
     day_of_week = (np.arange(N_DAYS) + pd.Timestamp(START_DATE).day_of_week) % 7
@@ -189,25 +205,10 @@ def generate(seed: int = DEFAULT_SEED, *, include_latent: bool = False) -> pd.Da
     )
     day_p = day_weight / day_weight.sum()
 
-    cust_col, prod_col, day_col = [], [], []
-    for c in range(N_CUSTOMERS):
-        sub_pref = rng.dirichlet(_PREF_CONCENTRATION * seg_pref[cust_seg[c]] + 0.05)
-        weights = sub_pref[prod_sub] * popularity * np.exp(_TIER_AFFINITY * value_z[c] * log_tier)
-        weights /= weights.sum()
-        n_fav = int(rng.integers(4, 13))
-        favourites = rng.choice(N_PRODUCTS, size=n_fav, replace=False, p=weights)
-        fav_weights = rng.dirichlet(np.ones(n_fav))
-        p_repeat = rng.uniform(0.35, 0.65)
-        n = int(n_lines[c])
-        is_repeat = rng.random(n) < p_repeat
-        products = rng.choice(N_PRODUCTS, size=n, p=weights)
-        products[is_repeat] = rng.choice(favourites, size=int(is_repeat.sum()), p=fav_weights)
-        cust_col.append(np.full(n, c))
-        prod_col.append(products)
-        day_col.append(rng.choice(N_DAYS, size=n, p=day_p))
-    cust = np.concatenate(cust_col)
-    prod = np.concatenate(prod_col)
-    day = np.concatenate(day_col)
+    customers = _Customers(cust_seg, value_z, n_lines)
+    catalogue = _Catalogue(prod_sub, popularity, prod_tier, log_tier)
+    draw = _draw_lines_per_customer if scale == 1 else _draw_lines_vectorized
+    cust, prod, day = draw(rng, customers, catalogue, seg_pref, day_p)
 
     # --- sales: quantity from customer value, price and weekday; sales = qty * price ---
     log_qty = (
@@ -220,8 +221,12 @@ def generate(seed: int = DEFAULT_SEED, *, include_latent: bool = False) -> pd.Da
     quantity = np.maximum(1.0, np.round(np.exp(log_qty)))
     sales = np.round(quantity * price[prod], 2)
 
-    customer_ids = np.array([f"C{i + 1:04d}" for i in range(N_CUSTOMERS)], dtype=object)
-    product_ids = np.array([f"P{i + 1:04d}" for i in range(N_PRODUCTS)], dtype=object)
+    # Sorted by (date, customer, product, sales), stably: ids are zero-padded to one width, so
+    # their integer order is their text order, and sorting the integers is sorting the frame.
+    rows = np.lexsort((sales, prod, cust, day))
+    cust, prod, day, sales = cust[rows], prod[rows], day[rows], sales[rows]
+    customer_ids = _identifiers("C", n_customers)
+    product_ids = _identifiers("P", n_products)
     sub_arr = np.array(sub_names, dtype=object)
     cat_arr = np.array([sub_category_of[s] for s in sub_names], dtype=object)
     dates = (np.datetime64(START_DATE, "D") + day.astype("timedelta64[D]")).astype("datetime64[ns]")
@@ -239,16 +244,155 @@ def generate(seed: int = DEFAULT_SEED, *, include_latent: bool = False) -> pd.Da
     if include_latent:
         frame["segment"] = np.array([s[0] for s in SEGMENTS], dtype=object)[cust_seg[cust]]
         frame["price_tier"] = np.array([t[0] for t in PRICE_TIERS], dtype=object)[prod_tier[prod]]
-    frame = frame.sort_values(
-        ["date", "customer_id", "product_id", "sales"], kind="mergesort"
-    ).reset_index(drop=True)
     return frame
 
 
-def cache_path(cache_dir: str | os.PathLike[str] | None = None, seed: int = DEFAULT_SEED) -> Path:
-    """Where the cached Parquet file for this generator version and seed lives."""
+@dataclass(frozen=True)
+class _Customers:
+    segment: np.ndarray  # [customers] index into SEGMENTS
+    value_z: np.ndarray  # [customers] standardized log value
+    n_lines: np.ndarray  # [customers] lines to draw
+
+
+@dataclass(frozen=True)
+class _Catalogue:
+    sub: np.ndarray  # [products] sub-category index
+    popularity: np.ndarray  # [products] Zipf weight, summing to 1 inside each sub-category
+    tier: np.ndarray  # [products] index into PRICE_TIERS
+    log_tier: np.ndarray  # [products] log of the tier's price multiplier
+
+
+def _product_weights(catalogue: _Catalogue, sub_pref: np.ndarray, value_z: float) -> np.ndarray:
+    """One customer's purchase probability of each product: the customer's sub-category
+    preference x the product's popularity x the lean of high-value customers to premium."""
+    weights = (
+        sub_pref[catalogue.sub]
+        * catalogue.popularity
+        * np.exp(_TIER_AFFINITY * value_z * catalogue.log_tier)
+    )
+    return weights / weights.sum()
+
+
+def _draw_lines_per_customer(
+    rng: np.random.Generator,
+    customers: _Customers,
+    catalogue: _Catalogue,
+    seg_pref: np.ndarray,
+    day_p: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(customer, product, day) of every line, one customer at a time: the ×1 data's own draws
+    (kept in this order so the default dataset stays byte-identical)."""
+    n_products = catalogue.sub.size
+    cust_col, prod_col, day_col = [], [], []
+    for c in range(customers.segment.size):
+        sub_pref = rng.dirichlet(_PREF_CONCENTRATION * seg_pref[customers.segment[c]] + 0.05)
+        weights = _product_weights(catalogue, sub_pref, customers.value_z[c])
+        n_fav = int(rng.integers(4, 13))
+        favourites = rng.choice(n_products, size=n_fav, replace=False, p=weights)
+        fav_weights = rng.dirichlet(np.ones(n_fav))
+        p_repeat = rng.uniform(0.35, 0.65)
+        n = int(customers.n_lines[c])
+        is_repeat = rng.random(n) < p_repeat
+        products = rng.choice(n_products, size=n, p=weights)
+        products[is_repeat] = rng.choice(favourites, size=int(is_repeat.sum()), p=fav_weights)
+        cust_col.append(np.full(n, c))
+        prod_col.append(products)
+        day_col.append(rng.choice(N_DAYS, size=n, p=day_p))
+    return np.concatenate(cust_col), np.concatenate(prod_col), np.concatenate(day_col)
+
+
+def _draw_lines_vectorized(
+    rng: np.random.Generator,
+    customers: _Customers,
+    catalogue: _Catalogue,
+    seg_pref: np.ndarray,
+    day_p: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(customer, product, day) of every line, all customers at once, from the distributions
+    of ``_draw_lines_per_customer``.
+
+    A customer's product weights factor into (sub-category, tier) cell x popularity inside the
+    cell, so a product is drawn as a cell from the customer's [customers, cells] table, then a
+    product from the cell's popularity: memory grows with customers + products + lines, never
+    customers x products. The Dirichlet draws are normalized Gamma draws; favourites are drawn
+    with replacement (a repeated favourite merges two weights; the per-customer path draws them
+    without).
+    """
+    n_customers = customers.segment.size
+    n_sub, n_tiers = seg_pref.shape[1], len(PRICE_TIERS)
+    sub_pref = rng.standard_gamma(_PREF_CONCENTRATION * seg_pref[customers.segment] + 0.05)
+    sub_pref /= sub_pref.sum(axis=1, keepdims=True)
+
+    # Products grouped by cell; within a cell, a product's share of the cell's popularity.
+    cell = catalogue.sub * n_tiers + catalogue.tier
+    by_cell = np.argsort(cell, kind="stable")
+    cell_bounds = np.searchsorted(cell[by_cell], np.arange(n_sub * n_tiers + 1))
+    cell_mass = np.bincount(cell, weights=catalogue.popularity, minlength=n_sub * n_tiers)
+    tier_lean = np.exp(
+        _TIER_AFFINITY * customers.value_z[:, None] * np.log([m for _, m, _ in PRICE_TIERS])
+    )
+    cell_weights = (sub_pref[:, :, None] * tier_lean[:, None, :]).reshape(n_customers, -1)
+    cell_weights *= cell_mass
+    cell_bounds_per_customer = np.arange(n_customers + 1) * cell_weights.shape[1]
+
+    def draw_products(owners: np.ndarray) -> np.ndarray:
+        cells = _draw_in_groups(rng, cell_weights.ravel(), cell_bounds_per_customer, owners)
+        cells -= owners * cell_weights.shape[1]
+        in_cell = _draw_in_groups(rng, catalogue.popularity[by_cell], cell_bounds, cells)
+        return by_cell[in_cell]
+
+    n_fav = rng.integers(4, 13, size=n_customers)
+    fav_owner = np.repeat(np.arange(n_customers), n_fav)
+    favourites = draw_products(fav_owner)
+    fav_weights = rng.standard_exponential(fav_owner.size)  # Dirichlet(1, ..., 1), normalized
+    fav_bounds = np.concatenate([[0], np.cumsum(n_fav)])
+    p_repeat = rng.uniform(0.35, 0.65, size=n_customers)
+
+    cust = np.repeat(np.arange(n_customers), customers.n_lines)
+    is_repeat = rng.random(cust.size) < p_repeat[cust]
+    prod = np.empty(cust.size, dtype=np.int64)
+    prod[~is_repeat] = draw_products(cust[~is_repeat])
+    prod[is_repeat] = favourites[_draw_in_groups(rng, fav_weights, fav_bounds, cust[is_repeat])]
+    day = rng.choice(N_DAYS, size=cust.size, p=day_p)
+    return cust, prod, day
+
+
+def _draw_in_groups(
+    rng: np.random.Generator, weights: np.ndarray, bounds: np.ndarray, groups: np.ndarray
+) -> np.ndarray:
+    """For each entry of ``groups``, an index into ``weights`` drawn from the group's slice
+    ``weights[bounds[g]:bounds[g + 1]]`` in proportion to the weights (inverse-CDF sampling,
+    one ``searchsorted`` for all draws).
+
+    Each group's cumulative shares, shifted by the group number, form one increasing array;
+    ``g + u`` (u uniform in [0, 1)) falls inside group ``g``'s stretch of it.
+    """
+    n_groups = bounds.size - 1
+    group_of = np.repeat(np.arange(n_groups), np.diff(bounds))
+    cumulative = np.cumsum(weights)
+    before = np.concatenate([[0.0], cumulative])[bounds[:-1]]
+    totals = np.concatenate([[0.0], cumulative])[bounds[1:]] - before
+    shares = (cumulative - before[group_of]) / totals[group_of]
+    shares[bounds[1:][bounds[1:] > bounds[:-1]] - 1] = 1.0  # each group's last share is exact
+    picks = np.searchsorted(group_of + shares, groups + rng.random(groups.size), side="right")
+    return np.clip(picks, bounds[groups], bounds[groups + 1] - 1)
+
+
+def _identifiers(prefix: str, count: int) -> np.ndarray:
+    """``C0001``, ``C0002``, ...: zero-padded to one width (at least 4), so text order is
+    number order."""
+    width = max(4, len(str(count)))
+    return np.array([f"{prefix}{i + 1:0{width}d}" for i in range(count)], dtype=object)
+
+
+def cache_path(
+    cache_dir: str | os.PathLike[str] | None = None, seed: int = DEFAULT_SEED, *, scale: int = 1
+) -> Path:
+    """Where the cached Parquet file for this generator version, seed and scale lives (×1 keeps
+    the name it always had)."""
     base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return base / f"synthetic_b2b-v{GENERATOR_VERSION}-seed{seed}.parquet"
+    suffix = "" if scale == 1 else f"-x{scale}"
+    return base / f"synthetic_b2b-v{GENERATOR_VERSION}-seed{seed}{suffix}.parquet"
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
@@ -269,24 +413,27 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
         raise
 
 
-def ensure_cached(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Generate the dataset into the cache if it is not there (or unreadable); return its path."""
-    path = cache_path(cache_dir)
+def ensure_cached(cache_dir: str | os.PathLike[str] | None = None, *, scale: int = 1) -> Path:
+    """Generate the dataset (at ``scale``) into the cache if it is not there (or unreadable);
+    return its path."""
+    path = cache_path(cache_dir, scale=scale)
     if path.is_file():
         try:
             pq.read_metadata(path)
             return path
         except (OSError, pa.ArrowException):
             pass  # a corrupt cache entry (e.g. a disk-full write) is regenerated, not trusted
-    write_parquet(generate(DEFAULT_SEED), path)
+    write_parquet(generate(DEFAULT_SEED, scale=scale), path)
     return path
 
 
-def describe() -> str:
+def describe(scale: int = 1) -> str:
     """One line naming the dataset, for logs and ``LoadedData.source_description``."""
     n_sub = sum(len(s) for s in CATALOG.values())
+    size = "" if scale == 1 else f", scale x{scale}"
     return (
-        f"embedded synthetic B2B dataset v{GENERATOR_VERSION} (seed {DEFAULT_SEED}: "
-        f"{N_TRANSACTIONS} lines, {N_CUSTOMERS} customers, {N_PRODUCTS} catalogue products, "
+        f"embedded synthetic B2B dataset v{GENERATOR_VERSION} (seed {DEFAULT_SEED}{size}: "
+        f"{N_TRANSACTIONS * scale} lines, {N_CUSTOMERS * scale} customers, "
+        f"{N_PRODUCTS * scale} catalogue products, "
         f"{len(CATALOG)} categories / {n_sub} sub-categories)"
     )
