@@ -4,6 +4,7 @@ products and lines with the same structure; a bad scale is refused before anythi
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,71 @@ def test_bad_scale_is_one_error_line(override: list[str], expected: str, tmp_pat
     line = assert_rejected([*override, "run=local", f"output_dir={tmp_path / 'out'}"],
                            tmp_path=tmp_path, key="data.scale", in_process=True, capsys=capsys)
     assert expected in line
+
+
+# --------------------------------------------------------------------------- benchmarks/scale.py
+
+
+@pytest.fixture(scope="module")
+def scale_benchmark():
+    benchmarks = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    sys.path.insert(0, benchmarks)
+    try:
+        import scale as module
+    finally:
+        sys.path.remove(benchmarks)
+    return module
+
+
+def test_growth_exponent(scale_benchmark) -> None:
+    exponent = scale_benchmark.growth_exponent
+    assert exponent(1_000, 2.0, 10_000, 20.0) == pytest.approx(1.0)
+    assert exponent(1_000, 5.0, 100_000, 5.0) == pytest.approx(0.0)
+    assert exponent(10, 1.0, 100, 100.0) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="two sizes"):
+        exponent(10, 1.0, 10, 2.0)
+
+
+def hand_made_runs(*, seconds_x10: float = 10.0, train_split_rss: float = 1_000.0,
+                   candidate_rows: int = 10_000, recall_rss: float = 900.0) -> list[dict]:
+    def step(rows: int, seconds: float, rss: float) -> dict:
+        return {"rows": rows, "seconds": seconds, "peak_rss_mb": rss, "baseline_rss_mb": 600.0}
+
+    def run(scale: int, seconds: float, rss: float) -> dict:
+        lines, products = 15_000 * scale, 1_000 * scale
+        steps = {name: step(lines, seconds, rss) for name in scale_steps}
+        steps["candidates"].update(rows=candidate_rows if scale == 10 else products,
+                                   candidates=products, source="the product table")
+        steps["recall"]["peak_rss_mb"] = recall_rss if scale == 10 else 800.0
+        return {"scale": scale, "lines": lines, "products": products, "steps": steps,
+                "recall_on_train": {**step(8 * lines, seconds, train_split_rss)}
+                if scale == 10 else None}
+
+    scale_steps = ("transform", "train", "candidates", "recall")
+    return [run(1, 1.0, 800.0), run(10, seconds_x10, 900.0)]
+
+
+def test_verdicts_hold_on_linear_product_bound_runs(scale_benchmark) -> None:
+    lines = scale_benchmark.verdicts(hand_made_runs())
+    assert len(lines) == 4 and all("NOT met" not in line for line in lines), lines
+
+
+@pytest.mark.parametrize(("runs", "goal"), [
+    ({"seconds_x10": 20.0}, "Time at most linear"),  # exponent 1.30
+    ({"train_split_rss": 2_500.0}, "Evaluation memory follows products"),
+    ({"candidate_rows": 150_000}, "Candidates follow products"),
+    ({"recall_rss": 5_000.0}, "under 4 GB"),
+])
+def test_verdicts_say_not_met(scale_benchmark, runs: dict, goal: str) -> None:
+    lines = scale_benchmark.verdicts(hand_made_runs(**runs))
+    failed = [line for line in lines if "NOT met" in line]
+    assert len(failed) == 1 and goal in failed[0], lines
+
+
+def test_results_table_rows_and_exponents(scale_benchmark) -> None:
+    table = scale_benchmark.results_table(hand_made_runs(seconds_x10=10.0)).splitlines()
+    assert len(table) == 2 + 2 * 4
+    x10_train = next(row for row in table if row.startswith("| x10 | train |"))
+    cells = [cell.strip() for cell in x10_train.strip("|").split("|")]
+    # 150,000 rows in 10 s; time exponent 1.00, RSS 800 -> 900 MB over x10 lines: 0.05.
+    assert cells[6] == "15,000" and cells[9] == "1.00" and cells[10] == "0.05", cells
