@@ -11,6 +11,7 @@ their overrides have composed.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -28,7 +29,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from compiler.cloud import main_submit
+from compiler.cloud import dataflow, main_submit
+from compiler.cloud.dataflow import DataflowTransformConfig
+from compiler.cloud.source import application_credentials
 from compiler.core.compose import CONF_DIR, VERSION_BASE, compose, register_configs, release
 from compiler.core.emit import emit
 from compiler.core.pipeline import compile_config, write_result
@@ -142,6 +145,9 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
                         output_key="sweep_dir" if in_sweep else "output_dir")
     # Compiled in memory first: a pass error stops here, before anything is written.
     result = compile_config(cfg, overrides=overrides, write=False, config=checked.config)
+    if isinstance(checked.submit, DataflowTransformConfig):
+        code = _dataflow_transform(checked, result, overrides)
+        return math.nan if in_sweep else code
     if checked.writes_nothing:
         if checked.submit is not None and checked.submit.dry_run:
             # stdout carries only the dry run's JSON document, so it can be piped to jq.
@@ -158,6 +164,23 @@ def execute(cfg: DictConfig, overrides: Sequence[str], *, output_dir: str | None
         final = (outcome.metrics or {}).get("final", {})
         return float(final.get(str(cfg.objective), math.nan))
     return outcome.code
+
+
+def _dataflow_transform(checked: Any, result: Any, overrides: Sequence[str]) -> int:
+    """``submit=dataflow_transform``: the Transform alone, on Dataflow (see
+    ``compiler.cloud.dataflow``). A dry run prints the pipeline options as JSON on stdout."""
+
+    launch_plan = dataflow.prepare(checked, result)
+    if checked.writes_nothing:
+        print_compile_summary(result, file=sys.stderr)
+        print(json.dumps(dataflow.dry_run_document(launch_plan), indent=2, sort_keys=True))
+        print("Dry run: nothing was written, recorded or sent (a launch gets its own "
+              "submission id in the output folder).", file=sys.stderr)
+        return 0
+    application_credentials()  # no credentials: one error line before anything is written
+    result = write_result(result, checked.output_dir)
+    print_compile_summary(result)
+    return dataflow.launch(launch_plan, checked, result, list(overrides))
 
 
 def _submit_dry_run(result: Any, checked: Any) -> int:

@@ -99,7 +99,7 @@ def preflight(cfg: DictConfig, overrides: Sequence[str] = (), *,
                               f"{stopping.metric} on it), got a two-way split: add an eval "
                               f"ratio to data.split or set model.early_stopping=null")
     if submit_node is not None:
-        submit = check_submit_config(submit_node)
+        submit = check_submit_config(submit_node, config)
     # lazy: the ledger imports SQLAlchemy at module top
     from compiler.ledger.store import check_ledger_url
 

@@ -11,29 +11,38 @@ those must come from the user, and :func:`check_required` says which key is miss
 from __future__ import annotations
 
 import json
-import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import OmegaConf
 
+from compiler.cloud.dataflow import check_dataflow_config, is_dataflow_node
 from compiler.cloud.environment import DEFAULT_PREBUILT_IMAGE, job_lock
 from compiler.cloud.errors import SubmitConfigError, SubmitError
-from compiler.errors import did_you_mean
-
-#: Label keys recforge sets. Underscores, not hyphens: list filters name them as
-#: ``labels.<key>``, and AIP-160 filter identifiers do not allow ``-``.
-LABEL_CONFIG_HASH = "recforge_config_hash"
-LABEL_COMPILER_VERSION = "recforge_compiler_version"
-LABEL_SOURCE = "recforge_source"
-LABEL_SUBMISSION = "recforge_submission"
-LABEL_EXPERIMENT = "recforge_experiment"
-LABEL_EXPERIMENT_NUMBER = "recforge_exp_number"
-OWN_LABELS = (LABEL_CONFIG_HASH, LABEL_COMPILER_VERSION, LABEL_SOURCE, LABEL_SUBMISSION,
-              LABEL_EXPERIMENT, LABEL_EXPERIMENT_NUMBER)
+from compiler.cloud.formats import (
+    ACCELERATOR,
+    LABEL_COMPILER_VERSION,
+    LABEL_CONFIG_HASH,
+    LABEL_EXPERIMENT,
+    LABEL_EXPERIMENT_NUMBER,
+    LABEL_SOURCE,
+    LABEL_SUBMISSION,
+    MACHINE_TYPE,
+    MAX_LABELS,
+    OWN_LABELS,
+    PROJECT,
+    PYTHON_MODULE,
+    REGION,
+    SERVICE_ACCOUNT,
+    check_api_endpoint,
+    check_bucket_uri,
+    check_labels,
+    check_packages,
+    check_source,
+    structured_from_node,
+    value_error,
+)
 
 #: Google's newest prebuilt TensorFlow training image (pythonPackageSpec route; past its end of
 #: availability, see compiler.cloud.environment) and the exact lock a job installs.
@@ -71,11 +80,21 @@ class VertexSubmitConfig:
     source_exp: Optional[str] = None
 
     # -- what runs --------------------------------------------------------------------------
+    #: The machine of the chief (the primary replica, worker pool 0).
     machine_type: str = "n1-standard-4"
     #: e.g. ``NVIDIA_TESLA_T4``; ``null`` for CPU only.
     accelerator_type: Optional[str] = None
     accelerator_count: int = 0
+    #: Replicas in all: 1 is one pool of one replica; N > 1 is a chief pool of 1 plus a worker
+    #: pool of N - 1 running the same entry point (needs ``model.distribution=multi_worker``:
+    #: Vertex AI sets ``TF_CONFIG`` on each replica and MultiWorkerMirroredStrategy reads it).
     replica_count: int = 1
+    #: The worker pool's machine (``replica_count > 1``); ``null``: ``machine_type``.
+    worker_machine_type: Optional[str] = None
+    #: The worker pool's accelerators; both ``null``: the chief's. ``worker_accelerator_count=0``
+    #: gives CPU-only workers.
+    worker_accelerator_type: Optional[str] = None
+    worker_accelerator_count: Optional[int] = None
     #: A prebuilt training image (``pythonPackageSpec``: the lock is pip-installed at job
     #: start), e.g. ``DEFAULT_EXECUTOR_IMAGE``. Every prebuilt TensorFlow image Google lists is
     #: past its end of availability, so there is no default: set this or ``container_uri``.
@@ -157,7 +176,6 @@ def check_required(cfg: VertexSubmitConfig, *, need_source: bool = True) -> None
         "timeout_minutes": cfg.timeout_minutes,
         "poll_initial_seconds": cfg.poll_initial_seconds,
         "poll_max_seconds": cfg.poll_max_seconds,
-        "replica_count": cfg.replica_count,
     }
     for key, number in numbers.items():
         if number <= 0:
@@ -173,6 +191,38 @@ def check_required(cfg: VertexSubmitConfig, *, need_source: bool = True) -> None
             f"(got {cfg.accelerator_type!r} x {cfg.accelerator_count})",
             key="submit.accelerator_type",
         )
+    check_pools(cfg)
+
+
+def worker_accelerator(cfg: VertexSubmitConfig) -> tuple[str | None, int]:
+    """The worker pool's (accelerator type, count): the chief's unless either is set."""
+    if cfg.worker_accelerator_type is None and cfg.worker_accelerator_count is None:
+        return cfg.accelerator_type, cfg.accelerator_count
+    return cfg.worker_accelerator_type, int(cfg.worker_accelerator_count or 0)
+
+
+def check_pools(cfg: VertexSubmitConfig) -> None:
+    """``replica_count`` and the worker pool's machine, before anything is built or sent."""
+    if isinstance(cfg.replica_count, bool) or cfg.replica_count < 1:
+        raise SubmitConfigError("submit.replica_count", "expected an integer of at least 1, "
+                                f"got {cfg.replica_count!r}")
+    accelerator, count = worker_accelerator(cfg)
+    if count < 0 or (count > 0) != bool(accelerator):
+        raise SubmitConfigError(
+            "submit.worker_accelerator_type", "expected submit.worker_accelerator_type and "
+            "submit.worker_accelerator_count together (or both null: the chief's), got "
+            f"{accelerator!r} x {count}")
+
+
+def check_replicas(cfg: VertexSubmitConfig, distribution: str) -> None:
+    """A multi-replica job only helps a trainer that distributes over the replicas: refuse
+    ``replica_count > 1`` unless ``model.distribution`` is ``multi_worker`` (``distribution``
+    is its value: ``none``, ``mirrored`` or ``multi_worker``)."""
+    if cfg.replica_count > 1 and distribution != "multi_worker":
+        raise SubmitConfigError(
+            "submit.replica_count", "expected 1 unless model.distribution=multi_worker (each "
+            "replica would otherwise train the whole model alone), got "
+            f"{cfg.replica_count} with model.distribution={distribution}")
 
 
 def from_omegaconf(node: Any) -> VertexSubmitConfig:
@@ -184,181 +234,11 @@ def from_omegaconf(node: Any) -> VertexSubmitConfig:
     """
     if isinstance(node, VertexSubmitConfig):
         return node
-
-    if isinstance(node, DictConfig):
-        for key in list(node.keys()):
-            try:
-                node[key]  # resolves interpolations and validates against the schema
-            except OmegaConfBaseException as error:
-                raise _value_error(str(key), node, error) from None
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(VertexSubmitConfig), node)
-        cfg: VertexSubmitConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except OmegaConfBaseException as error:
-        key = str(getattr(error, "full_key", "") or getattr(error, "key", "") or "")
-        raise _value_error(key.split(".")[-1], node, error) from None
+    cfg = structured_from_node(VertexSubmitConfig, node)
     # oc.decode of a variable can yield a scalar or non-strings where a list of strings belongs.
     if not isinstance(cfg.packages, list) or not all(isinstance(p, str) for p in cfg.packages):
-        raise _value_error("packages", node, TypeError(repr(cfg.packages)))
+        raise value_error(VertexSubmitConfig, "packages", node, TypeError(repr(cfg.packages)))
     return cfg
-
-
-#: What each schema type expects, in "expected ..., got ..." words.
-_EXPECTED_BY_TYPE = {
-    "bool": "true or false",
-    "int": "an integer",
-    "float": "a number",
-    "list[str]": "a list of strings, e.g. ['tf-keras~=2.17.0']",
-    "dict[str, str]": "a mapping of strings",
-    "dict[str, Any]": "a mapping",
-}
-_ENV_NAME = re.compile(r"oc\.env:([A-Z][A-Z0-9_]*)")
-
-
-def _value_error(key: str, node: Any, error: Exception) -> SubmitConfigError:
-    types = {f.name: str(f.type) for f in fields(VertexSubmitConfig)}
-    expected = _EXPECTED_BY_TYPE.get(types.get(key, ""), "a valid value")
-    if key and key not in types:
-        return SubmitConfigError(f"submit.{key}", "expected a known submit key, got an unknown "
-                                 "one", suggestion=did_you_mean(key, types))
-    raw = _raw_value(node, key)
-    env = _ENV_NAME.search(raw) if isinstance(raw, str) else None
-    if env and env[1] in os.environ:
-        return SubmitConfigError(env[1], f"expected {expected}, got {os.environ[env[1]]!r}")
-    got = raw if raw is not None else getattr(error, "msg", str(error)).splitlines()[0]
-    return SubmitConfigError(f"submit.{key}" if key else "submit",
-                             f"expected {expected}, got {got!r}")
-
-
-def _raw_value(node: Any, key: str) -> Any:
-    """The value as written, interpolations unresolved (``None`` when it cannot be read)."""
-    try:
-        if isinstance(node, DictConfig):
-            return OmegaConf.to_container(node, resolve=False).get(key)  # type: ignore[union-attr]
-        return dict(node).get(key)
-    except Exception:  # noqa: BLE001 - only used to word the message
-        return None
-
-
-# ----------------------------------------------------------------------------- formats
-# Google's documented formats. Checked before anything is built, uploaded or sent: region and
-# project become part of the Vertex AI host name and URL path, so a malformed one could send
-# the credentials elsewhere (``attacker.example#`` as a region).
-
-#: ``europe-central2``, ``us-east1``, ``northamerica-northeast1``.
-REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
-#: 6-30 characters: lowercase letters, digits and hyphens; starts with a letter; no trailing
-#: hyphen.
-PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-#: Bucket names without dots (3-63 characters); dotted (domain) names: 3-222 characters with
-#: each dot-separated part at most 63.
-_BUCKET_PART = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
-#: The Vertex AI API hosts: ``<region>-aiplatform.googleapis.com`` and relatives.
-_GOOGLE_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+googleapis\.com$")
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
-#: A pipeline run name: what TFX and Vertex Pipelines use (no path, no whitespace).
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-_PYTHON_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_MACHINE_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_ACCELERATOR = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_SERVICE_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9._-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)+$")
-#: Vertex AI accepts at most 64 labels on a job.
-MAX_LABELS = 64
-
-
-def check_bucket_uri(key: str, uri: str) -> None:
-    """``gs://bucket[/path]`` with a bucket name GCS accepts and a path without whitespace."""
-    if not uri.startswith("gs://"):
-        raise SubmitConfigError(key, f"expected a gs:// URI, got {uri!r}")
-    bucket, _, path = uri[len("gs://"):].partition("/")
-    parts = bucket.split(".")
-    valid = (3 <= len(bucket) <= (222 if len(parts) > 1 else 63)
-             and all(_BUCKET_PART.match(p) for p in parts)
-             and not bucket.startswith("goog") and "google" not in bucket)
-    if not valid:
-        raise SubmitConfigError(
-            key, "expected a bucket name of 3-63 lowercase letters, digits, '-', '_' or '.', "
-            f"starting and ending with a letter or digit, got {bucket!r}")
-    if any(c.isspace() for c in path) or any(seg in (".", "..") for seg in path.split("/")):
-        raise SubmitConfigError(key, f"expected an object path without whitespace or '..', "
-                                f"got {path!r}")
-
-
-def check_api_endpoint(endpoint: str) -> None:
-    """Only Google's API hosts, or a plain-HTTP loopback server (the tests' fake Vertex)."""
-
-    text = endpoint if "://" in endpoint else f"https://{endpoint}"
-    parts = urlsplit(text)
-    host = parts.hostname or ""
-    clean = (not parts.username and not parts.password and parts.path in ("", "/")
-             and not parts.query and not parts.fragment)
-    try:
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        clean = False
-    google = parts.scheme == "https" and _GOOGLE_HOST.match(host)
-    loopback = parts.scheme in ("http", "https") and host in _LOOPBACK_HOSTS
-    if not (clean and (google or loopback)):
-        raise SubmitConfigError(
-            "submit.api_endpoint",
-            "expected https://<host>.googleapis.com or a loopback http://127.0.0.1:PORT, "
-            f"got {endpoint!r}")
-
-
-def check_source(source: str) -> None:
-    if source.startswith("gs://"):
-        check_bucket_uri("submit.source_exp", source)
-        return
-    if not _RUN_NAME.match(source) or ".." in source:
-        raise SubmitConfigError(
-            "submit.source_exp",
-            "expected a pipeline run name (letters, digits, '.', '_', '-'; no '/' or '..') or "
-            f"a gs:// URI of a Transform output, got {source!r}")
-
-
-def check_labels(labels: Any) -> None:
-    """User labels: Vertex's key/value format, none of recforge's own, and room for ours."""
-
-    room = MAX_LABELS - len(OWN_LABELS)
-    if len(labels) > room:
-        raise SubmitConfigError(
-            "submit.labels", f"expected at most {room} labels (Vertex AI allows {MAX_LABELS} "
-            f"and recforge adds {len(OWN_LABELS)}), got {len(labels)}")
-    for key, value in labels.items():
-        if not _LABEL_KEY.match(str(key)):
-            raise SubmitConfigError(
-                f"submit.labels.{key}", "expected a key of at most 63 lowercase letters, digits, "
-                f"'-' and '_' starting with a letter, got {key!r}")
-        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
-            raise SubmitConfigError(
-                f"submit.labels.{key}", "expected a value of at most 63 lowercase letters, "
-                f"digits, '-' and '_', got {value!r}")
-        if key in OWN_LABELS:
-            raise SubmitConfigError(f"submit.labels.{key}", "expected a label recforge does not "
-                                    f"set itself, got {key!r}")
-
-
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-
-
-def check_packages(packages: list[str]) -> None:
-    for index, package in enumerate(packages):
-        key = f"submit.packages[{index}]"
-        if package.startswith("gs://"):
-            check_bucket_uri(key, package)
-            if not package.endswith((".tar.gz", ".whl", ".zip")):
-                raise SubmitConfigError(key, "expected a gs:// URI of a .tar.gz, .whl or .zip "
-                                        f"package, got {package!r}")
-            continue
-        # lazy: packaging's requirement parser, only for a config that lists packages
-        from packaging.requirements import InvalidRequirement, Requirement
-
-        try:
-            Requirement(package)
-        except InvalidRequirement:
-            raise SubmitConfigError(key, "expected a pip requirement such as 'name>=1.0' or "
-                                    f"a gs:// package URI, got {package!r}") from None
 
 
 def check_formats(cfg: VertexSubmitConfig) -> None:
@@ -381,16 +261,21 @@ def check_formats(cfg: VertexSubmitConfig) -> None:
         check_api_endpoint(cfg.api_endpoint)
     check_labels(cfg.labels)
     check_packages(list(cfg.packages))
-    if not _MACHINE_TYPE.match(cfg.machine_type):
+    if not MACHINE_TYPE.match(cfg.machine_type):
         raise SubmitConfigError("submit.machine_type", "expected a machine type such as "
                                 f"'n1-standard-4', got {cfg.machine_type!r}")
-    if cfg.accelerator_type and not _ACCELERATOR.match(cfg.accelerator_type):
-        raise SubmitConfigError("submit.accelerator_type", "expected an accelerator such as "
-                                f"'NVIDIA_TESLA_T4', got {cfg.accelerator_type!r}")
-    if cfg.service_account and not _SERVICE_ACCOUNT.match(cfg.service_account):
+    if cfg.worker_machine_type is not None and not MACHINE_TYPE.match(cfg.worker_machine_type):
+        raise SubmitConfigError("submit.worker_machine_type", "expected a machine type such as "
+                                f"'n1-standard-4', got {cfg.worker_machine_type!r}")
+    for key in ("accelerator_type", "worker_accelerator_type"):
+        accelerator = getattr(cfg, key)
+        if accelerator and not ACCELERATOR.match(accelerator):
+            raise SubmitConfigError(f"submit.{key}", "expected an accelerator such as "
+                                    f"'NVIDIA_TESLA_T4', got {accelerator!r}")
+    if cfg.service_account and not SERVICE_ACCOUNT.match(cfg.service_account):
         raise SubmitConfigError("submit.service_account", "expected a service account e-mail "
                                 f"address, got {cfg.service_account!r}")
-    if not _PYTHON_MODULE.match(cfg.python_module):
+    if not PYTHON_MODULE.match(cfg.python_module):
         raise SubmitConfigError("submit.python_module", "expected a dotted module name, got "
                                 f"{cfg.python_module!r}")
     if not cfg.container_uri and not cfg.executor_image:
@@ -418,12 +303,35 @@ def check_formats(cfg: VertexSubmitConfig) -> None:
                                 f"got {cfg.custom_config!r}") from None
 
 
-def check_submit_config(node: Any) -> VertexSubmitConfig:
+def check_submit_config(node: Any, config: Any = None) -> Any:
     """Preflight for the ``submit`` group: every value checked before any network call,
     staging or ledger write. Pure: no file, no network, no ledger. Raises
     :class:`SubmitConfigError` / :class:`SubmitError` (exit 2) naming ``submit.<key>`` or the
-    ``RECFORGE_VERTEX_*`` variable behind it."""
+    ``RECFORGE_VERTEX_*`` variable behind it.
+
+    Returns a :class:`VertexSubmitConfig` (``submit=vertex``), or for
+    ``submit=dataflow_transform`` a :class:`~compiler.cloud.dataflow.DataflowTransformConfig`.
+    ``config`` (the validated ``ResolvedConfig``, when the caller has it) adds the checks that
+    need the model: ``replica_count > 1`` needs ``model.distribution=multi_worker``.
+    """
+    if is_dataflow_node(node):
+        return check_dataflow_config(node)
     cfg = from_omegaconf(node)
     check_required(cfg)
     check_formats(cfg)
+    if config is not None:
+        distribution = getattr(config.model, "distribution", None)
+        check_replicas(cfg, str(getattr(distribution, "value", distribution) or "none"))
     return cfg
+
+
+#: The formats and label names live in compiler.cloud.formats (Dataflow checks them too);
+#: callers import them from here as well.
+__all__ = [
+    "ACCELERATOR", "LABEL_COMPILER_VERSION", "LABEL_CONFIG_HASH", "LABEL_EXPERIMENT",
+    "LABEL_EXPERIMENT_NUMBER", "LABEL_SOURCE", "LABEL_SUBMISSION", "MACHINE_TYPE", "MAX_LABELS",
+    "OWN_LABELS", "PROJECT", "PYTHON_MODULE", "REGION", "REQUIRED_KEYS", "SERVICE_ACCOUNT",
+    "VertexSubmitConfig", "check_api_endpoint", "check_bucket_uri", "check_formats",
+    "check_labels", "check_packages", "check_pools", "check_replicas", "check_required",
+    "check_source", "check_submit_config", "from_omegaconf", "worker_accelerator",
+]

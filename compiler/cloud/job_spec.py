@@ -8,9 +8,6 @@ sends, minus the client's choice of integer enums.
 from __future__ import annotations
 
 import json
-import re
-import secrets
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,23 +23,14 @@ from compiler.cloud.config import (
     LABEL_SUBMISSION,
     VertexSubmitConfig,
     check_labels,
+    worker_accelerator,
 )
 from compiler.cloud.errors import SubmitError
+from compiler.cloud.formats import label_safe, new_submission_id  # noqa: F401 - re-exported
 from compiler.cloud.package import DISTRIBUTION, REQUIREMENTS_SDIST, sha256_file
 
 EMITTED_FILES = ("trainer_module.py", "transform_module.py", "manifest.json")
 METRICS_PATH = "model_run/training_metrics.json"
-
-
-def label_safe(text: str, max_len: int = 63) -> str:
-    """A label value Vertex accepts: lowercase ``[a-z0-9_-]``, at most 63 characters."""
-    value = re.sub(r"[^a-z0-9_-]+", "-", str(text).lower()).strip("-")
-    return value[:max_len]
-
-
-def new_submission_id() -> str:
-    """Unique per ``submit`` call: names the job's output folder and tags the job (label)."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
 @dataclass(frozen=True)
@@ -184,17 +172,18 @@ def job_args(plan: StagingPlan, transform_dir: str, custom_config: Mapping[str, 
     return args
 
 
-def custom_job_body(cfg: VertexSubmitConfig, plan: StagingPlan, *, name: str,
-                    labels: Mapping[str, str], args: list[str]) -> dict[str, Any]:
-    """The ``CustomJob`` JSON the REST API takes (camelCase; int64 as strings)."""
-    machine: dict[str, Any] = {"machineType": cfg.machine_type}
-    if cfg.accelerator_type and cfg.accelerator_count:
-        machine["acceleratorType"] = cfg.accelerator_type
-        machine["acceleratorCount"] = int(cfg.accelerator_count)
-    pool: dict[str, Any] = {
-        "machineSpec": machine,
-        "replicaCount": str(int(cfg.replica_count)),
-    }
+def _machine_spec(machine_type: str, accelerator_type: str | None, accelerator_count: int
+                  ) -> dict[str, Any]:
+    machine: dict[str, Any] = {"machineType": machine_type}
+    if accelerator_type and accelerator_count:
+        machine["acceleratorType"] = accelerator_type
+        machine["acceleratorCount"] = int(accelerator_count)
+    return machine
+
+
+def _pool(cfg: VertexSubmitConfig, plan: StagingPlan, machine: dict[str, Any], replicas: int,
+          args: list[str]) -> dict[str, Any]:
+    pool: dict[str, Any] = {"machineSpec": machine, "replicaCount": str(replicas)}
     if cfg.container_uri:
         # The job image (docker/Dockerfile) has recforge and the lock installed already.
         pool["containerSpec"] = {
@@ -209,8 +198,33 @@ def custom_job_body(cfg: VertexSubmitConfig, plan: StagingPlan, *, name: str,
             "pythonModule": cfg.python_module,
             "args": list(args),
         }
+    return pool
+
+
+def worker_pools(cfg: VertexSubmitConfig, plan: StagingPlan, args: list[str]
+                 ) -> list[dict[str, Any]]:
+    """``workerPoolSpecs``: one pool for one replica; for ``replica_count`` N > 1, the chief
+    (Vertex AI's primary replica, pool 0, exactly one replica) and a worker pool of N - 1.
+
+    Every replica runs the same entry point and arguments: Vertex AI sets ``TF_CONFIG`` (task
+    ``chief`` on pool 0, ``worker`` on pool 1), from which the trainer's
+    ``tf.distribute.MultiWorkerMirroredStrategy`` builds the cluster.
+    """
+    replicas = int(cfg.replica_count)
+    chief = _machine_spec(cfg.machine_type, cfg.accelerator_type, cfg.accelerator_count)
+    pools = [_pool(cfg, plan, chief, 1, args)]
+    if replicas > 1:
+        accelerator, count = worker_accelerator(cfg)
+        worker = _machine_spec(cfg.worker_machine_type or cfg.machine_type, accelerator, count)
+        pools.append(_pool(cfg, plan, worker, replicas - 1, args))
+    return pools
+
+
+def custom_job_body(cfg: VertexSubmitConfig, plan: StagingPlan, *, name: str,
+                    labels: Mapping[str, str], args: list[str]) -> dict[str, Any]:
+    """The ``CustomJob`` JSON the REST API takes (camelCase; int64 as strings)."""
     spec: dict[str, Any] = {
-        "workerPoolSpecs": [pool],
+        "workerPoolSpecs": worker_pools(cfg, plan, args),
         "baseOutputDirectory": {"outputUriPrefix": plan.output_dir},
     }
     if cfg.service_account:
@@ -290,6 +304,13 @@ def read_emitted(emit_dir: Path | str) -> Emitted:
     if absent:
         raise SubmitError(f"{emit_dir / 'manifest.json'} lacks {', '.join(absent)}; recompile")
     return Emitted(emit_dir, manifest)
+
+
+def distribution_from_manifest(manifest: Mapping[str, Any]) -> str:
+    """The compiled trainer's ``model.distribution`` (absent from the resolved config when it
+    is ``none``: the default leaves the config hash as it was before the knob existed)."""
+    model = manifest.get("resolved_config", {}).get("model", {})
+    return str(model.get("distribution") or "none")
 
 
 def required_from_manifest(manifest: Mapping[str, Any]) -> dict[str, str]:

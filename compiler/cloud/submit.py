@@ -26,7 +26,7 @@ from rich.text import Text
 
 from compiler import __version__
 from compiler.cloud import gcs, lock, vertex
-from compiler.cloud.config import VertexSubmitConfig, check_submit_config
+from compiler.cloud.config import VertexSubmitConfig, check_replicas, check_submit_config
 from compiler.cloud.dry_run import dry_run
 from compiler.cloud.environment import image_warning
 from compiler.cloud.errors import SubmitError
@@ -40,6 +40,7 @@ from compiler.cloud.job_spec import (
     Emitted,
     StagingPlan,
     SubmitResult,
+    distribution_from_manifest,
     job_request,
     label_safe,
     new_submission_id,
@@ -82,8 +83,12 @@ def submit(
     """
 
     cfg = check_submit_config(cfg)
+    if not isinstance(cfg, VertexSubmitConfig):
+        raise SubmitError("submit=dataflow_transform runs the Transform, not a training job: "
+                          "launch it with python -m compiler ... submit=dataflow_transform")
     console = console or Console()
     emitted = read_emitted(emit_dir)
+    check_replicas(cfg, distribution_from_manifest(emitted.manifest))
     if not cfg.container_uri:  # a prebuilt image: say when it is past its end date
 
         warning = image_warning(cfg.executor_image)

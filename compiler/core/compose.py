@@ -42,6 +42,7 @@ from omegaconf.nodes import BooleanNode, EnumNode, FloatNode, IntegerNode, Strin
 
 from compiler import schema
 from compiler.cloud.config import VertexSubmitConfig
+from compiler.cloud.dataflow import DataflowTransformConfig
 from compiler.data.schema import DataConfig
 from compiler.errors import ConfigError, did_you_mean
 from compiler.schema import FeaturesConfig, LocalRunConfig, ModelConfig
@@ -463,3 +464,4 @@ def register_configs() -> None:
     store.store(group="run", name="run_schema", node=LocalRunConfig)
     store.store(group="data", name="data_schema", node=DataConfig)
     store.store(group="submit", name="submit_schema", node=VertexSubmitConfig)
+    store.store(group="submit", name="dataflow_transform_schema", node=DataflowTransformConfig)
