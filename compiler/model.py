@@ -42,6 +42,7 @@ SELECTING_KEYS = {
     "retrieval_index": "model.retrieval_algorithm", "task": "model.model_type",
     "input": "model.input", "evaluator": "model.evaluators", "callback": "model.callbacks",
     "export": "model.exports", "history": "model.purchase_history",
+    "distribution": "model.distribution",
 }
 
 
@@ -71,6 +72,8 @@ VALUES: dict[str, tuple[str, ...]] = {
     "datasets": ("train_dataset", "eval_dataset", "test_dataset", "tf_transform_output"),
     "trained_model": ("model",),
     "purchase_history": ("PurchaseHistory",),
+    "strategy": ("_distribution_strategy", "_is_chief", "_replica_shares", "_global_batches",
+                 "ReplicaShareLoss", "_single_device_copy"),
 }
 
 #: The named places in ``run_fn`` fragments add code to, in the order they run: ``callbacks``

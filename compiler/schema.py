@@ -253,6 +253,18 @@ class EvalProtocol(str, Enum):
     new_products = "new_products"
 
 
+class Distribution(str, Enum):
+    """How training is spread over devices and machines (``tf.distribute`` strategies)."""
+
+    #: One device, no strategy: what recforge always emitted.
+    none = "none"
+    #: ``tf.distribute.MirroredStrategy``: every device of this machine, one process.
+    mirrored = "mirrored"
+    #: ``tf.distribute.MultiWorkerMirroredStrategy``: one process per machine, the cluster
+    #: from ``TF_CONFIG`` (what Vertex AI sets for multi-replica jobs; ``run.workers`` locally).
+    multi_worker = "multi_worker"
+
+
 @dataclass
 class ModelConfig:
     name: str = MISSING
@@ -306,6 +318,9 @@ class ModelConfig:
     #: null: no purchase history. Set: the Transform counts each buyer's train purchases and
     #: the model adds a learned history score to every candidate's score.
     purchase_history: Optional[PurchaseHistoryConfig] = None
+    #: ``none``, ``mirrored`` or ``multi_worker`` (see ``Distribution``): the trainer builds
+    #: the model under that strategy; batch_size stays the global batch.
+    distribution: Distribution = Distribution.none
 
 
 @dataclass
@@ -327,6 +342,9 @@ class LocalRunConfig:
     batch_size: Optional[int] = None
     #: Compute the baselines (``compiler.local.baselines``) beside the model's metrics.
     baselines: bool = True
+    #: Training processes: N > 1 runs N local workers of one multi-worker cluster (needs
+    #: ``model.distribution=multi_worker``; see ``compiler.local.workers``).
+    workers: int = 1
     #: Show TensorFlow, absl, Beam and Keras output on the console instead of only in
     #: ``<run_dir>/run.log`` (also ``python -m compiler --verbose``).
     verbose: bool = False

@@ -25,6 +25,12 @@ def _ranking_loss():
     return {loss}
 '''
 
+#: model.distribution: each replica's share of the loss (``ReplicaShareLoss``).
+RANKING_LOSS_DISTRIBUTED = '''
+def _ranking_loss():
+    return ReplicaShareLoss({loss})
+'''
+
 
 class _KerasRankingLoss(Fragment):
     kind: ClassVar[str] = "loss"
@@ -35,7 +41,8 @@ class _KerasRankingLoss(Fragment):
         out.require_import("tensorflow", alias="tf")
         from compiler.fragments import expression
 
-        out.add(Section.LOSSES, statements(RANKING_LOSS, loss=expression(self.expression)))
+        template = RANKING_LOSS_DISTRIBUTED if use.params.get("distribution") else RANKING_LOSS
+        out.add(Section.LOSSES, statements(template, loss=expression(self.expression)))
 
 
 class MSE(_KerasRankingLoss):
@@ -64,6 +71,18 @@ def _retrieval_loss():
     """Softmax cross-entropy over in-batch negatives (the TFRS Retrieval default)."""
     return tf.keras.losses.CategoricalCrossentropy(
         from_logits=True, reduction=tf.keras.losses.Reduction.{reduction}
+    )
+'''
+
+#: model.distribution: each replica's share of the loss (``ReplicaShareLoss``).
+SOFTMAX_RETRIEVAL_LOSS_DISTRIBUTED = '''
+def _retrieval_loss():
+    """Softmax cross-entropy over in-batch negatives (the TFRS Retrieval default), as each
+    replica's share of the global batch's loss."""
+    return ReplicaShareLoss(
+        tf.keras.losses.CategoricalCrossentropy(
+            from_logits=True, reduction=tf.keras.losses.Reduction.{reduction}
+        )
     )
 '''
 
@@ -173,7 +192,9 @@ class SoftmaxRetrievalLoss(Fragment):
         out.require_import("tensorflow", alias="tf")
         params = use.params
         reduction = REDUCTIONS[params.get("loss_reduction", "sum")]
-        code = list(statements(SOFTMAX_RETRIEVAL_LOSS, reduction=cst.Name(reduction)).body)
+        template = SOFTMAX_RETRIEVAL_LOSS_DISTRIBUTED if params.get("distribution") \
+            else SOFTMAX_RETRIEVAL_LOSS
+        code = list(statements(template, reduction=cst.Name(reduction)).body)
         if uses_score_loss(params):
             out.require_import("tensorflow_recommenders", alias="tfrs")
             logq = bool(params.get("logq_correction"))

@@ -20,6 +20,7 @@ from compiler.fragments import (
 )
 from compiler.fragments import name as identifier
 from compiler.model import ResolvedConfig, buyer_id_column
+from plugins.distribution import DISTRIBUTED_STEPS, SHARED_DISTRIBUTED, under_strategy_scope
 
 CONSTANTS = '''
 BATCH_SIZE = {batch_size}
@@ -186,6 +187,7 @@ class MeanLossModel(tfrs.models.Model):
 RUN_FN = '''
 def run_fn(fn_args):
     """TFX Trainer entry point: train, evaluate on the eval and test splits, export."""
+    STRATEGY_STEP
     tf.keras.utils.set_random_seed(SEED)
     custom_config = fn_args.custom_config or {}
     epochs = int(custom_config.get("epochs", EPOCHS))
@@ -197,6 +199,7 @@ def run_fn(fn_args):
     eval_dataset = _input_fn(eval_files, tf_transform_output, batch_size) if eval_files else None
     test_files = _test_split_files(fn_args.train_files)
     test_dataset = _input_fn(test_files, tf_transform_output, batch_size) if test_files else None
+    SHARDING_STEP
     PURCHASES_STEP
 
     model = RecommenderModel(tf_transform_output)
@@ -212,6 +215,7 @@ def run_fn(fn_args):
     callbacks = _training_callbacks(
         fn_args, train_dataset, eval_dataset, test_dataset, tf_transform_output CALLBACK_ARGS
     )
+    CHIEF_CALLBACKS_STEP
     history = model.fit(
         train_dataset,
         validation_data=eval_dataset,
@@ -219,6 +223,7 @@ def run_fn(fn_args):
         callbacks=callbacks,
         verbose=2,
     )
+    CHIEF_STEP
     metrics = _training_metrics(
         history.history, "found" if eval_files else "absent", "found" if test_files else "missing"
     )
@@ -251,7 +256,8 @@ class RunFn(Fragment):
         # new_products: the trainer builds the train purchases, keyed by the candidates' ids.
         new_products = use.params.get("eval_protocol") == "new_products"
         return {"provides": cls.provides + (("purchases",) if new_products else ()),
-                "requires": cls.requires + (("candidates",) if new_products else ()),
+                "requires": cls.requires + (("candidates",) if new_products else ())
+                + (("strategy",) if use.params.get("distribution") else ()),
                 "slots": cls.slots, "fills": cls.fills}
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
@@ -269,8 +275,9 @@ class RunFn(Fragment):
             out.add(Section.CONSTANTS, statements(EVAL_PROTOCOL, eval_protocol=protocol))
         out.require_import("tensorflow_recommenders", alias="tfrs")
         out.add(Section.HELPERS, statements(HELPERS))
-        out.add_once("trainer-shared", Section.CONSTANTS,
-                     statements(SHARED, seed=use.params["seed"]))
+        distributed = bool(use.params.get("distribution"))
+        out.add_once("trainer-shared", Section.CONSTANTS, statements(
+            SHARED_DISTRIBUTED if distributed else SHARED, seed=use.params["seed"]))
         if new_products:
             out.require_import("numpy", alias="np")
             out.add(Section.HELPERS, statements(
@@ -281,7 +288,7 @@ class RunFn(Fragment):
             TRAINING_CALLBACKS_NEW_PRODUCTS if new_products else TRAINING_CALLBACKS))
         out.add(Section.ENTRY, statements(run_fn_template(
             new_products=new_products, lr_schedule=bool(use.params.get("lr_schedule")),
-            eval_protocol=protocol is not None)))
+            eval_protocol=protocol is not None, distributed=distributed)))
 
 
 EVAL_PROTOCOL = '''
@@ -290,10 +297,11 @@ EVAL_PROTOCOL = {eval_protocol}
 '''
 
 
-def run_fn_template(*, new_products: bool, lr_schedule: bool, eval_protocol: bool) -> str:
+def run_fn_template(*, new_products: bool, lr_schedule: bool, eval_protocol: bool,
+                    distributed: bool = False) -> str:
     """``RUN_FN`` with the lines the training knobs add (fixed code, never config text):
-    the train purchases (new_products), the schedule's steps per epoch (lr_schedule) and the
-    protocol in training_metrics.json (a retrieval model)."""
+    the train purchases (new_products), the schedule's steps per epoch (lr_schedule), the
+    protocol in training_metrics.json (a retrieval model) and the strategy (distributed)."""
     markers = {
         "    PURCHASES_STEP\n":
             "    purchases = _train_purchases(train_dataset)\n" if new_products else "",
@@ -301,11 +309,12 @@ def run_fn_template(*, new_products: bool, lr_schedule: bool, eval_protocol: boo
         " CALLBACK_ARGS": ", purchases" if new_products else "",
         "    EVAL_PROTOCOL_STEP\n":
             '    metrics["eval_protocol"] = EVAL_PROTOCOL\n' if eval_protocol else "",
+        **{marker: code if distributed else "" for marker, code in DISTRIBUTED_STEPS.items()},
     }
     template = RUN_FN
     for marker, code in markers.items():
         template = template.replace(marker, code)
-    return template
+    return under_strategy_scope(template) if distributed else template
 
 
 TENSORBOARD = '''

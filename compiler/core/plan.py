@@ -21,6 +21,7 @@ from compiler.model import (
     cross_column,
     embedding_column,
 )
+from compiler.schema import Distribution
 
 
 def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
@@ -81,6 +82,9 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
                                 "model.retrieval.logq_correction",
                                 {"product_column": embedding_column(features.product_id)}))
 
+    # model.distribution: the losses become each replica's share and run_fn uses a strategy.
+    distributed = ({"distribution": model.distribution.value}
+                   if model.distribution is not Distribution.none else {})
     uses.append(FragmentUse("input", model.input, "model.input",
                             {"cache": model.performance.cache,
                              "reshuffle_each_epoch": model.reshuffle_each_epoch}))
@@ -104,13 +108,13 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
             "head", head.type, "model.rating_head",
             {"layers": list(head.layers), "activation": head.activation, "l2": head.l2, **params},
         ))
-        uses.append(FragmentUse("loss", model.loss, "model.loss"))
+        uses.append(FragmentUse("loss", model.loss, "model.loss", distributed))
     retrieval_params = {**dataclasses.asdict(model.retrieval),
                         "loss_reduction": model.retrieval.loss_reduction.value,
                         "purchase_history": history is not None,
                         "bought_products_in_query": history is not None
                         and history.bought_products_in_query,
-                        "product_id": features.product_id}
+                        "product_id": features.product_id, **distributed}
     if history is not None:
         uses.append(FragmentUse("history", "purchase_history", "model.purchase_history", {
             "buyer_column": buyer_id_column(features),
@@ -165,7 +169,10 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
         "jit_compile": model.performance.jit_compile,
         "lr_schedule": schedule is not None,
         "eval_protocol": model.eval_protocol.value if config.has_retrieval else None,
+        **distributed,
     }))
+    if distributed:  # the strategy; none plans nothing and emits what recforge always did
+        uses.append(FragmentUse("distribution", model.distribution.value, "model.distribution"))
 
     for use in uses:  # every fragment the plan names must exist, with a clear key if not
         registry.fragment(use.kind, use.name, key=use.key)

@@ -72,6 +72,10 @@ def validate(cfg: DictConfig, registry: Registry | None = None) -> ResolvedConfi
 
     _check_features(features)
     _check_model(model, features, registry)
+    if data["model"].get("distribution") == "none":
+        # The default emits exactly the code recforge emitted before the knob existed: its
+        # configs keep their hash (the generated snapshots, ledger and caches key on it).
+        del data["model"]["distribution"]
     config = ResolvedConfig(features, model, output_dir, data, config_hash(data))
     check_training_techniques(model, features, evaluator_names(config), registry)
     return config

@@ -63,6 +63,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.evaluators",
     "plugins.export",
     "plugins.trainer",
+    "plugins.distribution",
     "plugins.passes",
 )
 

@@ -18,7 +18,7 @@ from compiler.errors import ConfigError, did_you_mean
 from compiler.local.transform import (
     check_transform_source,
 )
-from compiler.schema import LocalRunConfig
+from compiler.schema import Distribution, LocalRunConfig
 
 #: The run manifest in each run directory; its "status" is written last.
 RUN_MANIFEST = "run.json"
@@ -77,10 +77,15 @@ def _check_directory(key: str, path: str) -> None:
 def _check_run(node: Any, config: Any) -> tuple[LocalRunConfig, list[str]]:
     """(the run settings, settings of a reused Transform that could not be verified)."""
     settings = _merge_run_node(node)
-    for key in ("epochs", "batch_size"):
+    for key in ("epochs", "batch_size", "workers"):
         value = getattr(settings, key)
         if value is not None and value <= 0:
             raise ConfigError(f"run.{key}", f"expected a positive integer, got {value}")
+    if settings.workers > 1 and config is not None \
+            and config.model.distribution is not Distribution.multi_worker:
+        raise ConfigError("run.workers", "expected 1 unless model.distribution=multi_worker "
+                          f"(N workers train one model together), got {settings.workers} with "
+                          f"model.distribution={config.model.distribution.value}")
     _check_directory("run.runs_root", settings.runs_root)
     if settings.cache_dir:
         _check_directory("run.cache_dir", settings.cache_dir)

@@ -50,8 +50,9 @@ from compiler.local.transform import (
     recorded_data_hash,
     resolve_transform_source,
 )
+from compiler.local.workers import run_workers
 from compiler.runner.fn_args import fn_args_from_transform
-from compiler.runner.trainer import run_trainer
+from compiler.runner.trainer import read_metrics, run_trainer
 from compiler.runner.transform import run_transform
 from compiler.runner.transform_digest import DIGEST_FILE, record_text
 from compiler.schema import LocalRunConfig
@@ -298,8 +299,16 @@ class _Run:
         if self.settings.batch_size is not None:
             custom_config["batch_size"] = self.settings.batch_size
         fn_args = fn_args_from_transform(transform_dir, str(self.run_dir), custom_config)
+        module = self.run_dir / "modules" / "trainer_module.py"
+        if self.settings.workers > 1:  # one cluster of processes; the chief writes the metrics
+            with self.step(f"train and evaluate (run_fn, {self.settings.workers} workers)"):
+                run_workers(["--trainer-module", str(module), "--transform-dir", transform_dir,
+                             "--output-dir", str(self.run_dir),
+                             "--custom-config", json.dumps(custom_config)],
+                            self.settings.workers, self.run_dir)
+                return read_metrics(fn_args.model_run_dir)
         with self.step("train and evaluate (run_fn)"):
-            return run_trainer(self.run_dir / "modules" / "trainer_module.py", fn_args)
+            return run_trainer(module, fn_args)
 
 
 def _copy_modules(result: CompileResult, target: Path) -> None:

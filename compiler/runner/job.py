@@ -6,6 +6,9 @@
 It trains on an existing Transform output (``transform_graph/`` and
 ``transformed_examples/Split-train|eval[|test]/``), writing ``<output-dir>/serving_model`` and
 ``<output-dir>/model_run/training_metrics.json``. Every path may be a ``gs://`` URI.
+
+As a member of a multi-worker cluster (``TF_CONFIG`` set, a ``multi_worker`` trainer: every
+Vertex AI replica runs this), only the chief writes; the other members train and exit 0.
 """
 
 from __future__ import annotations
@@ -106,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics = run_trainer(module_path, fn_args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    if metrics is None:  # a multi-worker member: the chief writes and reports
+        _log.info("not the chief: training done, nothing written")
+        return 0
     # One machine-readable line for whoever tails the job log.
     print(json.dumps({"final": metrics.get("final"), "test_split": metrics.get("test_split")}))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,10 @@ def read_metrics(model_run_dir: str) -> dict[str, Any]:
         return json.loads(f.read())
 
 
-def run_trainer(module_file: str | Path, fn_args: FnArgs) -> dict[str, Any]:
+def run_trainer(module_file: str | Path, fn_args: FnArgs) -> dict[str, Any] | None:
     """Import ``module_file`` under a unique name, call its ``run_fn(fn_args)`` and return the
-    parsed ``training_metrics.json`` from ``fn_args.model_run_dir``.
+    parsed ``training_metrics.json`` from ``fn_args.model_run_dir``; None from a multi-worker
+    member that is not the chief (its ``run_fn`` returns None and writes nothing).
 
     Exceptions from ``run_fn`` propagate unchanged: a failing trainer must fail the job.
     """
@@ -35,7 +37,8 @@ def run_trainer(module_file: str | Path, fn_args: FnArgs) -> dict[str, Any]:
     run_fn = getattr(module, "run_fn", None)
     if not callable(run_fn):
         raise AttributeError(f"{module_file} defines no run_fn")
-    run_fn(fn_args)
+    if run_fn(fn_args) is None and os.environ.get("TF_CONFIG"):
+        return None
     return read_metrics(fn_args.model_run_dir)
 
 
