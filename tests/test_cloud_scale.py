@@ -379,3 +379,32 @@ def test_dataflow_dry_run_prints_the_options_and_does_nothing(
     unknown = set(parsed.get_all_options(retain_unknown_options=True)) - \
         set(parsed.get_all_options())
     assert not unknown, unknown
+
+
+def test_the_vertex_yaml_composes_with_the_pool_keys(clean_env: pytest.MonkeyPatch) -> None:
+    from compiler.core.compose import compose
+
+    vertex = check_submit_config(compose([*VERTEX, "submit.replica_count=3",
+                                          "submit.worker_machine_type=n1-standard-8"]).submit)
+    assert isinstance(vertex, VertexSubmitConfig)
+    assert (vertex.replica_count, vertex.worker_machine_type) == (3, "n1-standard-8")
+    assert (vertex.worker_accelerator_type, vertex.worker_accelerator_count) == (None, None)
+
+
+def test_the_dataflow_yaml_reads_its_variables(clean_env: pytest.MonkeyPatch,
+                                               requirements: Path) -> None:
+    from compiler.core.compose import compose
+
+    clean_env.setenv("RECFORGE_VERTEX_PROJECT", "p-12345")  # the Dataflow group falls back
+    clean_env.setenv("RECFORGE_DATAFLOW_REGION", "us-east1")
+    node = compose(["submit=dataflow_transform", "submit.temp_location=gs://df-b/tmp",
+                    "submit.staging_location=gs://df-b/staging",
+                    f"submit.requirements_file={requirements}"]).submit
+    dataflow = check_submit_config(node)
+    assert isinstance(dataflow, DataflowTransformConfig)
+    assert (dataflow.project, dataflow.region, dataflow.stage_recforge) == (
+        "p-12345", "us-east1", True)
+    clean_env.setenv("RECFORGE_DATAFLOW_NUM_WORKERS", "many")
+    with pytest.raises(SubmitError, match="RECFORGE_DATAFLOW_NUM_WORKERS: expected an integer "
+                                          "or null, got 'many'"):
+        check_submit_config(node)  # the variables are read when the node is checked
