@@ -18,7 +18,8 @@ from compiler.errors import ConfigError, did_you_mean
 from compiler.local.transform import (
     check_transform_source,
 )
-from compiler.schema import Distribution, LocalRunConfig
+from compiler.runner.beam_options import DIRECT_RUNNER, RUNNERS, check_pipeline_options
+from compiler.schema import BeamConfig, Distribution, LocalRunConfig
 
 #: The run manifest in each run directory; its "status" is written last.
 RUN_MANIFEST = "run.json"
@@ -45,6 +46,8 @@ def _merge_run_node(node: Any) -> LocalRunConfig:
     except OmegaConfBaseException as error:
         key = str(getattr(error, "full_key", "") or getattr(error, "key", "") or "")
         key = key.removeprefix("run.")
+        if key.startswith("beam."):  # the nested run.beam node
+            _raise_beam_error(key.removeprefix("beam."), node)
         fields = [f.name for f in dataclasses.fields(LocalRunConfig)]
         if key and key not in fields:
             raise ConfigError(f"run.{key}", f"expected one of {', '.join(fields)}, got "
@@ -53,6 +56,17 @@ def _merge_run_node(node: Any) -> LocalRunConfig:
         value = node.get(key) if key and isinstance(node, (Mapping, DictConfig)) else None
         raise ConfigError(f"run.{key or '?'}", f"expected {_describe_type(str(wanted))}, got "
                           f"{value!r}") from None
+
+
+def _raise_beam_error(key: str, node: Any) -> None:
+    fields = [f.name for f in dataclasses.fields(BeamConfig)]
+    if key not in fields:
+        raise ConfigError(f"run.beam.{key}", f"expected one of {', '.join(fields)}, got "
+                          f"'{key}'", suggestion=did_you_mean(key, fields)) from None
+    beam = node.get("beam") if isinstance(node, (Mapping, DictConfig)) else None
+    value = beam.get(key) if isinstance(beam, (Mapping, DictConfig)) else None
+    wanted = "a list of Beam flags like ['--name=value']" if key == "options" else "a string"
+    raise ConfigError(f"run.beam.{key}", f"expected {wanted}, got {value!r}") from None
 
 
 def _describe_type(annotation: str) -> str:
@@ -74,6 +88,20 @@ def _check_directory(key: str, path: str) -> None:
         raise ConfigError(key, f"expected a directory, got {where} ({path})")
 
 
+def _check_beam(settings: LocalRunConfig) -> None:
+    """``run.beam``: a runner and flags Beam accepts. ``run=local`` keeps to the DirectRunner:
+    its Transform output goes under the local run directory (and the local Transform cache),
+    which Dataflow's workers cannot write; a Dataflow Transform is ``submit=dataflow_transform``
+    and its gs:// output a later run's ``run.transform_from``."""
+    if settings.beam.runner in RUNNERS and settings.beam.runner != DIRECT_RUNNER:
+        raise ConfigError("run.beam.runner", f"expected {DIRECT_RUNNER} with run=local (its "
+                          "Transform output is written under the local run directory, which "
+                          f"{settings.beam.runner}'s workers cannot write), got "
+                          f"{settings.beam.runner}; use submit=dataflow_transform, then "
+                          "run.transform_from=<its gs:// output>")
+    check_pipeline_options(settings.beam.runner, settings.beam.options, key="run.beam")
+
+
 def _check_run(node: Any, config: Any) -> tuple[LocalRunConfig, list[str]]:
     """(the run settings, settings of a reused Transform that could not be verified)."""
     settings = _merge_run_node(node)
@@ -86,6 +114,7 @@ def _check_run(node: Any, config: Any) -> tuple[LocalRunConfig, list[str]]:
         raise ConfigError("run.workers", "expected 1 unless model.distribution=multi_worker "
                           f"(N workers train one model together), got {settings.workers} with "
                           f"model.distribution={config.model.distribution.value}")
+    _check_beam(settings)
     _check_directory("run.runs_root", settings.runs_root)
     if settings.cache_dir:
         _check_directory("run.cache_dir", settings.cache_dir)

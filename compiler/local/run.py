@@ -52,6 +52,7 @@ from compiler.local.transform import (
 )
 from compiler.local.workers import run_workers
 from compiler.runner.fn_args import fn_args_from_transform
+from compiler.runner.product_table import product_columns
 from compiler.runner.trainer import read_metrics, run_trainer
 from compiler.runner.transform import run_transform
 from compiler.runner.transform_digest import DIGEST_FILE, record_text
@@ -285,9 +286,13 @@ class _Run:
             result.config.features, data_hash=data_hash, recforge_version=__version__,
             transform_module_sha256=hashlib.sha256(transform_source.encode()).hexdigest())
         module = self.run_dir / "modules" / "transform_module.py"
-        with self.step("Transform (tensorflow-transform on Beam DirectRunner)"):
+        beam = settings.beam
+        with self.step(f"Transform (tensorflow-transform on Beam {beam.runner})"):
             run_transform(loaded.splits, _transform_kinds(raw_schema(result)), module,
-                          str(target), record=record)
+                          str(target), record=record, runner=beam.runner,
+                          pipeline_options=beam.options,
+                          product_columns=product_columns(result.plan,
+                                                          result.config.features.product_id))
         if settings.transform_cache:
             _store_in_cache(target, cached)
         return str(target), None, data_hash
