@@ -324,6 +324,17 @@ class ModelConfig:
 
 
 @dataclass
+class BeamConfig:
+    """``run.beam``: the Beam runner the Transform runs on (``compiler.runner.beam_options``)."""
+
+    #: ``DirectRunner`` (this machine) or ``DataflowRunner``.
+    runner: str = "DirectRunner"
+    #: Beam pipeline flags passed straight to ``PipelineOptions``, e.g.
+    #: ``["--direct_running_mode=multi_processing", "--direct_num_workers=2"]``.
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass
 class LocalRunConfig:
     """``run=local``: run the compiled modules on this machine (see ``compiler.local.run``)."""
 
@@ -345,6 +356,8 @@ class LocalRunConfig:
     #: Training processes: N > 1 runs N local workers of one multi-worker cluster (needs
     #: ``model.distribution=multi_worker``; see ``compiler.local.workers``).
     workers: int = 1
+    #: The Transform's Beam runner and pipeline options.
+    beam: BeamConfig = field(default_factory=BeamConfig)
     #: Show TensorFlow, absl, Beam and Keras output on the console instead of only in
     #: ``<run_dir>/run.log`` (also ``python -m compiler --verbose``).
     verbose: bool = False
