@@ -62,6 +62,7 @@ def transformed(dataset: str, scratch: Path) -> tuple[str, Any]:
     """(Transform output directory, CompileResult) for ``dataset``: the local runner's cached
     output when it has one, else a fresh Transform, stored in that cache for next time."""
     from compiler.local.run import _store_in_cache, transform_cache_key
+    from compiler.runner.product_table import product_columns
     from compiler.runner.transform import run_transform
 
     result = compile_modules(scratch / f"modules-{dataset}", dataset)
@@ -72,6 +73,7 @@ def transformed(dataset: str, scratch: Path) -> tuple[str, Any]:
         return str(cached), result
     target = scratch / f"transform-{dataset}"
     run_transform(loaded.splits, transform_kinds(result),
-                  scratch / f"modules-{dataset}" / "transform_module.py", str(target))
+                  scratch / f"modules-{dataset}" / "transform_module.py", str(target),
+                  product_columns=product_columns(result.plan, result.config.features.product_id))
     _store_in_cache(target, cached)
     return str(cached), result

@@ -29,6 +29,7 @@ def worker(dataset: str, scratch: Path) -> dict:
     """One Transform of ``dataset`` in this process: wall seconds and rows."""
     from _data import compile_modules, load_splits, transform_kinds
 
+    from compiler.runner.product_table import product_columns
     from compiler.runner.transform import run_transform
 
     result = compile_modules(scratch / "modules", dataset)
@@ -37,7 +38,9 @@ def worker(dataset: str, scratch: Path) -> dict:
     load_seconds = time.perf_counter() - started
     artifacts = run_transform(loaded.splits, transform_kinds(result),
                               scratch / "modules" / "transform_module.py",
-                              str(scratch / "transform"))
+                              str(scratch / "transform"),
+                              product_columns=product_columns(
+                                  result.plan, result.config.features.product_id))
     return {"rows": sum(artifacts.rows.values()), "split_rows": artifacts.rows,
             "transform_seconds": artifacts.wall_seconds, "load_seconds": load_seconds}
 
