@@ -13,13 +13,15 @@ import ast
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from compiler.core.pipeline import compile_overrides
 from compiler.local.workers import WorkerError, run_workers, tf_configs
-from tests.compile_helpers import run_cli
+from tests.compile_helpers import ROOT, run_cli
 from tests.preflight_helpers import assert_rejected
 
 #: Sample sd over model.seed 1, 2, 3 of the 1-worker run (see the module docstring).
@@ -109,3 +111,68 @@ def test_two_local_workers_train_the_one_worker_model(tmp_path: Path) -> None:
         bound = 4 * sd * math.sqrt(2)
         assert abs(two["final"][key] - one["final"][key]) <= bound, (
             key, one["final"][key], two["final"][key], bound)
+
+
+#: Run in a fresh process: the two logical CPU devices must be set before TensorFlow starts.
+GRADIENT_CHECK = '''
+import os, sys
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from compiler.runner._modules import load_module_from_path
+from compiler.runner.transform import run_transform
+from tests.tiny_data import RAW_SCHEMA, split, tiny_transactions
+import tensorflow_transform as tft
+
+root = sys.argv[1]
+run_transform(split(tiny_transactions()), RAW_SCHEMA, root + "/emitted/transform_module.py",
+              root + "/transform")
+module = load_module_from_path(root + "/emitted/trainer_module.py", prefix="gradient_check")
+output = tft.TFTransformOutput(root + "/transform/transform_graph")
+dataset = module._input_fn(root + "/transform/transformed_examples/Split-train/*.gz", output, 256)
+batch = next(iter(dataset))
+
+def dense(gradients):
+    return [tf.convert_to_tensor(gradient) for gradient in gradients]
+
+one_device = module.RecommenderModel(output)
+one_device.compute_loss(batch)
+with tf.GradientTape() as tape:
+    loss = one_device.compute_loss(batch, training=True) + tf.add_n(one_device.losses)
+expected = dense(tape.gradient(loss, one_device.trainable_variables))
+
+strategy = module._distribution_strategy()
+assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+with strategy.scope():
+    replicated = module.RecommenderModel(output)
+    strategy.run(replicated.compute_loss, args=(batch,))
+replicated.set_weights(one_device.get_weights())
+
+def replica_gradients(inputs):
+    with tf.GradientTape() as tape:
+        total = replicated._replica_losses(inputs, training=True)[-1]
+    return dense(tape.gradient(total, replicated.trainable_variables))
+
+shares = next(iter(module._replica_shares(strategy, dataset)))
+per_replica = strategy.run(replica_gradients, args=(shares,))
+summed = [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in per_replica]
+worst = max(float(tf.reduce_max(tf.abs(a - b)) / (tf.reduce_max(tf.abs(b)) + 1e-12))
+            for a, b in zip(summed, expected))
+print("relative gradient error", worst, "over", len(expected), "variables")
+assert worst < 1e-4, worst
+'''
+
+
+@pytest.mark.slow
+def test_replica_gradients_sum_to_the_one_device_gradient(tmp_path: Path) -> None:
+    """MirroredStrategy over 2 logical CPUs: the replicas' gradients of their shares of a
+    batch, summed (as the optimizer all-reduces them), equal the one-device gradient of that
+    batch. ranking_v1: a mean-reduced loss and L2 regularization, both scaled to shares (an
+    in-batch softmax would differ by design: each replica's negatives are its own rows)."""
+    compile_overrides(["model=ranking_v1", "model.distribution=mirrored"],
+                      output_dir=tmp_path / "emitted")
+    result = subprocess.run([sys.executable, "-c", GRADIENT_CHECK, str(tmp_path)],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "relative gradient error" in result.stdout
