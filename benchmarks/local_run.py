@@ -56,7 +56,7 @@ def main() -> None:
     if "candidates" in metrics:
         c = metrics["candidates"]
         lines.append(f"\nCandidates: {c['unique_products']} unique products from "
-                     f"{c['transactions']} transactions.")
+                     f"{c['rows_read']} rows of the {c['source'].replace('_', ' ')}.")
     display = "python benchmarks/local_run.py" + (" --online-retail" if args.online_retail
                                                   else "")
     update_section(name, title, "\n".join(lines), display)

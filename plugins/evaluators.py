@@ -1,8 +1,10 @@
 """Evaluators: metrics on the eval and test splits, merged into ``training_metrics.json``.
 
 The ranking evaluators (``recall_at_k``, ``ndcg``, ``mrr``) share one rank computation
-(``_ranks``: the number of candidates scored above each line's product) and one reduction over
-a split; each metric is a function of the ranks. ``model.eval_protocol: new_products`` drops the
+(``_ranked_lines``: the number of candidates scored above each line's product, counted over
+blocks of candidates that fit ``model.evaluation_memory_mb``, so a batch's scores against the
+whole catalogue are never held at once) and one reduction over a split; each metric is a
+function of the ranks. ``model.eval_protocol: new_products`` drops the
 lines whose product the buyer bought in train and scores those products -inf.
 """
 
@@ -25,20 +27,14 @@ from compiler.model import ResolvedConfig
 #: What every ranking evaluator (Recall@K, NDCG@K, MRR) shares: each test line's rank, and a
 #: mean over a split's lines of a function of those ranks, in one traced reduction.
 RANKED_LINES = """
-def _ranks(scores, true_rows):
-    \"\"\"Each line's rank: the number of candidates scored above its product (0: the top).
-
-    ``scores`` [lines, candidates]; ``true_rows`` [lines]: the row of each line's product among
-    the candidates. No sort, so a tie counts in the product's favour: TFRS FactorizedTopK's
-    top-K accuracy. A product that is not a candidate ranks last (int32 max): never a hit.
-    \"\"\"
-    true_scores = tf.gather(scores, tf.maximum(true_rows, 0), batch_dims=1)
-    ranks = tf.reduce_sum(tf.cast(scores > true_scores[:, None], tf.int32), axis=1)
-    return tf.where(true_rows >= 0, ranks, tf.int32.max)
+#: model.evaluation_memory_mb: what a block of candidates' [buyers, block] float32 scores may
+#: take, so the candidates are scored a block at a time, whatever the catalogue's size.
+EVALUATION_MEMORY_BYTES = {memory_mb} * 1024 * 1024
 
 
-def _bought_mask(purchases, buyer_ids, candidates):
-    \"\"\"[buyers, candidates]: whether each candidate is one of the buyer's train products.
+def _bought_pairs(purchases, buyer_ids, candidates):
+    \"\"\"[pairs, 2]: (buyer row in the batch, candidate row) of each train product of each
+    buyer that is a candidate.
 
     ``purchases``: each buyer id's train product ids (``_train_purchases``); a buyer id
     beyond its table (unseen in train) bought nothing.
@@ -47,29 +43,111 @@ def _bought_mask(purchases, buyer_ids, candidates):
     rows = tf.minimum(buyer_ids, table.nrows() - 1)  # the table's last row is empty
     bought = tf.gather(table, rows)
     columns = tf.gather(candidates["positions"], bought.flat_values)
-    indices = tf.boolean_mask(tf.stack([bought.value_rowids(), columns], axis=1), columns >= 0)
-    buyers = tf.size(buyer_ids, out_type=tf.int64)
-    shape = tf.stack([buyers, tf.size(candidates["product_ids"], out_type=tf.int64)])
-    return tf.scatter_nd(indices, tf.ones(tf.shape(indices)[:1], tf.int32), shape) > 0
+    return tf.boolean_mask(tf.stack([bought.value_rowids(), columns], axis=1), columns >= 0)
+
+
+def _bought_mask(pairs, buyers, start, size):
+    \"\"\"[buyers, size]: whether each candidate of rows [start, start + size) is one of the
+    buyer's train products (``pairs`` from ``_bought_pairs``).\"\"\"
+    inside = tf.logical_and(pairs[:, 1] >= start, pairs[:, 1] < start + size)
+    local = tf.boolean_mask(pairs, inside) - tf.stack([tf.constant(0, tf.int64), start])
+    shape = tf.stack([tf.cast(buyers, tf.int64), size])
+    return tf.scatter_nd(local, tf.ones(tf.shape(local)[:1], tf.int32), shape) > 0
+
+
+def _over_blocks(count, block, step, state):
+    \"\"\"``state`` after ``step(start, size, state)`` for each block [start, start + size) of
+    ``block`` of the ``count`` candidates, one block after the other (parallel_iterations=1:
+    one block's scores at a time).\"\"\"
+
+    def body(start, state):
+        return start + block, step(start, tf.minimum(block, count - start), state)
+
+    _, state = tf.while_loop(
+        lambda start, _: start < count, body, (tf.constant(0, tf.int64), state),
+        parallel_iterations=1,
+    )
+    return state
 
 
 def _ranked_lines(model, batch, candidates, purchases=None):
-    \"\"\"The rank of each evaluated line of ``batch`` (model.eval_protocol).
+    \"\"\"The rank of each evaluated line of ``batch`` (model.eval_protocol): the number of
+    candidates scored above its product (0: the top).
 
-    ``purchases`` None (protocol all): every line, among all candidates. Given
-    (new_products): a line whose product the buyer bought in train is dropped, and the
-    buyer's train products score -inf, below every other candidate.
+    No sort, so a tie counts in the product's favour: TFRS FactorizedTopK's top-K accuracy. A
+    product that is not a candidate ranks last (int32 max): never a hit. ``purchases`` None
+    (protocol all): every line, among all candidates. Given (new_products): a line whose
+    product the buyer bought in train is dropped, and the buyer's train products score -inf,
+    below every other candidate.
+
+    The candidates are scored in blocks that fit EVALUATION_MEMORY_BYTES, never all at once,
+    and a line's rank is summed over the blocks. Its product's own score is taken from the
+    block that holds it, so it is compared with scores computed alike (a matmul of another
+    shape may round differently): one block is scored once; more are scored twice, first for
+    the products' scores, then to count the candidates above them.
     \"\"\"
-    scores = _candidate_scores(model, batch, candidates)
+    queries = model.buyer_tower(batch, training=False)
     true_rows = tf.gather(candidates["positions"], tf.reshape(batch[PRODUCT_ID_KEY], [-1]))
+    lines = tf.size(true_rows, out_type=tf.int64)
+    pairs = None
+    if purchases is not None:
+        buyer_ids = tf.reshape(batch[purchases["buyer_id_key"]], [-1])
+        pairs = _bought_pairs(purchases, buyer_ids, candidates)
+    count = tf.constant(candidates["count"], tf.int64)
+    block = tf.maximum(EVALUATION_MEMORY_BYTES // (4 * tf.maximum(lines, 1)), 1)
+
+    def block_scores(start, size):
+        embeddings = candidates["embeddings"]
+        rows = {
+            "embeddings": tf.slice(embeddings, tf.stack([start, 0]), tf.stack([size, -1])),
+            "product_ids": tf.slice(candidates["product_ids"], [start], [size]),
+        }
+        scores = _candidate_scores(model, batch, rows, queries)
+        if pairs is None:
+            return scores, tf.zeros_like(scores, tf.bool)
+        bought = _bought_mask(pairs, lines, start, size)
+        return tf.where(bought, tf.constant(-np.inf, scores.dtype), scores), bought
+
+    def take_own(start, size, scores, bought, found):
+        # The lines whose product is in this block take its score and bought flag.
+        own, repeated = found
+        local = true_rows - start
+        inside = tf.logical_and(local >= 0, local < size)
+        local = tf.clip_by_value(local, 0, size - 1)
+        return (
+            tf.where(inside, tf.gather(scores, local, batch_dims=1), own),
+            tf.logical_or(repeated, tf.logical_and(inside, tf.gather(bought, local, batch_dims=1))),
+        )
+
+    def above(scores, own):
+        return tf.reduce_sum(tf.cast(scores > own[:, None], tf.int32), axis=1)
+
+    not_found = (tf.zeros_like(true_rows, tf.float32), tf.zeros_like(true_rows, tf.bool))
+
+    def one_block():
+        scores, bought = block_scores(tf.constant(0, tf.int64), count)
+        own, repeated = take_own(0, count, scores, bought, not_found)
+        return above(scores, own), repeated
+
+    def several_blocks():
+        own, repeated = _over_blocks(
+            count,
+            block,
+            lambda start, size, found: take_own(start, size, *block_scores(start, size), found),
+            not_found,
+        )
+        ranks = _over_blocks(
+            count,
+            block,
+            lambda start, size, ranks: ranks + above(block_scores(start, size)[0], own),
+            tf.zeros_like(true_rows, tf.int32),
+        )
+        return ranks, repeated
+
+    ranks, repeated = tf.cond(count <= block, one_block, several_blocks)
+    ranks = tf.where(true_rows >= 0, ranks, tf.int32.max)
     if purchases is None:
-        return _ranks(scores, true_rows)
-    buyer_ids = tf.reshape(batch[purchases["buyer_id_key"]], [-1])
-    bought = _bought_mask(purchases, buyer_ids, candidates)
-    ranks = _ranks(tf.where(bought, tf.constant(-np.inf, scores.dtype), scores), true_rows)
-    repeated = tf.logical_and(
-        true_rows >= 0, tf.gather(bought, tf.maximum(true_rows, 0), batch_dims=1)
-    )
+        return ranks
     return tf.boolean_mask(ranks, tf.logical_not(repeated))
 
 
@@ -77,8 +155,8 @@ def _mean_over_lines(model, dataset, candidates, line_values, width, purchases=N
     \"\"\"The mean over the evaluated lines of ``dataset`` of ``line_values(ranks)`` (a
     [lines, width] float64 tensor): ``width`` numbers.
 
-    Candidates are embedded once; each batch of buyers costs one matmul, and the whole split
-    one traced reduction: no Python work per batch.
+    Candidates are embedded once; each batch of buyers is scored block by block
+    (``_ranked_lines``), and the whole split is one traced reduction: no Python work per batch.
     \"\"\"
 
     def add_batch(sums, batch):
@@ -179,7 +257,8 @@ class _RankingEvaluator(Fragment):
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")
         out.require_import("numpy", alias="np")
-        out.add_once("ranked-lines", Section.EVALUATION, statements(RANKED_LINES))
+        out.add_once("ranked-lines", Section.EVALUATION, statements(
+            RANKED_LINES, memory_mb=use.params.get("evaluation_memory_mb", 256)))
         out.add(Section.EVALUATION, statements(self.template, top_k=tuple(use.params["top_k"])))
         step = RANKING_STEP_NEW_PRODUCTS if use.params.get("eval_protocol") == "new_products" \
             else RANKING_STEP
@@ -189,7 +268,7 @@ class _RankingEvaluator(Fragment):
 
 class RecallAtK(_RankingEvaluator):
     name: ClassVar[str] = "recall_at_k"
-    description: ClassVar[str] = "Recall@K over deduplicated candidates (one matmul per batch)"
+    description: ClassVar[str] = "Recall@K over deduplicated candidates (scored in blocks)"
     EXAMPLES: ClassVar[list[list[str]]] = [
         [], ["model.top_k=[1,3]"], ["model.eval_protocol=new_products"],
     ]

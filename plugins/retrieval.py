@@ -1,7 +1,9 @@
 """Candidates and retrieval indexes.
 
-``_unique_candidates`` embeds every distinct product exactly once; ``_build_index`` indexes
-those embeddings for top-K serving, and ``_save_options`` says how to save the index.
+``_unique_candidates`` embeds every distinct product exactly once, read from the Transform's
+per-product table (one row per product; without one, deduplicated while streaming the splits),
+so its memory grows with the catalogue, not with the log. ``_build_index`` indexes those
+embeddings for top-K serving, and ``_save_options`` says how to save the index.
 """
 
 from __future__ import annotations
@@ -22,29 +24,84 @@ from compiler.fragments import (
 CANDIDATES = '''
 PRODUCT_ID_KEY = {product_id_key}
 PRODUCT_VOCAB = {product_vocab}
+#: Where the Transform writes one row per distinct product: beside the transform graph.
+PRODUCT_TABLE_DIR = "product_table"
+#: Product rows read and embedded per call while the candidates are built.
+CANDIDATE_BATCH_SIZE = 4096
+
+
+def _product_table(tf_transform_output):
+    """The per-product table of this Transform output (``<root>/product_table/*.gz``, one
+    tf.Example of transformed product features per distinct product) as batches of product
+    rows, or None where the Transform wrote none (a TFX Transform, an older output)."""
+    graph_dir = os.path.dirname(tf_transform_output.transform_savedmodel_dir.rstrip("/"))
+    table_dir = os.path.dirname(graph_dir.rstrip("/")) + "/" + PRODUCT_TABLE_DIR
+    files = sorted(tf.io.gfile.glob(table_dir + "/*.gz")) if tf.io.gfile.isdir(table_dir) else []
+    if not files:
+        return None
+    feature_spec = tf_transform_output.transformed_feature_spec()
+    product_spec = {spec["name"]: feature_spec[spec["name"]] for spec in PRODUCT_FEATURES}
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return records.batch(CANDIDATE_BATCH_SIZE).map(
+        lambda batch: tf.io.parse_example(batch, product_spec)
+    )
+
+
+def _first_rows(batches):
+    """The product features of each distinct product id in ``batches`` (its first row), in
+    product id order, and the number of rows read. Only the rows of ids not seen before are
+    kept: memory grows with the products, not with the rows."""
+    columns = [spec["name"] for spec in PRODUCT_FEATURES]
+    seen = np.zeros(0, bool)
+    chunks = {column: [] for column in columns}
+    rows = 0
+    for batch in batches:
+        values = {column: batch[column].numpy().reshape(-1) for column in columns}
+        ids = values[PRODUCT_ID_KEY]
+        rows += len(ids)
+        if len(ids) and ids.max() >= len(seen):
+            seen = np.concatenate([seen, np.zeros(int(ids.max()) + 1 - len(seen), bool)])
+        _, first = np.unique(ids, return_index=True)
+        new = first[~seen[ids[first]]]
+        seen[ids[new]] = True
+        for column in columns:
+            chunks[column].append(values[column][new])
+    features = {column: np.concatenate(parts) for column, parts in chunks.items()}
+    order = np.argsort(features[PRODUCT_ID_KEY], kind="stable")
+    return {column: values[order] for column, values in features.items()}, rows
 
 
 def _unique_candidates(model, datasets, tf_transform_output):
-    """The product features of each distinct product, embedded once.
+    """The product features of each distinct product, embedded once, in product id order.
 
-    ``datasets`` are batched by ``_input_fn`` and iterated as they are.
+    They come from the Transform's per-product table. Where there is none, from ``datasets``
+    (batched by ``_input_fn``, iterated as they are), keeping each new product's first row:
+    either way, memory grows with the products, not with the interactions.
     """
-    columns = [spec["name"] for spec in PRODUCT_FEATURES]
-    chunks = {column: [] for column in columns}
-    for dataset in datasets:
-        for batch in dataset:
-            for column in columns:
-                chunks[column].append(batch[column].numpy().reshape(-1))
-    features = {column: np.concatenate(parts) for column, parts in chunks.items()}
-    transactions = len(features[PRODUCT_ID_KEY])
-    product_ids, first_rows = np.unique(features[PRODUCT_ID_KEY], return_index=True)
-    unique_features = {column: values[first_rows] for column, values in features.items()}
-    logger.info(
-        "Candidate deduplication: %d unique products from %d transactions",
-        len(product_ids),
-        transactions,
+    table = _product_table(tf_transform_output)
+    if table is not None:
+        source = "product_table"
+        features, rows = _first_rows(table)
+    else:
+        source = "splits"
+        logger.warning(
+            "No product table beside the transform graph: candidates are collected from "
+            "every split's lines instead (one pass; memory grows with the products)"
+        )
+        features, rows = _first_rows(batch for dataset in datasets for batch in dataset)
+    product_ids = features[PRODUCT_ID_KEY]
+    logger.info("Candidates: %d unique products from %d rows (%s)", len(product_ids), rows, source)
+    embeddings = tf.concat(
+        [
+            model.product_tower(
+                {column: values[start : start + CANDIDATE_BATCH_SIZE]
+                 for column, values in features.items()},
+                training=False,
+            )
+            for start in range(0, len(product_ids), CANDIDATE_BATCH_SIZE)
+        ],
+        axis=0,
     )
-    embeddings = model.product_tower(unique_features, training=False)
     vocabulary = tf_transform_output.vocabulary_by_name(PRODUCT_VOCAB)
     identifiers = [
         vocabulary[i].decode("utf-8") if i < len(vocabulary) else "[OOV]" for i in product_ids
@@ -58,25 +115,30 @@ def _unique_candidates(model, datasets, tf_transform_output):
         "positions": tf.constant(positions),
         "product_ids": tf.constant(product_ids),
         "count": len(product_ids),
-        "transactions": transactions,
+        "source": source,
+        "rows_read": rows,
     }
 
 '''
 
 CANDIDATE_SCORES = '''
-def _candidate_scores(model, batch, candidates):
-    """Every candidate's score for each buyer of ``batch``, [buyers, candidates]: what the
-    evaluators rank by."""
-    queries = model.buyer_tower(batch, training=False)
+def _candidate_scores(model, batch, candidates, queries=None):
+    """Each candidate's score for each buyer of ``batch``, [buyers, candidates]: what the
+    evaluators rank by. ``candidates``: all of them or a block of them (their embeddings);
+    ``queries``: the buyers' embeddings, where already computed."""
+    if queries is None:
+        queries = model.buyer_tower(batch, training=False)
     return tf.linalg.matmul(queries, candidates["embeddings"], transpose_b=True)
 '''
 
 HISTORY_CANDIDATE_SCORES = '''
-def _candidate_scores(model, batch, candidates):
-    """Every candidate's score for each buyer of ``batch``, [buyers, candidates]: what the
+def _candidate_scores(model, batch, candidates, queries=None):
+    """Each candidate's score for each buyer of ``batch``, [buyers, candidates]: what the
     evaluators and the index rank by. The towers' dot product plus the buyer's purchase
-    history score, as in training."""
-    queries = model.buyer_tower(batch, training=False)
+    history score, as in training. ``candidates``: all of them or a block of them (their
+    embeddings and product ids); ``queries``: the buyers' embeddings, where already computed."""
+    if queries is None:
+        queries = model.buyer_tower(batch, training=False)
     scores = tf.linalg.matmul(queries, candidates["embeddings"], transpose_b=True)
     return scores + model.purchase_history(batch, candidates["product_ids"])
 '''
@@ -91,7 +153,8 @@ candidates = _unique_candidates(
 )
 metrics["candidates"] = {
     "unique_products": candidates["count"],
-    "transactions": candidates["transactions"],
+    "source": candidates["source"],
+    "rows_read": candidates["rows_read"],
 }
 '''
 
@@ -99,7 +162,9 @@ metrics["candidates"] = {
 class UniqueCandidates(Fragment):
     kind: ClassVar[str] = "candidates"
     name: ClassVar[str] = "unique"
-    description: ClassVar[str] = "distinct products over all splits, embedded once"
+    description: ClassVar[str] = (
+        "distinct products from the Transform's product table (else the splits), embedded once"
+    )
     EXAMPLES: ClassVar[list[list[str]]] = [[]]
     provides: ClassVar[tuple[str, ...]] = ("candidates",)
     requires: ClassVar[tuple[str, ...]] = (
@@ -110,6 +175,7 @@ class UniqueCandidates(Fragment):
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         for module, alias in (("tensorflow", "tf"), ("numpy", "np")):
             out.require_import(module, alias=alias)
+        out.require_import("os")
         product_id = use.params["product_id"]
         out.add(Section.CANDIDATES, statements(
             CANDIDATES, product_id_key=f"{product_id}_id", product_vocab=f"{product_id}_vocab",

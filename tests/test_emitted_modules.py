@@ -59,7 +59,10 @@ def test_run_fn_trains_evaluates_and_exports(model: str, transformed: Path) -> N
     assert metrics["test_split"] == "found"
     assert [row["epoch"] for row in metrics["history"]] == [1, 2]
     if model_type != "ranking":
-        assert metrics["candidates"]["transactions"] == 1500
+        candidates = metrics["candidates"]
+        # The Transform's product table, one row per product; without one, all 1500 lines.
+        assert candidates["rows_read"] == {"product_table": candidates["unique_products"],
+                                           "splits": 1500}[candidates["source"]]
         assert 0 < metrics["candidates"]["unique_products"] <= 90
         assert 0 <= metrics["final"]["recall_at_5"] <= metrics["final"]["recall_at_100"] <= 1
     written = json.loads((run_dir / "model_run" / "training_metrics.json").read_text())

@@ -156,7 +156,10 @@ def test_emitted_trainer_runs_end_to_end_under_the_locked_versions(tmp_path: Pat
     final = metrics["final"]
     assert {"loss", "recall_at_100", "test_rmse"} <= set(final), final
     assert 0 < final["recall_at_5"] <= final["recall_at_100"] <= 1
-    assert metrics["candidates"]["transactions"] == 1500
+    candidates = metrics["candidates"]
+    # The Transform's product table, one row per product; without one, all 1500 lines.
+    assert candidates["rows_read"] == {"product_table": candidates["unique_products"],
+                                       "splits": 1500}[candidates["source"]]
 
     answers = serve_in_job_env(output / "serving_model")
     assert set(answers) == {"serving_default", "serve_ranking"}

@@ -103,24 +103,32 @@ def test_ranks_metrics_and_the_new_products_mask_on_known_scores(transformed: Pa
     module = load(transformed, "ranks", ["model.eval_protocol=new_products",
                                          "model.evaluators=[recall_at_k,regression,ndcg,mrr]"])
     tf = module.tf
-    scores = tf.constant([[0.9, 0.5, 0.1, 0.3], [0.2, 0.2, 0.8, 0.1], [0.4, 0.3, 0.2, 0.1]])
-    ranks = module._ranks(scores, tf.constant([1, 1, -1], tf.int64)).numpy()
-    # Row 0: one candidate above; row 1: a tie counts in the product's favour; row 2: no
-    # candidate at all ranks last.
-    assert list(ranks) == [1, 1, np.iinfo(np.int32).max]
-
-    # Candidates are product ids 10..13 (rows 0..3). Buyer 0 bought 10 and 12 in train,
-    # buyer 1 bought 13; buyer 2 is unseen in train.
+    # Candidates are product ids 10..13 (rows 0..3), embedded as the unit vectors: a buyer's
+    # scores are its embedding. Product 15 is no candidate.
     positions = np.full(20, -1, np.int64)
     positions[10:14] = np.arange(4)
     candidates = {"embeddings": tf.eye(4), "positions": tf.constant(positions),
-                  "product_ids": tf.constant(np.arange(10, 14, dtype=np.int64))}
+                  "product_ids": tf.constant(np.arange(10, 14, dtype=np.int64)), "count": 4}
+    scores = FixedBuyers(np.array([[0.9, 0.5, 0.1, 0.3], [0.2, 0.2, 0.8, 0.1],
+                                   [0.4, 0.3, 0.2, 0.1]], np.float32))
+    ranks = module._ranked_lines(scores, {"product_id_id": tf.constant([[11], [11], [15]],
+                                                                        tf.int64)}, candidates)
+    # Row 0: one candidate above; row 1: a tie counts in the product's favour; row 2: no
+    # candidate at all ranks last.
+    assert list(ranks.numpy()) == [1, 1, np.iinfo(np.int32).max]
+
+    # Buyer 0 bought 10 and 12 in train, buyer 1 bought 13; buyer 2 is unseen in train.
     purchases = {"buyer_id_key": "customer_id_id",
                  "products": tf.constant([10, 12, 13], tf.int64),
                  "row_splits": tf.constant([0, 2, 3, 3], tf.int64)}
-    mask = module._bought_mask(purchases, tf.constant([0, 1, 2, 0], tf.int64), candidates)
+    pairs = module._bought_pairs(purchases, tf.constant([0, 1, 2, 0], tf.int64), candidates)
+    mask = module._bought_mask(pairs, 4, tf.constant(0, tf.int64), tf.constant(4, tf.int64))
     assert mask.numpy().tolist() == [[True, False, True, False], [False, False, False, True],
                                      [False] * 4, [True, False, True, False]]
+    # A block of rows 1..2 holds its part of the mask.
+    block = module._bought_mask(pairs, 4, tf.constant(1, tf.int64), tf.constant(2, tf.int64))
+    assert block.numpy().tolist() == [[False, True], [False, False], [False, False],
+                                      [False, True]]
     # Lines: (buyer 0, product 12) is a repeat and is dropped; (buyer 0, product 11) ranks
     # below 13 only, since 10 (score 0.9) is excluded; (buyer 2, product 10) keeps all.
     model = FixedBuyers(np.array([[0.9, 0.5, 0.95, 0.6], [0.9, 0.5, 0.95, 0.6],

@@ -157,7 +157,8 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
     for index, name in enumerate(evaluator_names(config)):
         uses.append(FragmentUse("evaluator", name, f"model.evaluators[{index}]",
                                 {"top_k": list(model.top_k),
-                                 "eval_protocol": model.eval_protocol.value}))
+                                 "eval_protocol": model.eval_protocol.value,
+                                 "evaluation_memory_mb": model.evaluation_memory_mb}))
     for index, name in enumerate(model.exports):
         uses.append(FragmentUse("export", name, f"model.exports[{index}]"))
     for index, name in enumerate(model.callbacks):

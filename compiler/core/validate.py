@@ -76,6 +76,9 @@ def validate(cfg: DictConfig, registry: Registry | None = None) -> ResolvedConfi
         # The default emits exactly the code recforge emitted before the knob existed: its
         # configs keep their hash (the generated snapshots, ledger and caches key on it).
         del data["model"]["distribution"]
+    if data["model"].get("evaluation_memory_mb") == ModelConfig.evaluation_memory_mb:
+        # Scoring in blocks gives the ranks of scoring all at once: the default keeps the hash.
+        del data["model"]["evaluation_memory_mb"]
     config = ResolvedConfig(features, model, output_dir, data, config_hash(data))
     check_training_techniques(model, features, evaluator_names(config), registry)
     return config
@@ -280,6 +283,7 @@ def _check_model(model: ModelConfig, features: FeaturesConfig, registry: Registr
         if k in model.top_k[:index]:
             raise ConfigError(f"model.top_k[{index}]",
                               f"expected distinct values, got {k} twice in {list(model.top_k)}")
+    _check_positive(model.evaluation_memory_mb, "model.evaluation_memory_mb")
     performance = model.performance
     _check_positive(performance.steps_per_execution, "model.performance.steps_per_execution")
     if performance.steps_per_execution > 1 and not performance.cache:

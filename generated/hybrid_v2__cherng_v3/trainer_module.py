@@ -517,29 +517,84 @@ def _make_optimizer():
 # [candidates/unique]
 PRODUCT_ID_KEY = "product_id_id"
 PRODUCT_VOCAB = "product_id_vocab"
+#: Where the Transform writes one row per distinct product: beside the transform graph.
+PRODUCT_TABLE_DIR = "product_table"
+#: Product rows read and embedded per call while the candidates are built.
+CANDIDATE_BATCH_SIZE = 4096
+
+
+def _product_table(tf_transform_output):
+    """The per-product table of this Transform output (``<root>/product_table/*.gz``, one
+    tf.Example of transformed product features per distinct product) as batches of product
+    rows, or None where the Transform wrote none (a TFX Transform, an older output)."""
+    graph_dir = os.path.dirname(tf_transform_output.transform_savedmodel_dir.rstrip("/"))
+    table_dir = os.path.dirname(graph_dir.rstrip("/")) + "/" + PRODUCT_TABLE_DIR
+    files = sorted(tf.io.gfile.glob(table_dir + "/*.gz")) if tf.io.gfile.isdir(table_dir) else []
+    if not files:
+        return None
+    feature_spec = tf_transform_output.transformed_feature_spec()
+    product_spec = {spec["name"]: feature_spec[spec["name"]] for spec in PRODUCT_FEATURES}
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return records.batch(CANDIDATE_BATCH_SIZE).map(
+        lambda batch: tf.io.parse_example(batch, product_spec)
+    )
+
+
+def _first_rows(batches):
+    """The product features of each distinct product id in ``batches`` (its first row), in
+    product id order, and the number of rows read. Only the rows of ids not seen before are
+    kept: memory grows with the products, not with the rows."""
+    columns = [spec["name"] for spec in PRODUCT_FEATURES]
+    seen = np.zeros(0, bool)
+    chunks = {column: [] for column in columns}
+    rows = 0
+    for batch in batches:
+        values = {column: batch[column].numpy().reshape(-1) for column in columns}
+        ids = values[PRODUCT_ID_KEY]
+        rows += len(ids)
+        if len(ids) and ids.max() >= len(seen):
+            seen = np.concatenate([seen, np.zeros(int(ids.max()) + 1 - len(seen), bool)])
+        _, first = np.unique(ids, return_index=True)
+        new = first[~seen[ids[first]]]
+        seen[ids[new]] = True
+        for column in columns:
+            chunks[column].append(values[column][new])
+    features = {column: np.concatenate(parts) for column, parts in chunks.items()}
+    order = np.argsort(features[PRODUCT_ID_KEY], kind="stable")
+    return {column: values[order] for column, values in features.items()}, rows
 
 
 def _unique_candidates(model, datasets, tf_transform_output):
-    """The product features of each distinct product, embedded once.
+    """The product features of each distinct product, embedded once, in product id order.
 
-    ``datasets`` are batched by ``_input_fn`` and iterated as they are.
+    They come from the Transform's per-product table. Where there is none, from ``datasets``
+    (batched by ``_input_fn``, iterated as they are), keeping each new product's first row:
+    either way, memory grows with the products, not with the interactions.
     """
-    columns = [spec["name"] for spec in PRODUCT_FEATURES]
-    chunks = {column: [] for column in columns}
-    for dataset in datasets:
-        for batch in dataset:
-            for column in columns:
-                chunks[column].append(batch[column].numpy().reshape(-1))
-    features = {column: np.concatenate(parts) for column, parts in chunks.items()}
-    transactions = len(features[PRODUCT_ID_KEY])
-    product_ids, first_rows = np.unique(features[PRODUCT_ID_KEY], return_index=True)
-    unique_features = {column: values[first_rows] for column, values in features.items()}
-    logger.info(
-        "Candidate deduplication: %d unique products from %d transactions",
-        len(product_ids),
-        transactions,
+    table = _product_table(tf_transform_output)
+    if table is not None:
+        source = "product_table"
+        features, rows = _first_rows(table)
+    else:
+        source = "splits"
+        logger.warning(
+            "No product table beside the transform graph: candidates are collected from "
+            "every split's lines instead (one pass; memory grows with the products)"
+        )
+        features, rows = _first_rows(batch for dataset in datasets for batch in dataset)
+    product_ids = features[PRODUCT_ID_KEY]
+    logger.info("Candidates: %d unique products from %d rows (%s)", len(product_ids), rows, source)
+    embeddings = tf.concat(
+        [
+            model.product_tower(
+                {column: values[start : start + CANDIDATE_BATCH_SIZE]
+                 for column, values in features.items()},
+                training=False,
+            )
+            for start in range(0, len(product_ids), CANDIDATE_BATCH_SIZE)
+        ],
+        axis=0,
     )
-    embeddings = model.product_tower(unique_features, training=False)
     vocabulary = tf_transform_output.vocabulary_by_name(PRODUCT_VOCAB)
     identifiers = [
         vocabulary[i].decode("utf-8") if i < len(vocabulary) else "[OOV]" for i in product_ids
@@ -553,34 +608,31 @@ def _unique_candidates(model, datasets, tf_transform_output):
         "positions": tf.constant(positions),
         "product_ids": tf.constant(product_ids),
         "count": len(product_ids),
-        "transactions": transactions,
+        "source": source,
+        "rows_read": rows,
     }
 
 
-def _candidate_scores(model, batch, candidates):
-    """Every candidate's score for each buyer of ``batch``, [buyers, candidates]: what the
+def _candidate_scores(model, batch, candidates, queries=None):
+    """Each candidate's score for each buyer of ``batch``, [buyers, candidates]: what the
     evaluators and the index rank by. The towers' dot product plus the buyer's purchase
-    history score, as in training."""
-    queries = model.buyer_tower(batch, training=False)
+    history score, as in training. ``candidates``: all of them or a block of them (their
+    embeddings and product ids); ``queries``: the buyers' embeddings, where already computed."""
+    if queries is None:
+        queries = model.buyer_tower(batch, training=False)
     scores = tf.linalg.matmul(queries, candidates["embeddings"], transpose_b=True)
     return scores + model.purchase_history(batch, candidates["product_ids"])
 
 
 # [evaluator/recall_at_k · shared]
-def _ranks(scores, true_rows):
-    """Each line's rank: the number of candidates scored above its product (0: the top).
-
-    ``scores`` [lines, candidates]; ``true_rows`` [lines]: the row of each line's product among
-    the candidates. No sort, so a tie counts in the product's favour: TFRS FactorizedTopK's
-    top-K accuracy. A product that is not a candidate ranks last (int32 max): never a hit.
-    """
-    true_scores = tf.gather(scores, tf.maximum(true_rows, 0), batch_dims=1)
-    ranks = tf.reduce_sum(tf.cast(scores > true_scores[:, None], tf.int32), axis=1)
-    return tf.where(true_rows >= 0, ranks, tf.int32.max)
+#: model.evaluation_memory_mb: what a block of candidates' [buyers, block] float32 scores may
+#: take, so the candidates are scored a block at a time, whatever the catalogue's size.
+EVALUATION_MEMORY_BYTES = 256 * 1024 * 1024
 
 
-def _bought_mask(purchases, buyer_ids, candidates):
-    """[buyers, candidates]: whether each candidate is one of the buyer's train products.
+def _bought_pairs(purchases, buyer_ids, candidates):
+    """[pairs, 2]: (buyer row in the batch, candidate row) of each train product of each
+    buyer that is a candidate.
 
     ``purchases``: each buyer id's train product ids (``_train_purchases``); a buyer id
     beyond its table (unseen in train) bought nothing.
@@ -589,29 +641,111 @@ def _bought_mask(purchases, buyer_ids, candidates):
     rows = tf.minimum(buyer_ids, table.nrows() - 1)  # the table's last row is empty
     bought = tf.gather(table, rows)
     columns = tf.gather(candidates["positions"], bought.flat_values)
-    indices = tf.boolean_mask(tf.stack([bought.value_rowids(), columns], axis=1), columns >= 0)
-    buyers = tf.size(buyer_ids, out_type=tf.int64)
-    shape = tf.stack([buyers, tf.size(candidates["product_ids"], out_type=tf.int64)])
-    return tf.scatter_nd(indices, tf.ones(tf.shape(indices)[:1], tf.int32), shape) > 0
+    return tf.boolean_mask(tf.stack([bought.value_rowids(), columns], axis=1), columns >= 0)
+
+
+def _bought_mask(pairs, buyers, start, size):
+    """[buyers, size]: whether each candidate of rows [start, start + size) is one of the
+    buyer's train products (``pairs`` from ``_bought_pairs``)."""
+    inside = tf.logical_and(pairs[:, 1] >= start, pairs[:, 1] < start + size)
+    local = tf.boolean_mask(pairs, inside) - tf.stack([tf.constant(0, tf.int64), start])
+    shape = tf.stack([tf.cast(buyers, tf.int64), size])
+    return tf.scatter_nd(local, tf.ones(tf.shape(local)[:1], tf.int32), shape) > 0
+
+
+def _over_blocks(count, block, step, state):
+    """``state`` after ``step(start, size, state)`` for each block [start, start + size) of
+    ``block`` of the ``count`` candidates, one block after the other (parallel_iterations=1:
+    one block's scores at a time)."""
+
+    def body(start, state):
+        return start + block, step(start, tf.minimum(block, count - start), state)
+
+    _, state = tf.while_loop(
+        lambda start, _: start < count, body, (tf.constant(0, tf.int64), state),
+        parallel_iterations=1,
+    )
+    return state
 
 
 def _ranked_lines(model, batch, candidates, purchases=None):
-    """The rank of each evaluated line of ``batch`` (model.eval_protocol).
+    """The rank of each evaluated line of ``batch`` (model.eval_protocol): the number of
+    candidates scored above its product (0: the top).
 
-    ``purchases`` None (protocol all): every line, among all candidates. Given
-    (new_products): a line whose product the buyer bought in train is dropped, and the
-    buyer's train products score -inf, below every other candidate.
+    No sort, so a tie counts in the product's favour: TFRS FactorizedTopK's top-K accuracy. A
+    product that is not a candidate ranks last (int32 max): never a hit. ``purchases`` None
+    (protocol all): every line, among all candidates. Given (new_products): a line whose
+    product the buyer bought in train is dropped, and the buyer's train products score -inf,
+    below every other candidate.
+
+    The candidates are scored in blocks that fit EVALUATION_MEMORY_BYTES, never all at once,
+    and a line's rank is summed over the blocks. Its product's own score is taken from the
+    block that holds it, so it is compared with scores computed alike (a matmul of another
+    shape may round differently): one block is scored once; more are scored twice, first for
+    the products' scores, then to count the candidates above them.
     """
-    scores = _candidate_scores(model, batch, candidates)
+    queries = model.buyer_tower(batch, training=False)
     true_rows = tf.gather(candidates["positions"], tf.reshape(batch[PRODUCT_ID_KEY], [-1]))
+    lines = tf.size(true_rows, out_type=tf.int64)
+    pairs = None
+    if purchases is not None:
+        buyer_ids = tf.reshape(batch[purchases["buyer_id_key"]], [-1])
+        pairs = _bought_pairs(purchases, buyer_ids, candidates)
+    count = tf.constant(candidates["count"], tf.int64)
+    block = tf.maximum(EVALUATION_MEMORY_BYTES // (4 * tf.maximum(lines, 1)), 1)
+
+    def block_scores(start, size):
+        embeddings = candidates["embeddings"]
+        rows = {
+            "embeddings": tf.slice(embeddings, tf.stack([start, 0]), tf.stack([size, -1])),
+            "product_ids": tf.slice(candidates["product_ids"], [start], [size]),
+        }
+        scores = _candidate_scores(model, batch, rows, queries)
+        if pairs is None:
+            return scores, tf.zeros_like(scores, tf.bool)
+        bought = _bought_mask(pairs, lines, start, size)
+        return tf.where(bought, tf.constant(-np.inf, scores.dtype), scores), bought
+
+    def take_own(start, size, scores, bought, found):
+        # The lines whose product is in this block take its score and bought flag.
+        own, repeated = found
+        local = true_rows - start
+        inside = tf.logical_and(local >= 0, local < size)
+        local = tf.clip_by_value(local, 0, size - 1)
+        return (
+            tf.where(inside, tf.gather(scores, local, batch_dims=1), own),
+            tf.logical_or(repeated, tf.logical_and(inside, tf.gather(bought, local, batch_dims=1))),
+        )
+
+    def above(scores, own):
+        return tf.reduce_sum(tf.cast(scores > own[:, None], tf.int32), axis=1)
+
+    not_found = (tf.zeros_like(true_rows, tf.float32), tf.zeros_like(true_rows, tf.bool))
+
+    def one_block():
+        scores, bought = block_scores(tf.constant(0, tf.int64), count)
+        own, repeated = take_own(0, count, scores, bought, not_found)
+        return above(scores, own), repeated
+
+    def several_blocks():
+        own, repeated = _over_blocks(
+            count,
+            block,
+            lambda start, size, found: take_own(start, size, *block_scores(start, size), found),
+            not_found,
+        )
+        ranks = _over_blocks(
+            count,
+            block,
+            lambda start, size, ranks: ranks + above(block_scores(start, size)[0], own),
+            tf.zeros_like(true_rows, tf.int32),
+        )
+        return ranks, repeated
+
+    ranks, repeated = tf.cond(count <= block, one_block, several_blocks)
+    ranks = tf.where(true_rows >= 0, ranks, tf.int32.max)
     if purchases is None:
-        return _ranks(scores, true_rows)
-    buyer_ids = tf.reshape(batch[purchases["buyer_id_key"]], [-1])
-    bought = _bought_mask(purchases, buyer_ids, candidates)
-    ranks = _ranks(tf.where(bought, tf.constant(-np.inf, scores.dtype), scores), true_rows)
-    repeated = tf.logical_and(
-        true_rows >= 0, tf.gather(bought, tf.maximum(true_rows, 0), batch_dims=1)
-    )
+        return ranks
     return tf.boolean_mask(ranks, tf.logical_not(repeated))
 
 
@@ -619,8 +753,8 @@ def _mean_over_lines(model, dataset, candidates, line_values, width, purchases=N
     """The mean over the evaluated lines of ``dataset`` of ``line_values(ranks)`` (a
     [lines, width] float64 tensor): ``width`` numbers.
 
-    Candidates are embedded once; each batch of buyers costs one matmul, and the whole split
-    one traced reduction: no Python work per batch.
+    Candidates are embedded once; each batch of buyers is scored block by block
+    (``_ranked_lines``), and the whole split is one traced reduction: no Python work per batch.
     """
 
     def add_batch(sums, batch):
@@ -907,7 +1041,8 @@ def run_fn(fn_args):
     )
     metrics["candidates"] = {
         "unique_products": candidates["count"],
-        "transactions": candidates["transactions"],
+        "source": candidates["source"],
+        "rows_read": candidates["rows_read"],
     }
     # [retrieval_index/brute_force]
     index = _build_index(model, candidates)
