@@ -105,6 +105,10 @@ def test_two_local_workers_train_the_one_worker_model(tmp_path: Path) -> None:
     assert saved == [run_dir / "serving_model" / "saved_model.pb"]
     assert sorted(p.name for p in (run_dir / "workers").iterdir()) == [
         "worker-0.log", "worker-1.log"]
+    # One TensorBoard writer (the chief's) per log directory; a second worker's would add its
+    # own events file beside it.
+    for split in ("train", "validation"):
+        assert len(list((run_dir / "model_run" / "logs" / split).glob("events.out.*"))) == 1
     # The training loss is left out: each replica's in-batch softmax sees its own half of the
     # batch as negatives, so the summed retrieval loss is lower by construction.
     for key, sd in SEED_SD.items():
