@@ -408,3 +408,44 @@ def test_the_dataflow_yaml_reads_its_variables(clean_env: pytest.MonkeyPatch,
     with pytest.raises(SubmitError, match="RECFORGE_DATAFLOW_NUM_WORKERS: expected an integer "
                                           "or null, got 'many'"):
         check_submit_config(node)  # the variables are read when the node is checked
+
+
+@pytest.mark.slow
+def test_dataflow_launch_stages_everything_then_stops_at_the_dataflow_api(
+        cloud: CloudStack, tmp_path: Path) -> None:
+    """A real launch up to the job create, offline: Beam's DataflowRunner stages to the GCS
+    emulator with real credentials (the fake server's token endpoint), then calls the Dataflow
+    API's create_job, which the tests' proxy refuses (503 after Beam's retries, ~1 min). The
+    launch fails as one error line (exit 1); the ledger row is failed, with no
+    transform_output; the modules were written before."""
+    from compiler.ledger import Ledger
+
+    ledger_url = f"sqlite:///{tmp_path}/ledger.db"
+    stage = f"gs://{cloud.staging_bucket}/dataflow"
+    # TensorFlow's gs:// goes through the tests' TLS proxy to the emulator (cloud.job_env).
+    env = {**cloud.job_env, "RECFORGE_LEDGER_URL": ledger_url,
+           "GOOGLE_APPLICATION_CREDENTIALS": os.environ["GOOGLE_APPLICATION_CREDENTIALS"]}
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler", "model=hybrid_v1", "features=cherng_v3",
+         "submit=dataflow_transform", "submit.project=recforge-test-project",
+         "submit.region=europe-central2", f"submit.temp_location={stage}/tmp",
+         f"submit.staging_location={stage}/staging",
+         # An image, not a requirements file: Beam would pip-download those (network).
+         "submit.sdk_container_image=europe-docker.pkg.dev/p/recforge/worker:1",
+         f"output_dir={tmp_path / 'out'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert last.startswith("error: the Transform on Dataflow failed: ServiceUnavailable"), last
+    assert "launching Dataflow job recforge-transform-" in proc.stdout
+    assert (tmp_path / "out" / "transform_module.py").is_file()
+    with Ledger(ledger_url) as ledger:
+        [row] = ledger.list()
+    assert row.status == "failed" and "transform_output" not in row.artifacts
+    assert row.error.startswith("ServiceUnavailable"), row.error
+    staged = cloud.list(f"{stage}/staging")
+    # Beam staged this checkout's recforge sdist for the workers (--extra_package) ...
+    assert any(uri.endswith("/recforge-0.1.0.tar.gz") for uri in staged), staged
+    # ... and the job's graph, under a folder named after the job.
+    assert any(uri.endswith("/pipeline.pb") and "/recforge-transform-" in uri
+               for uri in staged), staged

@@ -303,12 +303,19 @@ def product_columns(plan: Any) -> list[str]:
     return [identifier, *(name for name in names if name != identifier)]
 
 
+class DataflowLaunchError(RecforgeError):
+    """The launch or the Dataflow job failed after the compile was recorded (exit 1)."""
+
+    exit_code = 1
+
+
 def launch(launch_plan: DataflowLaunch, checked: Any, result: Any, overrides: list[str]) -> int:
     """Record the compile, load the data, run the Transform on Dataflow and record where its
     output is. ``checked`` is ``compiler.preflight.Checked``; ``result`` the written compile.
 
-    The launch itself (Beam staging the packages and creating the Dataflow job) cannot be
-    tested offline: the tests stop at :func:`plan_launch` and the dry run.
+    Offline, tests/test_cloud_scale.py follows a launch as far as the Dataflow API's
+    ``create_job`` call (staging on a GCS emulator); a job actually running on Dataflow is
+    not tested.
     """
     # lazy: the ledger imports SQLAlchemy at module top
     from compiler.ledger import Ledger, LedgerError
@@ -327,10 +334,18 @@ def launch(launch_plan: DataflowLaunch, checked: Any, result: Any, overrides: li
         print(f"  experiment #{number} recorded in {ledger.display_url}")
         try:
             _run_on_dataflow(launch_plan, checked, result)
-        except BaseException as error:
-            reason = "interrupted" if isinstance(error, KeyboardInterrupt) else str(error)
-            ledger.fail(number, reason or type(error).__name__)
+        except (RecforgeError, KeyboardInterrupt) as error:
+            ledger.fail(number, "interrupted" if isinstance(error, KeyboardInterrupt)
+                        else str(error))
             raise
+        except Exception as error:  # Beam, the Dataflow API or the job itself
+            text = str(error).strip()
+            reason = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+            ledger.fail(number, reason)
+            raise DataflowLaunchError(
+                f"the Transform on Dataflow failed: {reason}",
+                hint=f"job {launch_plan.job_name} in {launch_plan.cfg.project}/"
+                     f"{launch_plan.cfg.region}; --debug shows the traceback") from error
         ledger.add_artifacts(number, {"transform_output": launch_plan.output_dir})
     print(f"  Transform output: {launch_plan.output_dir} (experiment #{number}, artifact "
           "transform_output)")
