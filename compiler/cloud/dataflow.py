@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 from compiler import __version__
 from compiler.cloud import gcs
-from compiler.cloud.errors import SubmitConfigError, SubmitError
+from compiler.cloud.errors import SubmitConfigError
 from compiler.cloud.formats import (
     LABEL_COMPILER_VERSION,
     LABEL_CONFIG_HASH,
@@ -295,11 +295,12 @@ def _local_path(path: str | None) -> str | None:
 
 def product_columns(plan: Any) -> list[str]:
     """The transformed product columns of a compiled ``Plan``, the product id's first (what
-    the Transform's per-product table holds)."""
+    the Transform's per-product table holds); empty when the plan embeds no product id (then
+    the Transform writes no table), as for ``run=local``."""
     identifier = embedding_column(plan.config.features.product_id)
     names = [f.name for f in plan.features_for("product")]
     if identifier not in names:
-        raise SubmitError(f"the plan has no transformed product id column {identifier!r}")
+        return []
     return [identifier, *(name for name in names if name != identifier)]
 
 
