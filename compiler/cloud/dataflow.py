@@ -351,6 +351,7 @@ def launch(launch_plan: DataflowLaunch, checked: Any, result: Any, overrides: li
     print(f"  Transform output: {launch_plan.output_dir} (experiment #{number}, artifact "
           "transform_output)")
     print(f"  train on it: submit=vertex submit.source_exp={launch_plan.output_dir}")
+    print(f"           or: run=local run.transform_from={launch_plan.output_dir}")
     return 0
 
 
