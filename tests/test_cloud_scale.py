@@ -449,3 +449,19 @@ def test_dataflow_launch_stages_everything_then_stops_at_the_dataflow_api(
     # ... and the job's graph, under a folder named after the job.
     assert any(uri.endswith("/pipeline.pb") and "/recforge-transform-" in uri
                for uri in staged), staged
+
+
+@pytest.mark.slow
+def test_a_flag_beam_does_not_know_is_refused_before_anything(
+        clean_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        no_network: None, requirements: Path) -> None:
+    """Beam's own parser reads every flag before anything is written (importing Beam: slow)."""
+    line = assert_rejected(
+        ["model=hybrid_v1", "features=cherng_v3", "submit=dataflow_transform",
+         "submit.project=p-12345", "submit.region=europe-central2",
+         "submit.temp_location=gs://df-b/tmp", "submit.staging_location=gs://df-b/staging",
+         f"submit.requirements_file={requirements}", 'submit.options=["--netwrk=recs"]',
+         f"output_dir={tmp_path / 'out'}"],
+        tmp_path=tmp_path, key="error: submit.options: expected a Beam pipeline option, got "
+        "'--netwrk=recs'", in_process=True, capsys=capsys)
+    assert "did you mean 'network'?" in line

@@ -51,13 +51,14 @@ from compiler.cloud.package import build_recforge_sdist, sdist_name, source_root
 from compiler.data import DataError, as_data_config
 from compiler.data.config import check_data_config
 from compiler.errors import RecforgeError
-from compiler.model import embedding_column
+from compiler.runner.beam_options import DATAFLOW_RUNNER, check_pipeline_options
+from compiler.runner.product_table import product_columns
 from compiler.runner.transform import run_transform
 from compiler.runner.transform_digest import record_text
 
 #: ``target`` of conf/submit/dataflow_transform.yaml: tells this group from ``submit=vertex``.
 TARGET = "dataflow_transform"
-RUNNER = "DataflowRunner"
+RUNNER = DATAFLOW_RUNNER
 
 
 @dataclass
@@ -293,17 +294,6 @@ def _local_path(path: str | None) -> str | None:
     return str(Path(path).expanduser().resolve()) if path else None
 
 
-def product_columns(plan: Any) -> list[str]:
-    """The transformed product columns of a compiled ``Plan``, the product id's first (what
-    the Transform's per-product table holds); empty when the plan embeds no product id (then
-    the Transform writes no table), as for ``run=local``."""
-    identifier = embedding_column(plan.config.features.product_id)
-    names = [f.name for f in plan.features_for("product")]
-    if identifier not in names:
-        return []
-    return [identifier, *(name for name in names if name != identifier)]
-
-
 class DataflowLaunchError(RecforgeError):
     """The launch or the Dataflow job failed after the compile was recorded (exit 1)."""
 
@@ -381,15 +371,19 @@ def _run_on_dataflow(launch_plan: DataflowLaunch, checked: Any, result: Any) -> 
         run_transform(loaded.splits, _transform_kinds(raw_schema(result)),
                       result.emitted.output_dir / "transform_module.py", launch_plan.output_dir,
                       record=record, runner=RUNNER, pipeline_options=launch_plan.flags(extra),
-                      product_columns=product_columns(result.plan))
+                      product_columns=product_columns(result.plan, features.product_id))
 
 
 def prepare(checked: Any, result: Any) -> DataflowLaunch:
-    """Everything checkable before a side effect: the data config (nothing is loaded), then
-    the launch's options and output location."""
+    """Everything checkable before a side effect: the data config (nothing is loaded), the
+    launch's options and output location, then every flag through Beam's own parser (a
+    misspelt ``submit.options`` flag is one ``submit.options`` error line, with a
+    did-you-mean)."""
     check_data_config(checked.cfg.get("data"), result.config.features)
-    return plan_launch(checked.submit, result.config.config_hash,
-                       str(result.manifest.get("compiler_version") or __version__))
+    launch_plan = plan_launch(checked.submit, result.config.config_hash,
+                              str(result.manifest.get("compiler_version") or __version__))
+    check_pipeline_options(RUNNER, launch_plan.flags(), key="submit")
+    return launch_plan
 
 
 def dry_run_document(launch_plan: DataflowLaunch) -> dict[str, Any]:
