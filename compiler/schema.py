@@ -301,8 +301,8 @@ class ModelConfig:
     top_k: list[int] = field(default_factory=lambda: [5, 10, 50, 100])
     #: ``all`` or ``new_products`` (see ``EvalProtocol``).
     eval_protocol: EvalProtocol = EvalProtocol.all
-    #: MiB a batch's scores against a block of candidates may take in the ranking evaluators:
-    #: candidates are scored in blocks of this budget // (4 bytes * batch), never all at once.
+    #: MiB that ranking a batch's lines against one block of candidates may take (the ranking
+    #: evaluators): candidates are scored in blocks that fit it, never all at once.
     evaluation_memory_mb: int = 256
     #: Registered names of ``evaluator`` fragments, run in this order after training; each
     #: adds metrics to training_metrics.json. null: the model type's own (``recall_at_k`` with

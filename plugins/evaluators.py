@@ -27,9 +27,13 @@ from compiler.model import ResolvedConfig
 #: What every ranking evaluator (Recall@K, NDCG@K, MRR) shares: each test line's rank, and a
 #: mean over a split's lines of a function of those ranks, in one traced reduction.
 RANKED_LINES = """
-#: model.evaluation_memory_mb: what a block of candidates' [buyers, block] float32 scores may
+#: model.evaluation_memory_mb: what ranking a batch's lines against one block of candidates may
 #: take, so the candidates are scored a block at a time, whatever the catalogue's size.
 EVALUATION_MEMORY_BYTES = {memory_mb} * 1024 * 1024
+#: Bytes per (line, candidate) of a block while it is ranked: 9 for the float32 score, its
+#: comparison with the line's own score and the int32 count of those; 10 more for the
+#: new_products mask and masked score; 25 more for the purchase history's pair lookup.
+PAIR_BYTES = {pair_bytes}
 
 
 def _bought_pairs(purchases, buyer_ids, candidates):
@@ -94,7 +98,7 @@ def _ranked_lines(model, batch, candidates, purchases=None):
         buyer_ids = tf.reshape(batch[purchases["buyer_id_key"]], [-1])
         pairs = _bought_pairs(purchases, buyer_ids, candidates)
     count = tf.constant(candidates["count"], tf.int64)
-    block = tf.maximum(EVALUATION_MEMORY_BYTES // (4 * tf.maximum(lines, 1)), 1)
+    block = tf.maximum(EVALUATION_MEMORY_BYTES // (PAIR_BYTES * tf.maximum(lines, 1)), 1)
 
     def block_scores(start, size):
         embeddings = candidates["embeddings"]
@@ -104,7 +108,7 @@ def _ranked_lines(model, batch, candidates, purchases=None):
         }
         scores = _candidate_scores(model, batch, rows, queries)
         if pairs is None:
-            return scores, tf.zeros_like(scores, tf.bool)
+            return scores, None
         bought = _bought_mask(pairs, lines, start, size)
         return tf.where(bought, tf.constant(-np.inf, scores.dtype), scores), bought
 
@@ -114,10 +118,11 @@ def _ranked_lines(model, batch, candidates, purchases=None):
         local = true_rows - start
         inside = tf.logical_and(local >= 0, local < size)
         local = tf.clip_by_value(local, 0, size - 1)
-        return (
-            tf.where(inside, tf.gather(scores, local, batch_dims=1), own),
-            tf.logical_or(repeated, tf.logical_and(inside, tf.gather(bought, local, batch_dims=1))),
-        )
+        own = tf.where(inside, tf.gather(scores, local, batch_dims=1), own)
+        if bought is not None:
+            inside = tf.logical_and(inside, tf.gather(bought, local, batch_dims=1))
+            repeated = tf.logical_or(repeated, inside)
+        return own, repeated
 
     def above(scores, own):
         return tf.reduce_sum(tf.cast(scores > own[:, None], tf.int32), axis=1)
@@ -238,6 +243,14 @@ if test_dataset is not None:
 """
 
 
+def _pair_bytes(use: FragmentUse) -> int:
+    """What ranking one (line, candidate) pair of a block holds at once, in bytes, by what
+    applies to this model: counted from the tensors ``_ranked_lines`` makes per pair (9 is
+    what a run on a 200k-product fake catalogue peaked at per pair)."""
+    return (9 + (10 if use.params.get("eval_protocol") == "new_products" else 0)
+            + (25 if use.params.get("purchase_history") else 0))
+
+
 class _RankingEvaluator(Fragment):
     """A metric of each evaluated line's rank among the deduplicated candidates."""
 
@@ -258,7 +271,8 @@ class _RankingEvaluator(Fragment):
         out.require_import("tensorflow", alias="tf")
         out.require_import("numpy", alias="np")
         out.add_once("ranked-lines", Section.EVALUATION, statements(
-            RANKED_LINES, memory_mb=use.params.get("evaluation_memory_mb", 256)))
+            RANKED_LINES, memory_mb=use.params.get("evaluation_memory_mb", 256),
+            pair_bytes=_pair_bytes(use)))
         out.add(Section.EVALUATION, statements(self.template, top_k=tuple(use.params["top_k"])))
         step = RANKING_STEP_NEW_PRODUCTS if use.params.get("eval_protocol") == "new_products" \
             else RANKING_STEP

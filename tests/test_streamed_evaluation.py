@@ -63,7 +63,7 @@ def reference_ranks(scores: np.ndarray, rows: np.ndarray, bought: np.ndarray | N
 
 def set_block(module: ModuleType, lines: int, block: int) -> None:
     """Make ``_ranked_lines`` score ``block`` candidates at a time for ``lines`` lines."""
-    module.EVALUATION_MEMORY_BYTES = 4 * lines * block
+    module.EVALUATION_MEMORY_BYTES = module.PAIR_BYTES * lines * block
 
 
 @pytest.mark.slow
@@ -269,10 +269,14 @@ def test_candidates_from_the_table_and_from_the_splits_equal_the_old_ones(
 
 @pytest.mark.slow  # two compiles
 def test_evaluation_memory_budget_is_emitted() -> None:
-    source = compiled(["model.evaluation_memory_mb=64"]).sources["trainer_module.py"]
+    source = compiled(["model.evaluation_memory_mb=64", "model=hybrid_v2",
+                       "model.eval_protocol=new_products"]).sources["trainer_module.py"]
+    # The pair's score and count, the new_products mask and the purchase history lookup.
     assert "EVALUATION_MEMORY_BYTES = 64 * 1024 * 1024" in source
+    assert "PAIR_BYTES = 44" in source
     default = compiled().sources["trainer_module.py"]
     assert "EVALUATION_MEMORY_BYTES = 256 * 1024 * 1024" in default
+    assert "PAIR_BYTES = 9" in default
 
 
 def test_evaluation_memory_budget_must_be_positive(tmp_path: Path, capsys) -> None:

@@ -158,7 +158,8 @@ def plan(config: ResolvedConfig, registry: Registry | None = None) -> Plan:
         uses.append(FragmentUse("evaluator", name, f"model.evaluators[{index}]",
                                 {"top_k": list(model.top_k),
                                  "eval_protocol": model.eval_protocol.value,
-                                 "evaluation_memory_mb": model.evaluation_memory_mb}))
+                                 "evaluation_memory_mb": model.evaluation_memory_mb,
+                                 "purchase_history": history is not None}))
     for index, name in enumerate(model.exports):
         uses.append(FragmentUse("export", name, f"model.exports[{index}]"))
     for index, name in enumerate(model.callbacks):

@@ -359,9 +359,13 @@ def _candidate_scores(model, batch, candidates, queries=None):
 
 
 # [evaluator/recall_at_k · shared]
-#: model.evaluation_memory_mb: what a block of candidates' [buyers, block] float32 scores may
+#: model.evaluation_memory_mb: what ranking a batch's lines against one block of candidates may
 #: take, so the candidates are scored a block at a time, whatever the catalogue's size.
 EVALUATION_MEMORY_BYTES = 256 * 1024 * 1024
+#: Bytes per (line, candidate) of a block while it is ranked: 9 for the float32 score, its
+#: comparison with the line's own score and the int32 count of those; 10 more for the
+#: new_products mask and masked score; 25 more for the purchase history's pair lookup.
+PAIR_BYTES = 9
 
 
 def _bought_pairs(purchases, buyer_ids, candidates):
@@ -426,7 +430,7 @@ def _ranked_lines(model, batch, candidates, purchases=None):
         buyer_ids = tf.reshape(batch[purchases["buyer_id_key"]], [-1])
         pairs = _bought_pairs(purchases, buyer_ids, candidates)
     count = tf.constant(candidates["count"], tf.int64)
-    block = tf.maximum(EVALUATION_MEMORY_BYTES // (4 * tf.maximum(lines, 1)), 1)
+    block = tf.maximum(EVALUATION_MEMORY_BYTES // (PAIR_BYTES * tf.maximum(lines, 1)), 1)
 
     def block_scores(start, size):
         embeddings = candidates["embeddings"]
@@ -436,7 +440,7 @@ def _ranked_lines(model, batch, candidates, purchases=None):
         }
         scores = _candidate_scores(model, batch, rows, queries)
         if pairs is None:
-            return scores, tf.zeros_like(scores, tf.bool)
+            return scores, None
         bought = _bought_mask(pairs, lines, start, size)
         return tf.where(bought, tf.constant(-np.inf, scores.dtype), scores), bought
 
@@ -446,10 +450,11 @@ def _ranked_lines(model, batch, candidates, purchases=None):
         local = true_rows - start
         inside = tf.logical_and(local >= 0, local < size)
         local = tf.clip_by_value(local, 0, size - 1)
-        return (
-            tf.where(inside, tf.gather(scores, local, batch_dims=1), own),
-            tf.logical_or(repeated, tf.logical_and(inside, tf.gather(bought, local, batch_dims=1))),
-        )
+        own = tf.where(inside, tf.gather(scores, local, batch_dims=1), own)
+        if bought is not None:
+            inside = tf.logical_and(inside, tf.gather(bought, local, batch_dims=1))
+            repeated = tf.logical_or(repeated, inside)
+        return own, repeated
 
     def above(scores, own):
         return tf.reduce_sum(tf.cast(scores > own[:, None], tf.int32), axis=1)
