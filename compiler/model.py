@@ -73,7 +73,7 @@ VALUES: dict[str, tuple[str, ...]] = {
     "trained_model": ("model",),
     "purchase_history": ("PurchaseHistory",),
     "strategy": ("_distribution_strategy", "_is_chief", "_replica_shares", "_global_batches",
-                 "ReplicaShareLoss", "_single_device_copy"),
+                 "ReplicaShareLoss", "_all_replica_rows", "_single_device_copy"),
 }
 
 #: The named places in ``run_fn`` fragments add code to, in the order they run: ``callbacks``

@@ -94,7 +94,8 @@ class ReplicaShareLoss:
     function itself refuses the cross-replica call that creates the variables). Keras raises
     when a mean-reduced loss is called inside a
     strategy outside compile, as the TFRS tasks call theirs; this calls its per-example form.
-    The in-batch negatives of a retrieval loss are those of the replica's batch.
+    The TFRS Retrieval task's negatives are the whole global batch's products
+    (``_all_replica_rows``); the score-matrix loss (``InBatchSoftmax``) keeps the replica's own.
     """
 
     def __init__(self, loss):
@@ -112,6 +113,19 @@ class ReplicaShareLoss:
         return tf.math.divide_no_nan(
             tf.reduce_sum(losses), tf.cast(tf.size(losses) * replicas, losses.dtype)
         )
+
+
+def _all_replica_rows(embeddings):
+    """The rows of every replica's share of the global batch (ReplicaContext.all_gather, whose
+    gradient reaches each replica's own rows), this replica's first: the TFRS Retrieval task
+    then scores each buyer against all the batch's products, as on one device, and its labels
+    (the diagonal) still mark the buyer's own product. Outside a replica, the rows as given."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return embeddings
+    sizes = context.all_gather(tf.shape(embeddings)[:1], axis=0)
+    gathered = context.all_gather(embeddings, axis=0)
+    return tf.roll(gathered, -tf.reduce_sum(sizes[: context.replica_id_in_sync_group]), axis=0)
 
 
 def _single_device_copy(weights, tf_transform_output, batch):
@@ -156,12 +170,7 @@ class MeanLossModel(tfrs.models.Model):
     def train_step(self, inputs):
         with tf.GradientTape() as tape:
             losses = self._replica_losses(inputs, training=True)
-        # Dense gradients: the all-gather of embedding gradients (IndexedSlices) whose sizes
-        # differ between workers aborted with a shape mismatch (TF 2.x, measured locally).
-        gradients = [
-            tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
-            for gradient in tape.gradient(losses[-1], self.trainable_variables)
-        ]
+        gradients = tape.gradient(losses[-1], self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return self._mean_losses(losses)
 
@@ -229,6 +238,12 @@ def under_strategy_scope(template: str) -> str:
     # In a replica, as fit calls it: the metrics the task updates accept no cross-replica call.
     block = block.replace("model.compute_loss(next(iter(train_dataset)))",
                           "strategy.run(model.compute_loss, args=(next(iter(train_dataset)),))")
+    indent = " " * 12
+    block = block.replace(
+        f"{indent}steps_per_execution=STEPS_PER_EXECUTION,\n",
+        f"{indent}# One step per call: with several, the workers of a MultiWorkerMirroredStrategy\n"
+        f"{indent}# fell out of step (a collective's shapes differed between them; measured).\n"
+        f"{indent}steps_per_execution=1,\n")
     template = template[:start] + "    with strategy.scope():\n" + block + template[end:]
     return template.replace("        train_dataset,\n        validation_data=eval_dataset,\n",
                             "        train_shares,\n        validation_data=eval_shares,\n"

@@ -284,6 +284,14 @@ def tuned_model_source(model_type: str, params: Mapping[str, Any]) -> str | None
 
 
 
+#: model.distribution: the TFRS Retrieval task scores each replica's buyers against the
+#: products of every replica's share of the batch (``_all_replica_rows``), as on one device.
+LOCAL_CANDIDATES = "buyer_embeddings, product_embeddings, compute_metrics=not training"
+GLOBAL_CANDIDATES = (
+    "buyer_embeddings, _all_replica_rows(product_embeddings), compute_metrics=not training"
+)
+
+
 class _Task(Fragment):
     kind: ClassVar[str] = "task"
     template: ClassVar[str]
@@ -299,8 +307,11 @@ class _Task(Fragment):
         tuned = tuned_model_source(self.name, use.params)
         if use.params.get("normalize_embeddings"):
             out.add(Section.TOWERS, statements(UNIT_NORMALIZED))
+        source = tuned or self.template
+        if use.params.get("distribution"):  # negatives from the whole global batch
+            source = source.replace(LOCAL_CANDIDATES, GLOBAL_CANDIDATES)
         out.add(Section.MODEL, statements(
-            tuned or self.template,
+            source,
             retrieval_weight=float(use.params["retrieval_weight"]),
             ranking_weight=float(use.params["ranking_weight"]),
         ))

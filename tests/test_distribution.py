@@ -25,7 +25,7 @@ from tests.compile_helpers import ROOT, run_cli
 from tests.preflight_helpers import assert_rejected
 
 #: Sample sd over model.seed 1, 2, 3 of the 1-worker run (see the module docstring).
-SEED_SD = {"test_rmse": 0.0507, "test_mae": 0.0196, "val_rmse": 0.0993, "val_mae": 0.0264,
+SEED_SD = {"loss": 6.69, "test_rmse": 0.0507, "test_mae": 0.0196, "val_rmse": 0.0993, "val_mae": 0.0264,
            "recall_at_10": 0.0090, "recall_at_50": 0.0034, "recall_at_100": 0.0106,
            "val_recall_at_50": 0.0060, "val_recall_at_100": 0.0105}
 
@@ -109,8 +109,6 @@ def test_two_local_workers_train_the_one_worker_model(tmp_path: Path) -> None:
     # own events file beside it.
     for split in ("train", "validation"):
         assert len(list((run_dir / "model_run" / "logs" / split).glob("events.out.*"))) == 1
-    # The training loss is left out: each replica's in-batch softmax sees its own half of the
-    # batch as negatives, so the summed retrieval loss is lower by construction.
     for key, sd in SEED_SD.items():
         bound = 4 * sd * math.sqrt(2)
         assert abs(two["final"][key] - one["final"][key]) <= bound, (
@@ -143,7 +141,8 @@ def dense(gradients):
 one_device = module.RecommenderModel(output)
 one_device.compute_loss(batch)
 with tf.GradientTape() as tape:
-    loss = one_device.compute_loss(batch, training=True) + tf.add_n(one_device.losses)
+    loss = one_device.compute_loss(batch, training=True) + tf.reduce_sum(
+        [tf.reduce_sum(term) for term in one_device.losses])
 expected = dense(tape.gradient(loss, one_device.trainable_variables))
 
 strategy = module._distribution_strategy()
@@ -161,20 +160,24 @@ def replica_gradients(inputs):
 shares = next(iter(module._replica_shares(strategy, dataset)))
 per_replica = strategy.run(replica_gradients, args=(shares,))
 summed = [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in per_replica]
-worst = max(float(tf.reduce_max(tf.abs(a - b)) / (tf.reduce_max(tf.abs(b)) + 1e-12))
-            for a, b in zip(summed, expected))
+# Relative to the largest gradient entry: a variable whose gradient is ~0 by symmetry (the
+# last product-tower bias under a softmax) carries float noise only.
+scale = max(float(tf.reduce_max(tf.abs(b))) for b in expected)
+worst = max(float(tf.reduce_max(tf.abs(a - b))) for a, b in zip(summed, expected)) / scale
 print("relative gradient error", worst, "over", len(expected), "variables")
 assert worst < 1e-4, worst
 '''
 
 
 @pytest.mark.slow
-def test_replica_gradients_sum_to_the_one_device_gradient(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["hybrid_v1", "retrieval_v1"])
+def test_replica_gradients_sum_to_the_one_device_gradient(tmp_path: Path, model: str) -> None:
     """MirroredStrategy over 2 logical CPUs: the replicas' gradients of their shares of a
     batch, summed (as the optimizer all-reduces them), equal the one-device gradient of that
-    batch. ranking_v1: a mean-reduced loss and L2 regularization, both scaled to shares (an
-    in-batch softmax would differ by design: each replica's negatives are its own rows)."""
-    compile_overrides(["model=ranking_v1", "model.distribution=mirrored"],
+    batch. hybrid_v1: a mean-reduced ranking loss, a SUM-reduced in-batch softmax whose
+    negatives are the whole batch's products, and L2 regularization; retrieval_v1: the
+    retrieval task alone."""
+    compile_overrides([f"model={model}", "model.distribution=mirrored"],
                       output_dir=tmp_path / "emitted")
     result = subprocess.run([sys.executable, "-c", GRADIENT_CHECK, str(tmp_path)],
                             capture_output=True, text=True, timeout=600, cwd=ROOT)
