@@ -152,6 +152,8 @@ def hand_made_runs(*, seconds_x10: float = 10.0, train_split_rss: float = 1_000.
 def test_verdicts_hold_on_linear_product_bound_runs(scale_benchmark) -> None:
     lines = scale_benchmark.verdicts(hand_made_runs())
     assert len(lines) == 4 and all("NOT met" not in line for line in lines), lines
+    # Recall: 10x the seconds for 10x the lines and 10x the candidates: 0.5 against the pairs.
+    assert "pairs its exponent is 0.50" in lines[0], lines[0]
 
 
 @pytest.mark.parametrize(("runs", "goal"), [
