@@ -26,8 +26,8 @@ from tests.preflight_helpers import assert_rejected
 
 #: Sample sd over model.seed 1, 2, 3 of the 1-worker run (see the module docstring).
 SEED_SD = {"loss": 6.69, "test_rmse": 0.0507, "test_mae": 0.0196, "val_rmse": 0.0993,
-           "val_mae": 0.0264, "recall_at_10": 0.0090, "recall_at_50": 0.0034, "recall_at_100": 0.0106,
-           "val_recall_at_50": 0.0060, "val_recall_at_100": 0.0105}
+           "val_mae": 0.0264, "recall_at_10": 0.0090, "recall_at_50": 0.0034,
+           "recall_at_100": 0.0106, "val_recall_at_50": 0.0060, "val_recall_at_100": 0.0105}
 
 
 def test_a_strategy_emits_a_trainer_that_compiles() -> None:
