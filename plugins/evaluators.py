@@ -68,7 +68,9 @@ def _over_blocks(count, block, step, state):
         return start + block, step(start, tf.minimum(block, count - start), state)
 
     _, state = tf.while_loop(
-        lambda start, _: start < count, body, (tf.constant(0, tf.int64), state),
+        lambda start, _: start < count,
+        body,
+        (tf.constant(0, tf.int64), state),
         parallel_iterations=1,
     )
     return state

@@ -94,8 +94,10 @@ def _unique_candidates(model, datasets, tf_transform_output):
     embeddings = tf.concat(
         [
             model.product_tower(
-                {column: values[start : start + CANDIDATE_BATCH_SIZE]
-                 for column, values in features.items()},
+                {
+                    column: values[start : start + CANDIDATE_BATCH_SIZE]
+                    for column, values in features.items()
+                },
                 training=False,
             )
             for start in range(0, len(product_ids), CANDIDATE_BATCH_SIZE)

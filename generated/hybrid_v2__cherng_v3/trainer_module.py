@@ -587,8 +587,10 @@ def _unique_candidates(model, datasets, tf_transform_output):
     embeddings = tf.concat(
         [
             model.product_tower(
-                {column: values[start : start + CANDIDATE_BATCH_SIZE]
-                 for column, values in features.items()},
+                {
+                    column: values[start : start + CANDIDATE_BATCH_SIZE]
+                    for column, values in features.items()
+                },
                 training=False,
             )
             for start in range(0, len(product_ids), CANDIDATE_BATCH_SIZE)
@@ -666,7 +668,9 @@ def _over_blocks(count, block, step, state):
         return start + block, step(start, tf.minimum(block, count - start), state)
 
     _, state = tf.while_loop(
-        lambda start, _: start < count, body, (tf.constant(0, tf.int64), state),
+        lambda start, _: start < count,
+        body,
+        (tf.constant(0, tf.int64), state),
         parallel_iterations=1,
     )
     return state
