@@ -175,20 +175,3 @@ def test_results_table_rows_and_exponents(scale_benchmark) -> None:
     cells = [cell.strip() for cell in x10_train.strip("|").split("|")]
     # 150,000 rows in 10 s; time exponent 1.00, RSS 800 -> 900 MB over x10 lines: 0.05.
     assert cells[6] == "15,000" and cells[9] == "1.00" and cells[10] == "0.05", cells
-
-
-@pytest.mark.slow
-def test_scale_benchmark_runs_at_x1(scale_benchmark, tmp_path: Path) -> None:
-    """The benchmark's steps against today's emitted trainer, at x1 (~1 min): every step
-    measured in its own process, candidates from the product table, the weights restored."""
-    run = scale_benchmark.measure(1, tmp_path, with_train_split=False)
-    steps = run["steps"]
-    assert set(steps) == set(scale_benchmark.STEPS)
-    assert run["lines"] == synthetic.N_TRANSACTIONS
-    assert steps["transform"]["rows"] == run["lines"]
-    assert steps["train"]["rows"] + steps["recall"]["rows"] < run["lines"]
-    assert steps["candidates"]["source"] == "the Transform's product table"
-    assert steps["candidates"]["rows"] == steps["candidates"]["candidates"] <= run["products"]
-    assert all(0.0 <= value <= 1.0 for value in steps["recall"]["recall"].values())
-    for measured in steps.values():
-        assert measured["seconds"] > 0 and measured["peak_rss_mb"] >= measured["baseline_rss_mb"]

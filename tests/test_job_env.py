@@ -20,6 +20,7 @@ from compiler.cloud import environment
 from compiler.core.pipeline import compile_overrides
 from tests.job_env_helpers import (
     ROOT,
+    job_python,
     job_versions,
     serve_in_job_env,
     train_in_job_env,
@@ -135,8 +136,26 @@ def test_requirements_parse_as_pep508() -> None:
         Requirement(text)
 
 
+#: The training settings of every job-environment run here (tiny data, two epochs).
+JOB_CUSTOM_CONFIG = {"epochs": 2, "batch_size": 128}
+
+
+@pytest.fixture(scope="module")
+def single_job(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """hybrid_v1 trained by one ``python -m compiler.runner.job`` in the job environment on a
+    Transform made there: {"root", "transform", "output", "metrics"}."""
+    root = tmp_path_factory.mktemp("single_job")
+    modules = root / "modules"
+    compile_overrides(["model=hybrid_v1"], output_dir=modules)
+    transform_in_job_env(modules / "transform_module.py", root / "transform")
+    output = root / "job"
+    metrics = train_in_job_env(modules / "trainer_module.py", root / "transform", output,
+                               JOB_CUSTOM_CONFIG)
+    return {"root": root, "transform": root / "transform", "output": output, "metrics": metrics}
+
+
 @pytest.mark.slow
-def test_emitted_trainer_runs_end_to_end_under_the_locked_versions(tmp_path: Path) -> None:
+def test_emitted_trainer_runs_end_to_end_under_the_locked_versions(single_job: dict) -> None:
     """Transform → ``python -m compiler.runner.job`` → metrics → SavedModel with both
     signatures, reloaded in a fresh process, all in the job environment."""
     versions = job_versions()
@@ -144,12 +163,7 @@ def test_emitted_trainer_runs_end_to_end_under_the_locked_versions(tmp_path: Pat
                  "tfx-bsl", "scann"):
         assert versions[name] == pinned()[name], (name, versions[name])
 
-    modules = tmp_path / "modules"
-    compile_overrides(["model=hybrid_v1"], output_dir=modules)
-    transform_in_job_env(modules / "transform_module.py", tmp_path / "transform")
-    output = tmp_path / "job"
-    metrics = train_in_job_env(modules / "trainer_module.py", tmp_path / "transform", output,
-                               {"epochs": 2, "batch_size": 128})
+    output, metrics = single_job["output"], single_job["metrics"]
 
     assert metrics["model_type"] == "multitask"
     assert [row["epoch"] for row in metrics["history"]] == [1, 2]
@@ -167,6 +181,51 @@ def test_emitted_trainer_runs_end_to_end_under_the_locked_versions(tmp_path: Pat
     assert len(top["product_ids"]) == min(100, metrics["candidates"]["unique_products"])
     assert top["scores"] == sorted(top["scores"], reverse=True)
     assert answers["serve_ranking"]["predictions"] > 0
+
+
+@pytest.mark.slow
+def test_multi_worker_trainer_runs_as_vertex_replicas_under_the_locked_versions(
+        single_job: dict, tmp_path: Path) -> None:
+    """What a ``submit.replica_count=2`` job runs: the ``multi_worker`` trainer as two
+    ``python -m compiler.runner.job`` processes under the job's versions, with the TF_CONFIG
+    layout Vertex AI sets (a ``chief`` task in pool 0, a ``worker`` in pool 1), both writing to
+    one output folder. The chief alone writes; its metrics match the one-process run of the
+    same global batches (the replicas' gradients add up to the one-device gradient)."""
+    from compiler.local.workers import free_loopback_ports
+
+    modules = tmp_path / "modules"
+    compile_overrides(["model=hybrid_v1", "model.distribution=multi_worker"],
+                      output_dir=modules)
+    single = single_job["metrics"]
+    output = tmp_path / "job"
+    chief, worker = (f"127.0.0.1:{port}" for port in free_loopback_ports(2))
+    cluster = {"chief": [chief], "worker": [worker]}
+    args = ["-m", "compiler.runner.job", "--trainer-module", str(modules / "trainer_module.py"),
+            "--transform-dir", str(single_job["transform"]), "--output-dir", str(output),
+            "--custom-config", json.dumps(JOB_CUSTOM_CONFIG)]
+    processes = []
+    for task in ({"type": "chief", "index": 0}, {"type": "worker", "index": 0}):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": task})}
+        processes.append(subprocess.Popen([job_python(), *args], cwd=ROOT, env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          text=True))
+    try:
+        logs = [process.communicate(timeout=600)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert [process.returncode for process in processes] == [0, 0], [log[-3000:] for log in logs]
+
+    assert [path.relative_to(output) for path in output.rglob("training_metrics.json")] == [
+        Path("model_run/training_metrics.json")]
+    assert len(list(output.rglob("saved_model.pb"))) == 1
+    multi = json.loads((output / "model_run" / "training_metrics.json").read_text())
+    for key in ("loss", "recall_at_100", "test_rmse"):
+        assert multi["final"][key] == pytest.approx(single["final"][key], rel=1e-3), key
+    answers = serve_in_job_env(output / "serving_model")
+    assert answers["serving_default"]["scores"] == sorted(
+        answers["serving_default"]["scores"], reverse=True)
 
 
 def dry_run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
