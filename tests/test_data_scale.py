@@ -97,11 +97,15 @@ def test_data_config_checks_scale() -> None:
 
 @pytest.mark.parametrize(("override", "expected"), [
     (["data.scale=0"], "data.scale: expected a positive integer, got 0"),
-    (["data=online_retail", "features=online_retail", "data.scale=10"],
-     "data.scale: expected 1 for a data file"),
+    (["data.source={data_file}", "data.scale=10"], "data.scale: expected 1 for a data file"),
 ])
 def test_bad_scale_is_one_error_line(override: list[str], expected: str, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # A data file of the default columns, made here: no test depends on ../shared/datasets.
+    data_file = tmp_path / "lines.csv"
+    data_file.write_text("customer_id,date,cust_value,product_id,category,sub_category,sales\n"
+                         "c1,2024-01-02,1.5,p1,Food,Crisps,3.2\n")
+    override = [item.format(data_file=data_file) for item in override]
     line = assert_rejected([*override, "run=local", f"output_dir={tmp_path / 'out'}"],
                            tmp_path=tmp_path, key="data.scale", in_process=True, capsys=capsys)
     assert expected in line
