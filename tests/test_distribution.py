@@ -171,13 +171,13 @@ assert worst < 1e-4, worst
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["hybrid_v1", "retrieval_v1"])
+@pytest.mark.parametrize("model", ["hybrid_v1"])
 def test_replica_gradients_sum_to_the_one_device_gradient(tmp_path: Path, model: str) -> None:
     """MirroredStrategy over 2 logical CPUs: the replicas' gradients of their shares of a
     batch, summed (as the optimizer all-reduces them), equal the one-device gradient of that
     batch. hybrid_v1: a mean-reduced ranking loss, a SUM-reduced in-batch softmax whose
-    negatives are the whole batch's products, and L2 regularization; retrieval_v1: the
-    retrieval task alone."""
+    negatives are the whole batch's products, and L2 regularization (retrieval_v1's task is
+    the same retrieval fragment; it left the suite to keep it under 20 minutes)."""
     compile_overrides([f"model={model}", "model.distribution=mirrored"],
                       output_dir=tmp_path / "emitted")
     result = subprocess.run([sys.executable, "-c", GRADIENT_CHECK, str(tmp_path)],

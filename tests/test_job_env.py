@@ -223,9 +223,6 @@ def test_multi_worker_trainer_runs_as_vertex_replicas_under_the_locked_versions(
     multi = json.loads((output / "model_run" / "training_metrics.json").read_text())
     for key in ("loss", "recall_at_100", "test_rmse"):
         assert multi["final"][key] == pytest.approx(single["final"][key], rel=1e-3), key
-    answers = serve_in_job_env(output / "serving_model")
-    assert answers["serving_default"]["scores"] == sorted(
-        answers["serving_default"]["scores"], reverse=True)
 
 
 def dry_run(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
