@@ -139,34 +139,17 @@ def _single_device_copy(weights, tf_transform_output, batch):
 '''
 
 
-#: model.distribution: MeanLossModel under a tf.distribute strategy (the default's train and
-#: test steps are TFRS's own).
-SHARED_DISTRIBUTED = '''
-SEED = {seed}
-
-logger = logging.getLogger(__name__)
-
-
-class MeanLossModel(tfrs.models.Model):
+#: model.distribution: what MeanLossModel (plugins/trainer.py) says and does under a
+#: tf.distribute strategy, in place of its default docstring and train / test steps (TFRS's own).
+MEAN_LOSS_DOCSTRING_DISTRIBUTED = '''\
     """A TFRS model that reports each epoch's mean losses (TFRS reports the last batch's),
     trained under a tf.distribute strategy. Its train step is TFRS's (tfrs.models.Model) with
     each replica's share of the loss: the task losses are shares already (ReplicaShareLoss)
     and the regularization loss is divided by the number of replicas
     (tf.nn.scale_regularization_loss), so the gradients the optimizer sums over the replicas
-    are those of the global batch."""
+    are those of the global batch."""'''
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.loss_means = [
-            tf.keras.metrics.Mean(name=name)
-            for name in ("loss", "regularization_loss", "total_loss")
-        ]
-
-    @property
-    def metrics(self):
-        # Keras resets everything listed here at the start of each epoch.
-        return [*super().metrics, *self.loss_means]
-
+MEAN_LOSS_STEPS_DISTRIBUTED = '''\
     def train_step(self, inputs):
         with tf.GradientTape() as tape:
             losses = self._replica_losses(inputs, training=True)
