@@ -273,7 +273,7 @@ class _RankingEvaluator(Fragment):
         out.require_import("tensorflow", alias="tf")
         out.require_import("numpy", alias="np")
         out.add_once("ranked-lines", Section.EVALUATION, statements(
-            RANKED_LINES, memory_mb=use.params.get("evaluation_memory_mb", 256),
+            RANKED_LINES, memory_mb=use.params["evaluation_memory_mb"],
             pair_bytes=_pair_bytes(use)))
         out.add(Section.EVALUATION, statements(self.template, top_k=tuple(use.params["top_k"])))
         step = RANKING_STEP_NEW_PRODUCTS if use.params.get("eval_protocol") == "new_products" \

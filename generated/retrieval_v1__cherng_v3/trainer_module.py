@@ -266,8 +266,10 @@ def _product_table(tf_transform_output):
     """The per-product table of this Transform output (``<root>/product_table/*.gz``, one
     tf.Example of transformed product features per distinct product) as batches of product
     rows, or None where the Transform wrote none (a TFX Transform, an older output)."""
-    graph_dir = os.path.dirname(tf_transform_output.transform_savedmodel_dir.rstrip("/"))
-    table_dir = os.path.dirname(graph_dir.rstrip("/")) + "/" + PRODUCT_TABLE_DIR
+    # <root>/transform_graph/transform_fn -> <root>; plain string splitting, as the paths
+    # may be gs:// URIs.
+    root = tf_transform_output.transform_savedmodel_dir.rstrip("/").rsplit("/", 2)[0]
+    table_dir = root + "/" + PRODUCT_TABLE_DIR
     files = sorted(tf.io.gfile.glob(table_dir + "/*.gz")) if tf.io.gfile.isdir(table_dir) else []
     if not files:
         return None
