@@ -177,6 +177,18 @@ MEAN_LOSS_STEPS_DISTRIBUTED = '''\
         return {metric.name: metric.result() for metric in self.metrics}
 '''
 
+def distributed_shared(shared: str) -> str:
+    """``shared`` (plugins/trainer.py's ``SHARED``, which defines MeanLossModel) with the
+    class's one-line docstring and its train / test steps (TFRS's own, to the end) replaced
+    by their forms under a strategy."""
+    docstring_start = shared.index('    """A TFRS model')
+    docstring = shared[docstring_start : shared.index("\n", docstring_start)]
+    steps = shared[shared.index("    def train_step(self, inputs):") :]
+    return shared.replace(docstring, MEAN_LOSS_DOCSTRING_DISTRIBUTED).replace(
+        steps, MEAN_LOSS_STEPS_DISTRIBUTED
+    )
+
+
 #: model.distribution: the steps run_fn adds with a strategy (fixed code).
 DISTRIBUTED_STEPS = {
     "    STRATEGY_STEP\n": (

@@ -20,12 +20,7 @@ from compiler.fragments import (
 )
 from compiler.fragments import name as identifier
 from compiler.model import ResolvedConfig, buyer_id_column
-from plugins.distribution import (
-    DISTRIBUTED_STEPS,
-    MEAN_LOSS_DOCSTRING_DISTRIBUTED,
-    MEAN_LOSS_STEPS_DISTRIBUTED,
-    under_strategy_scope,
-)
+from plugins.distribution import DISTRIBUTED_STEPS, distributed_shared, under_strategy_scope
 
 CONSTANTS = '''
 BATCH_SIZE = {batch_size}
@@ -189,17 +184,6 @@ class MeanLossModel(tfrs.models.Model):
         return logs
 '''
 
-#: MeanLossModel's own lines that a tf.distribute strategy replaces (model.distribution):
-#: its one-line docstring, and its train / test steps (TFRS's own), to the end of SHARED.
-_DOCSTRING_START = SHARED.index('    """A TFRS model')
-MEAN_LOSS_DOCSTRING = SHARED[_DOCSTRING_START : SHARED.index("\n", _DOCSTRING_START)]
-MEAN_LOSS_STEPS = SHARED[SHARED.index("    def train_step(self, inputs):") :]
-#: MeanLossModel under a strategy: each replica's share of the losses
-#: (plugins/distribution.py).
-SHARED_DISTRIBUTED = SHARED.replace(MEAN_LOSS_DOCSTRING, MEAN_LOSS_DOCSTRING_DISTRIBUTED).replace(
-    MEAN_LOSS_STEPS, MEAN_LOSS_STEPS_DISTRIBUTED
-)
-
 RUN_FN = '''
 def run_fn(fn_args):
     """TFX Trainer entry point: train, evaluate on the eval and test splits, export."""
@@ -293,7 +277,7 @@ class RunFn(Fragment):
         out.add(Section.HELPERS, statements(HELPERS))
         distributed = bool(use.params.get("distribution"))
         out.add_once("trainer-shared", Section.CONSTANTS, statements(
-            SHARED_DISTRIBUTED if distributed else SHARED, seed=use.params["seed"]))
+            distributed_shared(SHARED) if distributed else SHARED, seed=use.params["seed"]))
         if new_products:
             out.require_import("numpy", alias="np")
             out.add(Section.HELPERS, statements(
