@@ -67,8 +67,6 @@ RAW_METADATA_DIR = "metadata"
 SPLIT_PREFIX = "Split-"
 #: TFX's file name prefix of a split's shards, and the name of a one-shard split.
 _FILE_PREFIX = "transformed_examples"
-_FILE_NAME = f"{_FILE_PREFIX}-00000-of-00001.gz"
-_ONE_PRODUCT_FILE = f"{PRODUCT_TABLE_PREFIX}-00000-of-00001.gz"
 
 #: Rows per Arrow record batch fed to tf.Transform. Each batch is one call of the traced
 #: transform graph, so larger batches mean less per-call overhead; 4096 keeps memory trivial.
@@ -159,9 +157,28 @@ def _write_tfrecords(chunks: list[list[bytes]], path: str) -> None:
                 writer.write(record)
 
 
-def _write_product_table(tables: list[Any], path: str) -> None:
-    """Write the merged per-shard product tables to one gzip TFRecord file."""
-    _write_tfrecords([serialized_examples(merge_tables(tables))], path)
+def _write_examples(chunks: Any, label: str, directory: str, prefix: str,
+                    in_process: bool) -> None:
+    """Beam: write ``chunks`` (a PCollection of lists of serialized tf.Examples) as gzip
+    TFRecords ``<directory>/<prefix>-*.gz``. In this process, one element gathers them all for
+    one ``TFRecordWriter`` (``WriteToTFRecord`` costs ~50 us per row, and the data is in this
+    process's memory already); with other workers, Beam's sharded writer, so that no element
+    ever holds a whole split."""
+    # lazy: Beam: the Transform runner only
+    import apache_beam as beam
+    from apache_beam.io.filesystem import CompressionTypes
+
+    if in_process:
+        _ = (chunks
+             | f"Gather{label}" >> beam.combiners.ToList()
+             | f"Write{label}" >> beam.Map(_write_tfrecords,
+                                           _join(directory, f"{prefix}-00000-of-00001.gz")))
+    else:
+        _ = (chunks
+             | f"Flatten{label}" >> beam.FlatMap(lambda records: records)
+             | f"Write{label}" >> beam.io.WriteToTFRecord(
+                 _join(directory, prefix), file_name_suffix=".gz",
+                 compression_type=CompressionTypes.GZIP))
 
 
 def _write_arrow(path: str, schema: Any, batches: list[Any]) -> None:
@@ -272,7 +289,6 @@ def run_transform(
     import apache_beam as beam
     import pyarrow as pa
     import tensorflow_transform.beam as tft_beam
-    from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
     from tfx_bsl.coders import example_coder
@@ -360,42 +376,17 @@ def run_transform(
                         # in C++ per batch rather than one Python dict per row.
                         encoded = transformed | f"Encode[{name}]" >> beam.Map(
                             lambda pair: example_coder.RecordBatchToExamples(pair[0]))
-                        if in_process:
-                            _ = (
-                                encoded
-                                # One element for the whole split, written by one
-                                # TFRecordWriter: WriteToTFRecord costs ~50 us per row, and
-                                # the data is in this process's memory already.
-                                | f"Gather[{name}]" >> beam.combiners.ToList()
-                                | f"Write[{name}]"
-                                >> beam.Map(_write_tfrecords, _join(split_dirs[name], _FILE_NAME))
-                            )
-                        else:
-                            _ = (
-                                encoded
-                                | f"Flatten[{name}]" >> beam.FlatMap(lambda records: records)
-                                | f"Write[{name}]" >> beam.io.WriteToTFRecord(
-                                    _join(split_dirs[name], _FILE_PREFIX), file_name_suffix=".gz",
-                                    compression_type=CompressionTypes.GZIP)
-                            )
+                        _write_examples(encoded, f"[{name}]", split_dirs[name], _FILE_PREFIX,
+                                        in_process)
                     if product_table is not None:
                         shards = per_product_tables(transformed_splits, product_columns)
-                        if in_process:
-                            _ = (
-                                shards
-                                | "GatherProducts" >> beam.combiners.ToList()
-                                | "WriteProducts" >> beam.Map(
-                                    _write_product_table,
-                                    _join(product_table, _ONE_PRODUCT_FILE))
-                            )
-                        else:
-                            _ = (
-                                shards
-                                | "ProductExamples" >> beam.FlatMap(serialized_examples)
-                                | "WriteProducts" >> beam.io.WriteToTFRecord(
-                                    _join(product_table, PRODUCT_TABLE_PREFIX),
-                                    file_name_suffix=".gz", compression_type=CompressionTypes.GZIP)
-                            )
+                        if in_process:  # one id-ordered file: the shards merged once more
+                            shards = (shards
+                                      | "GatherProducts" >> beam.combiners.ToList()
+                                      | "MergeShards" >> beam.Map(merge_tables))
+                        examples = shards | "ProductExamples" >> beam.Map(serialized_examples)
+                        _write_examples(examples, "[products]", product_table,
+                                        PRODUCT_TABLE_PREFIX, in_process)
         finally:
             if remote_temp:
                 # (a trailing slash: GCS deletes everything under the prefix)
