@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import html as html_module
+import io
+import json
 import os
 import re
 import shutil
@@ -345,32 +348,84 @@ def test_report_builds_with_runs_lacking_history_or_recall() -> None:
     assert "No swept parameters" in report.html
 
 
+#: Appended to a copy of the report: after the page loads, one line of what Chromium drew for
+#: each image (decoded size, distinct colours painted on a canvas) for --dump-dom to print.
+RENDER_PROBE = """<script>
+window.addEventListener("load", () => {
+  const drawn = Array.from(document.images, (img) => {
+    if (!img.complete || img.naturalWidth === 0) return {width: 0, height: 0, colours: 0};
+    const canvas = document.createElement("canvas");
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const context = canvas.getContext("2d");
+    context.drawImage(img, 0, 0);
+    const image = context.getImageData(0, 0, canvas.width, canvas.height);
+    return {width: img.naturalWidth, height: img.naturalHeight,
+            colours: new Set(new Uint32Array(image.data.buffer)).size};
+  });
+  const out = document.createElement("pre");
+  out.id = "render-probe";
+  out.textContent = JSON.stringify(drawn);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def drawn_in_chromium(browser: str, page: Path, profile: Path) -> list[dict[str, int]]:
+    """What headless Chromium drew for each ``<img>`` of ``page`` (a copy with the probe)."""
+    probed = page.with_name(f"probed-{page.name}")
+    probed.write_text(page.read_text().replace("</body>", RENDER_PROBE + "</body>"))
+    done = subprocess.run(
+        # The flags this machine's closed network needs (no background fetches), as root.
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"]
+        + ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+        + ["--no-first-run", f"--user-data-dir={profile}", "--dump-dom", probed.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    found = re.search(r'<pre id="render-probe">(.*?)</pre>', done.stdout, re.S)
+    assert found, f"the probe did not run: {done.stdout[-500:]} {done.stderr[-500:]}"
+    return json.loads(html_module.unescape(found.group(1)))
+
+
+def colours_in(png: bytes) -> tuple[tuple[int, int], int]:
+    from PIL import Image  # matplotlib's own dependency
+
+    with Image.open(io.BytesIO(png)) as image:
+        return image.size, len(image.convert("RGBA").getcolors(maxcolors=1 << 24) or [])
+
+
+@pytest.mark.slow  # starts a browser, twice
 @pytest.mark.skipif(
     not (shutil.which("chromium") or shutil.which("chromium-browser")),
-    reason="optional visual check: needs headless chromium",
+    reason="needs headless chromium (.ci/run installs Debian's chromium; this must not skip there)",
 )
 def test_report_renders_in_headless_chromium(
     ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     report = tmp_path / "report.html"
     assert run(capsys, "report", "--out", str(report), "--ledger", ledger_url)[0] == 0
-    shot = tmp_path / "shot.png"
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu"]  # type: ignore[list-item]
-        + ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
-        + ["--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
-        + [f"--screenshot={shot}", "--window-size=1200,2000", report.as_uri()],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    from PIL import Image  # matplotlib's own dependency
+    assert browser is not None
+    html = report.read_text()
+    pngs = [base64.b64decode(i)
+            for i in re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)]
+    assert len(pngs) >= 5  # scatters, Recall@K, curves
+    drawn = drawn_in_chromium(browser, report, tmp_path / "profile")
+    # Every plot decoded in the browser at its own size, with every colour matplotlib drew.
+    assert [((d["width"], d["height"]), d["colours"]) for d in drawn] == [
+        colours_in(png) for png in pngs]
+    assert all(d["colours"] > 20 for d in drawn)  # axes, text and lines, not a blank image
 
-    with Image.open(shot) as image:
-        assert image.size == (1200, 2000)
-        colours = image.convert("L").getcolors(maxcolors=1 << 16)
-    assert colours is None or len(colours) > 50  # plots drew something, not a blank page
+    # The check fails for a plot that does not render: one image's data cut short, one not PNG.
+    damaged = html.replace(base64.b64encode(pngs[0]).decode(),
+                           base64.b64encode(pngs[0][: len(pngs[0]) // 2]).decode())
+    damaged = damaged.replace(base64.b64encode(pngs[1]).decode(), "aGVsbG8gd29ybGQ=")
+    (tmp_path / "damaged.html").write_text(damaged)
+    broken = drawn_in_chromium(browser, tmp_path / "damaged.html", tmp_path / "profile2")
+    assert broken[1] == {"width": 0, "height": 0, "colours": 0}
+    assert (broken[0]["width"], broken[0]["height"]) == colours_in(pngs[0])[0]
+    assert broken[0]["colours"] < colours_in(pngs[0])[1]  # the lower half is missing
+    assert broken[2:] == drawn[2:]
 
 
 # ------------------------------------------------------------------------------ no TensorFlow
