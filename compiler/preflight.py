@@ -37,6 +37,7 @@ from compiler.data.config import check_data_config
 from compiler.errors import ConfigError, did_you_mean
 from compiler.fragments.contract import written_metrics
 from compiler.fragments.registry import Registry, get_registry
+from compiler.ledger.urls import check_ledger_url
 from compiler.local.config import check_run_config
 from compiler.model import ResolvedConfig
 
@@ -100,9 +101,6 @@ def preflight(cfg: DictConfig, overrides: Sequence[str] = (), *,
                               f"ratio to data.split or set model.early_stopping=null")
     if submit_node is not None:
         submit = check_submit_config(submit_node, config)
-    # lazy: the ledger imports SQLAlchemy at module top
-    from compiler.ledger.store import check_ledger_url
-
     ledger_url = check_ledger_url(cfg.get("ledger"))
     dry_run = check_flag(cfg, "dry_run")
     return Checked(cfg, config, target, data, run, submit, ledger_url, dry_run)

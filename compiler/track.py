@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from compiler.cloud import main_submit
 from compiler.errors import RecforgeError
+from compiler.ledger import lite
+from compiler.ledger.provenance import record_fields
+from compiler.ledger.records import LedgerError
 
 if TYPE_CHECKING:
     from compiler.core.pipeline import CompileResult
@@ -41,6 +44,10 @@ def track(checked: Checked, result: CompileResult, overrides: Sequence[str], *,
     submission still returns the metrics the ledger holds (none), not its exit code, so the
     sweep goes on.
     """
+    if checked.run is None and checked.submit is None:
+        number = _record_compile_lite(checked, result, overrides, sweep_id)
+        if number is not None:  # recorded without loading SQLAlchemy
+            return Outcome(0, number, None)
     with _open_ledger(checked.ledger_url) as ledger:
         number = _record_compile(ledger, checked, result, overrides, sweep_id)
         metrics = None
@@ -61,7 +68,7 @@ def track(checked: Checked, result: CompileResult, overrides: Sequence[str], *,
 
 def _open_ledger(url: str) -> Ledger:
     # lazy: the ledger imports SQLAlchemy at module top
-    from compiler.ledger import Ledger, LedgerError
+    from compiler.ledger import Ledger
 
     try:
         return Ledger(url)
@@ -72,10 +79,6 @@ def _open_ledger(url: str) -> Ledger:
 def _record_compile(ledger: Ledger, checked: Checked, result: CompileResult,
                     overrides: Sequence[str], sweep_id: int | None) -> int:
     """Every compile gets an experiment number in the ledger (see ``compiler.ledger``)."""
-    # lazy: the ledger imports SQLAlchemy at module top
-    from compiler.ledger import LedgerError
-    from compiler.ledger.provenance import record_fields
-
     artifacts = {"emitted": str(result.emitted.output_dir)} if result.emitted else {}
     try:
         # The record holds everything that can change the result, not only what the code's
@@ -88,6 +91,25 @@ def _record_compile(ledger: Ledger, checked: Checked, result: CompileResult,
     except LedgerError as error:
         raise RecforgeError(f"ledger: {error}") from None
     print(f"  experiment #{number} recorded in {ledger.display_url}")
+    return number
+
+
+def _record_compile_lite(checked: Checked, result: CompileResult, overrides: Sequence[str],
+                         sweep_id: int | None) -> int | None:
+    """A compile alone, in a SQLite ledger at the current schema: recorded through the stdlib
+    ``sqlite3`` (``compiler.ledger.lite``, the same row). None: not such a ledger; nothing
+    was written, and ``Ledger`` records it."""
+    artifacts = {"emitted": str(result.emitted.output_dir)} if result.emitted else {}
+    try:
+        number = lite.record_compile(
+            checked.ledger_url, result.config.config_hash, result.config.model.name,
+            result.config.features.name, list(overrides), artifacts=artifacts,
+            sweep_id=sweep_id, **record_fields(checked.cfg, result.config.data),
+        )
+    except LedgerError as error:
+        raise RecforgeError(f"ledger: {error}") from None
+    if number is not None:
+        print(f"  experiment #{number} recorded in {checked.ledger_url}")
     return number
 
 

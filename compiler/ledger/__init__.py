@@ -12,7 +12,13 @@ be a ``sqlite:///<file>`` or ``postgresql[+psycopg]://user@host/db`` URL (a team
 3) or a path ending in ``.db``/``.sqlite``/``.sqlite3``; ``check_ledger_url`` says why not,
 creating nothing. Provenance (``provenance``) and liveness (``liveness``: heartbeat, pid, host,
 ``abandoned``) are recorded beside each run. Never imports TensorFlow.
+
+``Ledger`` and ``LATEST_VERSION`` are loaded on first use (PEP 562): they import SQLAlchemy,
+which ``ledger.lite`` (a compile recorded through the stdlib ``sqlite3``) does without.
 """
+
+import importlib
+from typing import Any
 
 from compiler.ledger.records import (
     HIGHER_IS_BETTER,
@@ -31,8 +37,17 @@ from compiler.ledger.records import (
     check_sort_column,
     split_metrics,
 )
-from compiler.ledger.schema import LATEST_VERSION
-from compiler.ledger.store import ENV_URL, Ledger, check_ledger_url, default_url, resolve_url
+from compiler.ledger.urls import ENV_URL, check_ledger_url, default_url, resolve_url
+
+#: Names loaded on first use, and the module (which imports SQLAlchemy) that defines each.
+_LAZY = {"Ledger": "compiler.ledger.store", "LATEST_VERSION": "compiler.ledger.schema"}
+
+
+def __getattr__(name: str) -> Any:  # PEP 562 lazy attributes
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'compiler.ledger' has no attribute {name!r}")
+
 
 __all__ = [
     "ENV_URL",

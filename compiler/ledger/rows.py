@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -45,6 +45,50 @@ def artifact_map(artifacts: Mapping[str, str] | None) -> dict[str, str]:
     if not isinstance(artifacts, Mapping):
         raise LedgerError("artifacts must be a mapping of name -> path")
     return {str(k): os.fspath(v) for k, v in artifacts.items()}
+
+
+def compile_values(
+    config_hash: str,
+    model: str,
+    features: str,
+    overrides: Iterable[str],
+    resolved_config: Mapping[str, Any],
+    artifacts: Mapping[str, str] | None,
+    sweep_id: int | None,
+    *,
+    compiler_version: str | None,
+    source_digest: str | None,
+    seeds: Mapping[str, Any] | None,
+    effective: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The checked column values of a compile record, written alike by ``Ledger`` (SQLAlchemy)
+    and by ``ledger.lite`` (stdlib sqlite3); ``created_at`` is the caller's."""
+    if not isinstance(config_hash, str) or not config_hash:
+        raise LedgerError("config_hash must be a non-empty string")
+    if isinstance(overrides, str):
+        # A bare string would be stored as a list of characters.
+        raise LedgerError("overrides must be a list of strings, not one string")
+    override_list = list(overrides)
+    if not all(isinstance(o, str) for o in override_list):
+        raise LedgerError(f"overrides must be strings, got {override_list!r}")
+    config = json_data(resolved_config, "resolved_config")
+    if not isinstance(config, dict):
+        raise LedgerError("resolved_config must be a mapping")
+    return {
+        "config_hash": config_hash,
+        "model": str(model),
+        "features": str(features),
+        "overrides": override_list,
+        "resolved_config": config,
+        "kind": "compile",
+        "status": "compiled",
+        "sweep_id": sweep_id,
+        "artifacts": artifact_map(artifacts),
+        "compiler_version": compiler_version,
+        "source_digest": source_digest,
+        "seeds": json_data(dict(seeds or {}), "seeds") or None,
+        "effective": json_data(dict(effective or {}), "effective") or None,
+    }
 
 
 def experiment(row: Any) -> Experiment:

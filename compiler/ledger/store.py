@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from compiler import retry
 from compiler.errors import ConfigError
 from compiler.ledger import schema
+from compiler.ledger.lite import SQLITE_BUSY_TIMEOUT_S, WRITE_RETRY_S, configure
 from compiler.ledger.liveness import ABANDONED
 from compiler.ledger.records import (
     HIGHER_IS_BETTER,
@@ -32,17 +33,13 @@ from compiler.ledger.records import (
     check_sort_column,
     split_metrics,
 )
-from compiler.ledger.rows import artifact_map, experiment, json_data, now, utc
+from compiler.ledger.rows import artifact_map, compile_values, experiment, now, utc
 from compiler.ledger.schema import experiments as T
 from compiler.ledger.schema import sweeps as S
 from compiler.ledger.urls import ENV_URL, check_ledger_url, default_url, resolve_url
 
 __all__ = ["ENV_URL", "Ledger", "check_ledger_url", "default_url", "resolve_url"]
 
-#: How long one SQLite connection waits for the write lock before "database is locked".
-SQLITE_BUSY_TIMEOUT_S = 30.0
-#: Total time a write keeps retrying transient lock/serialisation errors.
-WRITE_RETRY_S = 120.0
 
 _R = TypeVar("_R")
 # Execution option the SQLite "begin" hook reads to emit BEGIN IMMEDIATE for writes.
@@ -176,20 +173,11 @@ class Ledger:
         provenance.record_config``); ``compiler_version``, ``source_digest``, ``seeds`` and
         ``effective`` (the epochs and batch size the trainer gets) are provenance.
         """
-        if not isinstance(config_hash, str) or not config_hash:
-            raise LedgerError("config_hash must be a non-empty string")
-        if isinstance(overrides, str):
-            # A bare string would be stored as a list of characters.
-            raise LedgerError("overrides must be a list of strings, not one string")
-        override_list = list(overrides)
-        if not all(isinstance(o, str) for o in override_list):
-            raise LedgerError(f"overrides must be strings, got {override_list!r}")
-        config = json_data(resolved_config, "resolved_config")
-        if not isinstance(config, dict):
-            raise LedgerError("resolved_config must be a mapping")
-        stored_artifacts = artifact_map(artifacts)
-        seed_map = json_data(dict(seeds or {}), "seeds")
-        effective_map = json_data(dict(effective or {}), "effective")
+        values = compile_values(
+            config_hash, model, features, overrides, resolved_config, artifacts, sweep_id,
+            compiler_version=compiler_version, source_digest=source_digest, seeds=seeds,
+            effective=effective,
+        )
 
         def insert(conn: Connection) -> int:
             if (
@@ -197,24 +185,7 @@ class Ledger:
                 and conn.execute(select(S.c.id).where(S.c.id == sweep_id)).first() is None
             ):
                 raise LedgerError(f"sweep {sweep_id} does not exist (use next_sweep_id())")
-            result = conn.execute(
-                T.insert().values(
-                    config_hash=config_hash,
-                    model=str(model),
-                    features=str(features),
-                    overrides=override_list,
-                    resolved_config=config,
-                    kind="compile",
-                    status="compiled",
-                    created_at=now(),
-                    sweep_id=sweep_id,
-                    artifacts=stored_artifacts,
-                    compiler_version=compiler_version,
-                    source_digest=source_digest,
-                    seeds=seed_map or None,
-                    effective=effective_map or None,
-                )
-            )
+            result = conn.execute(T.insert().values(created_at=now(), **values))
             return int(result.inserted_primary_key[0])
 
         return self._write(insert)
@@ -440,16 +411,8 @@ def _is_transient(exc: BaseException) -> bool:
 
 # ------------------------------------------------------------------------------ SQLite hooks
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
-    # Let SQLAlchemy's "begin" hook emit BEGIN: the sqlite3 module's own implicit transaction
-    # handling would skip it for DDL and SELECT (see SQLAlchemy's SQLite docs).
-    dbapi_conn.isolation_level = None
-    dbapi_conn.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-    # WAL: readers never block the writer and vice versa, so parallel sweep points can record
-    # while someone runs `python -m compiler.runs list`. The mode is persistent in the file;
-    # switching needs a brief exclusive lock, which busy_timeout waits for.
-    mode = dbapi_conn.execute("PRAGMA journal_mode").fetchone()
-    if mode is None or str(mode[0]).lower() != "wal":
-        dbapi_conn.execute("PRAGMA journal_mode = WAL")
+    # The same settings as the sqlite3 path (``lite``); SQLAlchemy's "begin" hook emits BEGIN.
+    configure(dbapi_conn)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:

@@ -82,6 +82,9 @@ def resolve_url(url: str | os.PathLike[str] | None = None) -> str:
 
 
 def _check_url(value: str, raw: str, key: str) -> str:
+    plain = _plain_sqlite_database(value)
+    if plain is not None:  # what make_url would parse, without importing SQLAlchemy (0.2 s)
+        return f"sqlite:///{Path(plain).expanduser().resolve()}"
     # lazy: SQLAlchemy: the ledger's database only
     from sqlalchemy.engine import make_url
 
@@ -112,6 +115,19 @@ def _check_url(value: str, raw: str, key: str) -> str:
     if not parsed.host and not parsed.database:
         raise ConfigError(key, f"expected postgresql://user@host/database, got {raw!r}")
     return value
+
+
+def _plain_sqlite_database(value: str) -> str | None:
+    """The file of ``sqlite:///<file>`` when ``<file>`` is plain text (no query, no percent
+    escapes, not in-memory): SQLAlchemy's ``make_url`` reads it as that database unchanged.
+    None for anything else, which ``make_url`` then checks."""
+    for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
+        if value.startswith(prefix):
+            database = value[len(prefix):]
+            if (database and database != ":memory:" and not database.startswith("file:")
+                    and not any(char in database for char in "%?")):
+                return database
+    return None
 
 
 def _check_bare(value: str, raw: str, key: str) -> str:
