@@ -19,6 +19,7 @@ from __future__ import annotations
 LAZY_IMPORTS: dict[str, str] = {
     "tensorflow": "TensorFlow: the runners only; compiling never imports it",
     "tensorflow_transform": "tf.Transform (TensorFlow): running a Transform only",
+    "tensorboard": "TensorBoard's HParams API (TensorFlow): writing a run's summaries only",
     "tensorflow_metadata": "TFMD schema protos: reading a Transform schema only",
     "tfx_bsl": "TFX Beam helpers: the Transform runner only",
     "apache_beam": "Beam: the Transform runner only",

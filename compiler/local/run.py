@@ -4,7 +4,7 @@ The run directory (``<runs_root>/<timestamp>-<model>__<features>-<hash>/``) hold
 
     transform/            transform_graph/ + transformed_examples/Split-train|eval|test/
     serving_model/        the SavedModel
-    model_run/            training_metrics.json, TensorBoard logs (logs/)
+    model_run/            training_metrics.json, TensorBoard logs and HParams summaries (logs/)
     modules/              copies of the emitted modules and manifest.json
     run.json              this run's manifest; its "status" is written last
     run.log               TensorFlow, absl, Beam and Keras output (unless --verbose)
@@ -52,6 +52,7 @@ from compiler.local.transform import (
 )
 from compiler.local.workers import run_workers
 from compiler.runner.fn_args import fn_args_from_transform
+from compiler.runner.hparams import write_hparams
 from compiler.runner.product_table import product_columns
 from compiler.runner.trainer import read_metrics, run_trainer
 from compiler.runner.transform import run_transform
@@ -229,6 +230,10 @@ class _Run:
                 metrics["best_baseline"] = best_baselines(metrics["baselines"])
             metrics["timings"] = self.timings
             _write_json_atomic(run_dir / "model_run" / "training_metrics.json", metrics)
+            if self.settings.workers == 1:  # with workers, the chief's job wrote them
+                write_hparams(str(run_dir / "model_run"), result.manifest, metrics,
+                              {"epochs": self.settings.epochs,
+                               "batch_size": self.settings.batch_size})
             state["metrics"] = {k: metrics["final"].get(k) for k in CONTRACT_METRICS
                                 if k in metrics["final"]}
             state["timings"] = self.timings

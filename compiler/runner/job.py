@@ -5,7 +5,9 @@
 
 It trains on an existing Transform output (``transform_graph/`` and
 ``transformed_examples/Split-train|eval[|test]/``), writing ``<output-dir>/serving_model`` and
-``<output-dir>/model_run/training_metrics.json``. Every path may be a ``gs://`` URI.
+``<output-dir>/model_run/training_metrics.json``, and, where ``manifest.json`` lies beside the
+trainer module (recforge stages it there), the run's TensorBoard HParams summaries under
+``<output-dir>/model_run/logs`` (``compiler.runner.hparams``). Every path may be a ``gs://`` URI.
 
 As a member of a multi-worker cluster (``TF_CONFIG`` set, a ``multi_worker`` trainer: every
 Vertex AI replica runs this), only the chief writes; the other members train and exit 0.
@@ -25,6 +27,7 @@ from typing import Any
 
 from compiler.runner._tf import import_tf
 from compiler.runner.fn_args import fn_args_from_transform
+from compiler.runner.hparams import manifest_beside, write_hparams
 from compiler.runner.trainer import run_trainer
 
 _log = logging.getLogger("recforge.runner.job")
@@ -112,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if metrics is None:  # a multi-worker member: the chief writes and reports
         _log.info("not the chief: training done, nothing written")
         return 0
+    manifest = manifest_beside(args.trainer_module)
+    if manifest is not None:  # staged by recforge: the config values are known
+        _log.info("TensorBoard HParams: %s",
+                  write_hparams(fn_args.model_run_dir, manifest, metrics, custom_config))
     # One machine-readable line for whoever tails the job log.
     print(json.dumps({"final": metrics.get("final"), "test_split": metrics.get("test_split")}))
     return 0
