@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from compiler import __version__
 from compiler.core.build import build
+from compiler.core.codegen import module_codes
 from compiler.core.compose import compose
 from compiler.core.emit import EmitResult, emit
 from compiler.core.plan import plan
@@ -24,7 +25,7 @@ from compiler.errors import ConfigError, PassFailure, PluginError
 from compiler.fragments import block_origin, unique
 from compiler.fragments.registry import Registry, get_registry
 from compiler.model import Plan, ResolvedConfig
-from compiler.passes import SourceError
+from compiler.passes import PassCache, SourceError
 from compiler.passes import run_passes as run_all
 
 
@@ -46,15 +47,21 @@ class CompileResult:
         return [f for f in self.findings if f.severity != "error"]
 
 
+#: The findings of this process's compiles, by text (``compiler.passes.runner.PassCache``):
+#: a sweep's points share their unchanged files, and compiling a config again skips the passes.
+PASS_CACHE = PassCache()
+
+
 def run_passes(sources: dict[str, str], registry: Registry, the_plan: Plan | None = None
                ) -> list[Any]:
     """Stage 5 — the static passes over every built file: all registered ones, or with a plan,
-    those that apply to it (``Registry.passes_for``: a plugin's passes run where it is used)."""
+    those that apply to it (``Registry.passes_for``: a plugin's passes run where it is used).
+    Results are reused from ``PASS_CACHE`` for texts and passes seen before."""
 
     passes = registry.passes_for(the_plan.uses) if the_plan else registry.passes
     ordered = sorted(passes.items())
     try:
-        return run_all(sources, [r.cls for _, r in ordered])
+        return run_all(sources, [r.cls for _, r in ordered], cache=PASS_CACHE)
     except SourceError:
         raise
     except Exception as error:  # a pass is plugin code: find which one crashed, and name it
@@ -89,7 +96,7 @@ def compile_config(
     config = config or validate(cfg, registry)
     the_plan = plan(config, registry)
     modules = build(the_plan, registry)
-    sources = {name: module.code for name, module in modules.items()}
+    sources = module_codes(modules)
     findings = tuple(run_passes(sources, registry, the_plan))
     manifest = make_manifest(the_plan, registry, sources, findings, overrides)
     errors = [f for f in findings if f.severity == "error"]

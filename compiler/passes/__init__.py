@@ -26,7 +26,7 @@ from compiler.passes.findings import (
     TextEdit,
 )
 from compiler.passes.fixes import apply_fixes, fix_files
-from compiler.passes.runner import parse_files, run_passes
+from compiler.passes.runner import PassCache, parse_files, run_passes
 from compiler.passes.source import Project, SourceFile
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "Location",
     "NodeChange",
     "Pass",
+    "PassCache",
     "Project",
     "Severity",
     "SourceError",

@@ -1,0 +1,85 @@
+"""What a process remembers between compiles gives what a fresh run gives: the static passes'
+findings (``PassCache``), the module text (``core.codegen``) and the composed config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from compiler.core import codegen
+from compiler.core.build import build
+from compiler.core.compose import compose
+from compiler.core.pipeline import compile_overrides
+from compiler.core.plan import plan
+from compiler.core.validate import validate
+from compiler.fragments.registry import get_registry
+from compiler.passes import PassCache, run_passes
+
+CONFIG = ["model=hybrid_v1", "features=cherng_v3"]
+# An unused import and an undefined name: pyflakes reports both, at known lines.
+BROKEN_TAIL = "\n\nimport json\n\n\ndef late():\n    return undefined_name\n"
+
+
+@pytest.fixture(scope="module")
+def compiled() -> Iterator[tuple[dict[str, str], list[type]]]:
+    result = compile_overrides(CONFIG, write=False)
+    registry = get_registry()
+    passes = [r.cls for _, r in sorted(registry.passes_for(result.plan.uses).items())]
+    yield result.sources, passes
+
+
+def test_a_cache_hit_gives_the_findings_of_a_fresh_run(compiled) -> None:
+    sources, passes = compiled
+    cache = PassCache()
+    first = run_passes(sources, passes, cache)
+    assert (cache.hits, cache.misses) == (0, 4)  # the result, each file, the project passes
+    again = run_passes(sources, passes, cache)
+    assert (cache.hits, cache.misses) == (1, 4)
+    assert again == first == run_passes(sources, passes)  # the uncached run agrees
+
+
+def test_a_changed_text_misses_and_an_unchanged_file_is_reused(compiled) -> None:
+    sources, passes = compiled
+    cache = PassCache()
+    clean = run_passes(sources, passes, cache)
+    changed = {**sources, "trainer_module.py": sources["trainer_module.py"] + BROKEN_TAIL}
+    misses = cache.misses
+    found = run_passes(changed, passes, cache)
+    # The whole result and the trainer's file and project entries missed; the Transform
+    # module's findings came from the cache.
+    assert cache.misses == misses + 3 and cache.hits == 1
+    assert found == run_passes(changed, passes)
+    new = [f for f in found if f not in clean]
+    assert {f.rule for f in new} == {"pyflakes"} and len(new) == 2
+    assert all(f.path == "trainer_module.py" for f in new)
+
+
+def test_the_cache_keeps_its_size() -> None:
+    cache = PassCache(size=2)
+    for number in range(3):
+        cache.put(("key", number), ())
+    assert cache.get(("key", 0)) is None and cache.get(("key", 2)) == ()
+
+
+@pytest.mark.parametrize("overrides", [
+    CONFIG,
+    pytest.param(["model=retrieval_v1"], marks=pytest.mark.slow),
+    pytest.param(["model=ranking_v1", "features=online_retail"], marks=pytest.mark.slow),
+])
+def test_remembered_module_text_equals_libcsts(overrides: list[str]) -> None:
+    registry = get_registry()
+    for variant in (overrides, [*overrides, "model.learning_rate=0.0123"], overrides):
+        modules = build(plan(validate(compose(variant), registry), registry), registry)
+        for name, module in modules.items():
+            assert codegen.module_code(module) == module.code, (variant, name)
+    assert codegen._TEXTS  # statements were remembered, and the repeats reused them
+
+
+def test_each_compose_returns_its_own_copy() -> None:
+    first = compose(CONFIG)
+    first.model.learning_rate = 99.0
+    assert compose(CONFIG).model.learning_rate != 99.0
+    second = compose([*CONFIG, "model.learning_rate=0.5"])
+    assert second.model.learning_rate == 0.5
+    assert compose(CONFIG).model.learning_rate != 0.5
