@@ -8,6 +8,9 @@
   same vocabularies and the same product table as the default in-memory mode.
 - The product table has exactly one row per distinct product id over all splits, with that
   product's transformed features, checked against pandas on the raw data.
+- The fast in-memory path (Beam's bookkeeping memoized, ``compiler.runner.lean_beam``, and the
+  construction-time type check off) writes the same examples in the same order, the same
+  vocabularies byte for byte and the same product table as Beam left untouched (issue #16).
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ def transforms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                             pipeline_options=options, product_columns=columns)
         for mode, options in (("in_memory", []), ("multi_processing", MULTI_PROCESS))
     }
+    artifacts["untouched"] = run_transform(splits, RAW_SCHEMA, module, str(root / "untouched"),
+                                           product_columns=columns, lean_construction=False)
     return {"artifacts": artifacts, "columns": columns, "splits": splits}
 
 
@@ -147,6 +152,40 @@ def test_multi_processing_gives_the_same_transform_output(transforms) -> None:
         assert filecmp.cmp(assets / name, other / name, shallow=False), name
     table = _rows(f"{memory.product_table}/product_table-*.gz")
     assert table and _rows(f"{processes.product_table}/product_table-*.gz") == table
+
+
+def _examples(directory: str) -> dict[str, list[dict[str, tuple]]]:
+    """File name -> its tf.Examples, parsed, in file order. Parsed rather than compared as
+    bytes: a tf.Example's features are a map, whose serialized order varies from one run of
+    the same pipeline to the next."""
+    from compiler.runner._tf import import_tf
+
+    tf = import_tf()
+    files = {}
+    for path in sorted(Path(directory).glob("*.gz")):
+        files[path.name] = [
+            {name: tuple(feature.int64_list.value) or tuple(feature.float_list.value)
+             for name, feature in tf.train.Example.FromString(record.numpy())
+             .features.feature.items()}
+            for record in tf.data.TFRecordDataset(str(path), compression_type="GZIP")]
+    return files
+
+
+def _file_bytes(directory: str) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(Path(directory).iterdir())}
+
+
+@pytest.mark.slow
+def test_the_fast_path_writes_exactly_what_untouched_beam_writes(transforms) -> None:
+    fast, untouched = (transforms["artifacts"][m] for m in ("in_memory", "untouched"))
+    for name in SPLITS:
+        examples = _examples(fast.split_dirs[name])
+        assert sum(map(len, examples.values())) == len(transforms["splits"][name]), name
+        assert examples == _examples(untouched.split_dirs[name]), name
+    for directory in ("transform_fn/assets", "transformed_metadata", "metadata"):
+        assert _file_bytes(f"{fast.transform_graph}/{directory}") == \
+            _file_bytes(f"{untouched.transform_graph}/{directory}"), directory
+    assert _examples(str(fast.product_table)) == _examples(str(untouched.product_table))
 
 
 @pytest.mark.slow

@@ -44,6 +44,7 @@ from compiler.runner.beam_options import (
     temp_location,
 )
 from compiler.runner.beam_options import pipeline_options as build_pipeline_options
+from compiler.runner.lean_beam import lean_pipeline_construction, skip_construction_type_check
 from compiler.runner.product_table import (
     PRODUCT_TABLE_DIR,
     PRODUCT_TABLE_PREFIX,
@@ -250,6 +251,7 @@ def run_transform(
     runner: str = DIRECT_RUNNER,
     pipeline_options: Sequence[str] = (),
     product_columns: Sequence[str] = (),
+    lean_construction: bool = True,
 ) -> TransformArtifacts:
     """Analyze ``splits["train"]`` and transform every split with ``module_file``'s
     ``preprocessing_fn``, writing TFX-layout artifacts under ``output_dir``.
@@ -272,6 +274,10 @@ def run_transform(
         product_columns: the transformed product columns, the product id column first
             (``compiler.runner.product_table.product_columns``). Given, the per-product table
             is written under ``<output_dir>/product_table``; empty, it is not.
+        lean_construction: memoize Beam's per-transform bookkeeping while the pipeline is
+            built and run, and skip its construction-time type check
+            (:mod:`compiler.runner.lean_beam`); False runs Beam untouched, the reference the
+            tests compare the output against.
 
     Returns:
         The written paths, row counts and the wall time.
@@ -284,6 +290,8 @@ def run_transform(
     started = time.perf_counter()
     options = build_pipeline_options(runner, pipeline_options)
     in_process = runs_in_this_process(options)
+    if lean_construction:
+        skip_construction_type_check(options)
     tf = import_tf()
     # lazy: Beam: the Transform runner only
     import apache_beam as beam
@@ -340,7 +348,8 @@ def run_transform(
         split_files = _stage_splits(splits, raw_schema, arrow_schema, temp_dir,
                                     None if in_process else _STAGED_FILE_ROWS)
         try:
-            with beam.Pipeline(options=options) as pipeline:
+            with lean_pipeline_construction(lean_construction), \
+                    beam.Pipeline(options=options) as pipeline:
                 # force_tf_compat_v1=False: trace preprocessing_fn as a TF2 tf.function, the
                 # mode whose transform layer drops outputs whose inputs are not fed (serving).
                 with tft_beam.Context(
