@@ -83,3 +83,79 @@ def test_each_compose_returns_its_own_copy() -> None:
     second = compose([*CONFIG, "model.learning_rate=0.5"])
     assert second.model.learning_rate == 0.5
     assert compose(CONFIG).model.learning_rate != 0.5
+
+
+# ------------------------------------------------------------------ the composition on disk
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    from compiler.core import disk_cache
+    from compiler.core.compose import release
+
+    monkeypatch.setenv(disk_cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    release()  # forget this process's compositions, as a new command would not have them
+    yield tmp_path / "cache"
+    release()
+
+
+def test_a_kept_composition_is_hydras_and_needs_no_hydra(cache_dir) -> None:
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from compiler.core.compose import release
+
+    composed = OmegaConf.to_yaml(compose([*CONFIG, "model.learning_rate=0.25"]))
+    assert len(list((cache_dir / "compose").glob("*.pkl"))) == 1
+    release()
+    again = compose([*CONFIG, "model.learning_rate=0.25"])
+    assert not GlobalHydra.instance().is_initialized()  # read from the cache
+    assert OmegaConf.to_yaml(again) == composed
+    assert OmegaConf.is_struct(again)  # still refuses unknown keys
+    with pytest.raises(Exception, match="learning_rat"):
+        again.model.learning_rat = 1.0
+
+
+@pytest.mark.slow
+def test_a_changed_config_file_or_a_damaged_cache_composes_again(cache_dir, tmp_path) -> None:
+    import shutil
+
+    from compiler.core.compose import CONF_DIR, release
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    before = compose(CONFIG, config_dir=conf)
+    model_file = conf / "model" / "hybrid_v1.yaml"
+    text = model_file.read_text()
+    assert "learning_rate:" in text
+    model_file.write_text(text.replace("learning_rate:", "learning_rate: 0.125 #", 1))
+    release()
+    after = compose(CONFIG, config_dir=conf)
+    assert after.model.learning_rate == 0.125 != before.model.learning_rate
+    assert len(list((cache_dir / "compose").glob("*.pkl"))) == 2
+    for kept in (cache_dir / "compose").glob("*.pkl"):
+        kept.write_bytes(kept.read_bytes()[:100])  # damaged
+    release()
+    assert compose(CONFIG, config_dir=conf).model.learning_rate == 0.125
+
+
+def test_findings_kept_on_disk_are_a_fresh_runs_and_a_changed_text_misses(
+        cache_dir, compiled) -> None:
+    from compiler.core.disk_cache import cached_findings
+
+    sources, passes = compiled
+    registry = get_registry()
+    named = [(name, r.cls, r.provider) for name, r in sorted(registry.passes.items())
+             if r.cls in passes]
+    runs = []
+
+    def run(files):
+        runs.append(files)
+        return run_passes(files, passes)
+
+    fresh = cached_findings(sources, named, lambda: run(sources))
+    assert cached_findings(sources, named, lambda: run(sources)) == fresh
+    assert len(runs) == 1 and len(list((cache_dir / "passes").glob("*.pkl"))) == 1
+    changed = {**sources, "trainer_module.py": sources["trainer_module.py"] + BROKEN_TAIL}
+    found = cached_findings(changed, named, lambda: run(changed))
+    assert len(runs) == 2 and len(found) == len(fresh) + 2
+    assert cached_findings(changed, named, lambda: run(changed)) == found
+    assert len(runs) == 2

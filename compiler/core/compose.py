@@ -43,6 +43,7 @@ from omegaconf.nodes import BooleanNode, EnumNode, FloatNode, IntegerNode, Strin
 from compiler import schema
 from compiler.cloud.config import VertexSubmitConfig
 from compiler.cloud.dataflow import DataflowTransformConfig
+from compiler.core.disk_cache import cached_composition
 from compiler.data.schema import DataConfig
 from compiler.errors import ConfigError, did_you_mean
 from compiler.schema import FeaturesConfig, LocalRunConfig, ModelConfig
@@ -68,8 +69,8 @@ def compose(
     """
     conf_dir = Path(config_dir or CONF_DIR).resolve()
     try:
-        _ensure_initialized(conf_dir)
         if with_hydra:
+            _ensure_initialized(conf_dir)
             return hydra_compose(config_name, overrides=list(overrides),
                                  return_hydra_config=True)
         groups, values = _split_overrides(overrides)
@@ -107,10 +108,15 @@ def _split_overrides(overrides: Sequence[str]) -> tuple[list[str], list[Any]]:
 def _compose_groups(conf_dir: Path, config_name: str, groups: tuple[str, ...]) -> bytes:
     """The group selection composed by Hydra, pickled: each compose unpickles its own copy,
     about ten times faster than ``copy.deepcopy`` of the ``DictConfig`` (OmegaConf pickles
-    nodes, flags and structured types alike, so the copy is the same config)."""
-    del conf_dir  # part of the cache key only: Hydra is initialized for it
-    return pickle.dumps(hydra_compose(config_name, overrides=list(groups)),
-                        protocol=pickle.HIGHEST_PROTOCOL)
+    nodes, flags and structured types alike, so the copy is the same config). Kept on disk
+    between commands too (``disk_cache``); Hydra is initialized only when it composes."""
+
+    def with_hydra() -> bytes:
+        _ensure_initialized(conf_dir)
+        return pickle.dumps(hydra_compose(config_name, overrides=list(groups)),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    return cached_composition(conf_dir, config_name, groups, with_hydra)
 
 
 def _fresh_copy(composed: bytes) -> DictConfig:

@@ -18,6 +18,7 @@ from compiler import __version__
 from compiler.core.build import build
 from compiler.core.codegen import module_codes
 from compiler.core.compose import compose
+from compiler.core.disk_cache import cached_findings
 from compiler.core.emit import EmitResult, emit
 from compiler.core.plan import plan
 from compiler.core.validate import validate
@@ -56,12 +57,17 @@ def run_passes(sources: dict[str, str], registry: Registry, the_plan: Plan | Non
                ) -> list[Any]:
     """Stage 5 — the static passes over every built file: all registered ones, or with a plan,
     those that apply to it (``Registry.passes_for``: a plugin's passes run where it is used).
-    Results are reused from ``PASS_CACHE`` for texts and passes seen before."""
+    Results are reused from ``PASS_CACHE`` for texts and passes this process saw before, and
+    from the disk cache (``core.disk_cache``) for those an earlier command saw."""
 
     passes = registry.passes_for(the_plan.uses) if the_plan else registry.passes
     ordered = sorted(passes.items())
+    classes = [r.cls for _, r in ordered]
     try:
-        return run_all(sources, [r.cls for _, r in ordered], cache=PASS_CACHE)
+        if PASS_CACHE.has(sources, classes):  # this process ran them: skip the disk
+            return run_all(sources, classes, cache=PASS_CACHE)
+        return cached_findings(sources, [(name, r.cls, r.provider) for name, r in ordered],
+                               lambda: run_all(sources, classes, cache=PASS_CACHE))
     except SourceError:
         raise
     except Exception as error:  # a pass is plugin code: find which one crashed, and name it

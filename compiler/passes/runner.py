@@ -78,6 +78,10 @@ class PassCache:
         self._entries.move_to_end(key)
         return found
 
+    def has(self, files: Mapping[str, str], passes: Sequence[type[Pass]]) -> bool:
+        """Whether the findings of ``passes`` over these texts are here."""
+        return _result_key(files, passes) in self._entries
+
     def put(self, key: tuple[Any, ...], findings: Iterable[Finding]) -> None:
         self._entries[key] = tuple(findings)
         self._entries.move_to_end(key)
@@ -112,8 +116,8 @@ def run_passes(
     texts = {path: source.source if isinstance(source, SourceFile) else
              source.code if isinstance(source, cst.Module) else source
              for path, source in (files.files if isinstance(files, Project) else files).items()}
-    digests = tuple((path, text_digest(text)) for path, text in texts.items())
-    key = ("result", digests, tuple(classes))
+    key = _result_key(texts, classes)
+    digests = key[1]
     found = cache.get(key)
     if found is None:
         with _deep_recursion():
@@ -121,6 +125,11 @@ def run_passes(
             found = tuple(_finish(project, _run_all(project, classes, cache, dict(digests))))
         cache.put(key, found)
     return list(found)
+
+
+def _result_key(texts: Mapping[str, str], classes: Sequence[type[Pass]]) -> tuple[Any, ...]:
+    return ("result", tuple((path, text_digest(text)) for path, text in texts.items()),
+            tuple(classes))
 
 
 def _finish(project: Project, raw: list[Finding]) -> list[Finding]:
