@@ -159,3 +159,15 @@ def test_findings_kept_on_disk_are_a_fresh_runs_and_a_changed_text_misses(
     assert len(runs) == 2 and len(found) == len(fresh) + 2
     assert cached_findings(changed, named, lambda: run(changed)) == found
     assert len(runs) == 2
+
+
+def test_compiling_again_rewrites_only_files_whose_text_changed(tmp_path) -> None:
+    first = compile_overrides(CONFIG, output_dir=tmp_path)
+    trainer, transform = tmp_path / "trainer_module.py", tmp_path / "transform_module.py"
+    stamps = {path: path.stat().st_mtime_ns for path in first.emitted.files}
+    transform.write_text(transform.read_text() + "# edited by hand\n")
+    again = compile_overrides(CONFIG, output_dir=tmp_path)
+    assert again.emitted.files == first.emitted.files
+    assert trainer.stat().st_mtime_ns == stamps[trainer]  # the same text: left alone
+    assert transform.read_text() == first.sources["transform_module.py"]  # restored
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in stamps)

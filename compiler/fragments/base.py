@@ -395,7 +395,19 @@ def expression(template: str, **values: Any) -> cst.BaseExpression:
     parsed = _parsed_template(template, frozenset(nodes), "expression")
     if parsed is None:
         return parse_template_expression(template, **nodes)
-    return _unmangle(parsed, nodes) if nodes else parsed
+    if not nodes:
+        return parsed
+    # As in ``statements``: the same text in gives the same (immutable) tree out.
+    key = (template, tuple((name, _EMPTY.code_for_node(node)) for name, node in nodes.items()))
+    filled = _FILLED_EXPRESSIONS.get(key)
+    if filled is None:
+        if len(_FILLED_EXPRESSIONS) >= _FILLED_MAX:
+            _FILLED_EXPRESSIONS.clear()
+        filled = _FILLED_EXPRESSIONS[key] = _unmangle(parsed, nodes)
+    return filled
+
+
+_FILLED_EXPRESSIONS: dict[tuple[str, tuple[tuple[str, str], ...]], cst.BaseExpression] = {}
 
 
 @functools.lru_cache(maxsize=1024)
