@@ -31,7 +31,19 @@ def _export_serving_model(model, tf_transform_output, serving_model_dir, index):
     """Save ``model`` with signatures over serialized raw tf.Examples."""
     serving = tf.Module()
     serving.model = model
-    serving.index = index
+'''
+
+#: How the index's state reaches the SavedModel. BruteForce's own state is the candidates'
+#: embeddings, and the model tracks its query tower; tracking the Keras layer itself would make
+#: tf.saved_model.save trace that tower's layers once more for Keras' metadata, which the
+#: signatures never read (about a fifth of the export). ScaNN's searcher is a resource that
+#: only its layer tracks.
+INDEX_TRACKING = {
+    "brute_force": "    serving.index_variables = index.variables\n",
+    "scann": "    serving.index = index\n",
+}
+
+EXPORT_INPUTS = '''\
     serving.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
     signatures = {}
@@ -44,7 +56,7 @@ buyer_spec = {name: raw_spec[name] for name in BUYER_RAW_FEATURES}
 def recommend(examples):
     """Buyer features -> the top-K product ids and their scores."""
     transformed = serving.tft_layer(tf.io.parse_example(examples, buyer_spec))
-    scores, product_ids = serving.index(transformed)
+    scores, product_ids = index(transformed)
     return {"product_ids": product_ids, "scores": scores}
 
 signatures["serving_default"] = recommend
@@ -107,6 +119,9 @@ class ServingExport(Fragment):
         # The function is assembled from our own template text (never from config values,
         # which arrive as CST nodes below), so it reads as one hand-written function.
         parts = [EXPORT_HEAD]
+        if config.has_retrieval:
+            parts.append(INDEX_TRACKING[config.model.retrieval_algorithm])
+        parts.append(EXPORT_INPUTS)
         if config.has_retrieval:
             parts.append(textwrap.indent(RETRIEVAL_SIGNATURE, "    "))
         if config.has_ranking:
