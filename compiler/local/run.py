@@ -308,16 +308,20 @@ class _Run:
             custom_config["epochs"] = self.settings.epochs
         if self.settings.batch_size is not None:
             custom_config["batch_size"] = self.settings.batch_size
-        fn_args = fn_args_from_transform(transform_dir, str(self.run_dir), custom_config)
         module = self.run_dir / "modules" / "trainer_module.py"
         if self.settings.workers > 1:  # one cluster of processes; the chief writes the metrics
             with self.step(f"train and evaluate (run_fn, {self.settings.workers} workers)"):
+                fn_args = fn_args_from_transform(transform_dir, str(self.run_dir),
+                                                 custom_config)
                 run_workers(["--trainer-module", str(module), "--transform-dir", transform_dir,
                              "--output-dir", str(self.run_dir),
                              "--custom-config", json.dumps(custom_config)],
                             self.settings.workers, self.run_dir)
                 return read_metrics(fn_args.model_run_dir)
+        # fn_args inside the step: finding the split files imports TensorFlow, part of the
+        # training's time on a run that reuses the Transform output.
         with self.step("train and evaluate (run_fn)"):
+            fn_args = fn_args_from_transform(transform_dir, str(self.run_dir), custom_config)
             return run_trainer(module, fn_args)
 
 
