@@ -1,12 +1,13 @@
-"""Every benchmark of issue #8, one command; writes benchmarks/RESULTS.md.
+"""Every benchmark of issues #8 and #16, one command; writes benchmarks/RESULTS.md.
 
-    python benchmarks/run_all.py            # all six figures, medians of several runs (~15 min)
-    python benchmarks/run_all.py --quick    # fewer runs of each (~6 min): for a quick look
+    python benchmarks/run_all.py            # all figures, medians of several runs (~25 min)
+    python benchmarks/run_all.py --quick    # fewer runs of each (~10 min): for a quick look
 
 Runs, each in its own process: compile_speed.py (1), passes_speed.py (2),
-transform_speed.py (3), training_speed.py (4 and 6), eval_speed.py (5). Each rewrites its own
-section of RESULTS.md; this script then writes the summary at the top: every figure beside
-its target, and for a target missed, what limits it.
+transform_speed.py (3), training_speed.py (4 and 6), eval_speed.py (5), local_run.py (7: the
+main job, cold and warm). Each rewrites its own section of RESULTS.md; this script then writes
+the summary at the top: every figure beside its target, and for a target missed, what limits
+it.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ STEPS = {
     "training_speed.py": ([], ["--rounds", "2", "--tutorial-rounds", "1",
                                "--switch-rounds", "1"]),
     "eval_speed.py": ([], ["--runs", "3", "--epochs", "3"]),
+    "local_run.py": ([], ["--rounds", "1"]),
 }
 
 #: What limits a figure when it misses its target (measured; see each section).
 LIMITS = {
-    "warm": "the static passes, ~45 ms even with the parse of an unchanged text cached: "
+    "warm_compile": "the static passes, ~45 ms even with the parse of an unchanged text cached: "
             "indexing and analysing ~650 lines of emitted code in Python; then codegen "
             "(~13 ms), writing the files (~5 ms), compose and validate (~7 ms) and build "
             "(~5 ms, from ~30 ms, by keeping filled templates): ~75 ms on a quiet machine.",
@@ -89,69 +91,121 @@ def _met(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
 
+def _main_job_limit(job: dict, transform: dict) -> dict[str, str]:
+    """What the main job's time is made of, from the figures measured in this run."""
+    parts, steps = job["trainer_parts"], job["steps"]
+    cold_steps, warm_steps = steps["cold"], steps["warm"]
+    transform_s = next((v for k, v in cold_steps.items() if k.startswith("Transform")), 0.0)
+    train_s = next((v for k, v in warm_steps.items() if k.startswith("train and")), 0.0)
+    startup = "start-up (interpreter, compose, compile, ledger)"
+    evaluation = sum(parts.get(k, 0.0) for k in ("_unique_candidates", "_evaluate_recall",
+                                                 "_evaluate_regression"))
+    trainer = (f"importing TensorFlow and TFRS ({job['import_tf_s']:.1f} s alone in a fresh "
+               f"process), `fit` of the default 20 epochs ({parts.get('fit', 0.0):.1f} s), "
+               f"candidates and Recall@K and the regression metrics ({evaluation:.1f} s) and "
+               f"the SavedModel export ({parts.get('_export_serving_model', 0.0):.1f} s)")
+    default = transform["transform"].get("default", {})
+    retail = transform["transform"].get("online_retail", {}).get("rows_per_second", 0.0)
+    tenth = default.get("tenth_seconds")
+    return {
+        "cold": f"the Transform ({transform_s:.1f} s; see the Transform row) and training "
+                f"({next((v for k, v in cold_steps.items() if k.startswith('train and')), 0):.1f}"
+                f" s) run one after the other, because training reads the Transform's output; "
+                f"start-up takes {cold_steps.get(startup, 0.0):.1f} s.",
+        "warm": f"training and evaluation take {train_s:.1f} s: {trainer}. The import alone "
+                f"is {job['import_tf_s'] / 8:.0%} of the 8 s target; the rest is TensorFlow "
+                "work the trainer needs.",
+        "transform": "a fixed cost per Transform, whatever its rows"
+                     + (f" (a tenth of the default data's rows takes {tenth:.1f} s of the "
+                        f"{default['seconds']:.1f} s)" if tenth else "")
+                     + ": tracing `preprocessing_fn` for each analysis phase, writing and "
+                     "loading the transform graph's SavedModel, and Beam's ~90 bundles over "
+                     "~1,500 transforms. At Online Retail's size the same Transform runs at "
+                     f"{retail:,.0f} rows/s.",
+    }
+
+
 def write_summary(s: dict[str, dict], quick: bool, seconds: float, load: float) -> None:
     compile_, passes = s["compile_speed.py"], s["passes_speed.py"]
     transform, training = s["transform_speed.py"], s["training_speed.py"]
-    evaluation = s["eval_speed.py"]
-    rows: list[tuple[str, str, str, bool | None, str]] = [
-        ("1", "compile hybrid_v1 in-process, warm", f"{compile_['warm_ms']:.0f} ms "
-         f"(cold {compile_['cold_ms']:.0f} ms)", compile_["warm_ms"] <= 50, "warm"),
-        ("1", "compile, CLI wall time", f"{compile_['cli_ms']:.0f} ms",
-         compile_["cli_ms"] <= 1000, "cli"),
-        ("1", "100-point sweep preflight", f"{compile_['sweep_configs_per_s']:.1f} configs/s",
-         compile_["sweep_configs_per_s"] >= 20, "sweep"),
+    evaluation, job = s["eval_speed.py"], s["local_run.py"]
+    limits = {**LIMITS, **_main_job_limit(job, transform)}
+    floor = f"`import hydra, libcst, pluggy`, {compile_['floor_ms']:.0f} ms here"
+    rows: list[tuple[str, str, str, str, bool | None, str]] = [
+        ("1", "compile hybrid_v1 in-process, warm",
+         f"{compile_['warm_ms']:.0f} ms = {compile_['warm_ratio']:.3f}x the floor",
+         f"<= 40 ms; <= {compile_['target_warm_ratio']:.2f}x the floor",
+         compile_["warm_ratio"] <= compile_["target_warm_ratio"], "warm_compile"),
+        ("1", "compile, CLI wall time",
+         f"{compile_['cli_ms']:.0f} ms = {compile_['cli_ratio']:.2f}x the floor",
+         f"<= 0.8 s; <= {compile_['target_cli_ratio']:.1f}x the floor",
+         compile_["cli_ratio"] <= compile_["target_cli_ratio"], "cli"),
+        ("1", "100-point sweep preflight",
+         f"{compile_['sweep_configs_per_s']:.1f} configs/s = "
+         f"{compile_['sweep_configs_per_floor']:.1f} per floor",
+         f">= 40 configs/s; >= {compile_['target_sweep_ratio']:.0f} per floor",
+         compile_["sweep_configs_per_floor"] >= compile_["target_sweep_ratio"], "sweep"),
         ("2", "all static passes over one emitted trainer", f"{passes['median_ms']:.0f} ms",
-         passes["median_ms"] <= 100, "passes"),
+         "<= 100 ms", passes["median_ms"] <= 100, "passes"),
     ]
     for name, figure in transform["transform"].items():
+        default = name == "default"
         rows.append(("3", f"local Transform, {name}",
                      f"{figure['rows_per_second']:,.0f} rows/s ({figure['seconds']:.1f} s)",
-                     None, ""))
-    rows += [
-        ("4", "training throughput, emitted / tutorial-style reference (steady state)",
-         f"{training['steady_ratio_tutorial']:.2f}x (all epochs: "
-         f"{training['fit_ratio_tutorial']:.2f}x)", training["steady_ratio_tutorial"] >= 1.3,
-         "training"),
-        ("4", "training throughput, emitted / tuned reference (steady state)",
-         f"{training['steady_ratio_tuned']:.2f}x (all epochs: "
-         f"{training['fit_ratio_tuned']:.2f}x)", training["steady_ratio_tuned"] >= 1.3,
-         "training"),
-    ]
+                     ">= 10,000 rows/s" if default else "—",
+                     figure["rows_per_second"] >= 10_000 if default else None,
+                     "transform" if default else ""))
+    rows.append(("4", "training throughput, emitted / tutorial-style reference (steady state)",
+                 f"{training['steady_ratio_tutorial']:.2f}x (all epochs: "
+                 f"{training['fit_ratio_tutorial']:.2f}x)", ">= 1.3x, with parity",
+                 training["steady_ratio_tutorial"] >= 1.3, "training"))
+    for label, key in (("default", "steady_ratio_tuned"),
+                       ("online_retail", "steady_ratio_tuned_online_retail")):
+        if key in training:
+            rows.append(("4", f"training throughput, {label}: emitted / tuned reference "
+                         "(steady state)", f"{training[key]:.2f}x", ">= 1.3x, with parity",
+                         training[key] >= 1.3, "training"))
     for name, figure in evaluation.items():
         ratios = figure["ratios"]
         rows.append(("5", f"Recall@K on the test split, {name}: emitted / FactorizedTopK "
                      "(tutorial form)",
-                     f"{ratios['FactorizedTopK, tutorial (Streaming)']:.2f}x",
+                     f"{ratios['FactorizedTopK, tutorial (Streaming)']:.2f}x", ">= 3x",
                      ratios["FactorizedTopK, tutorial (Streaming)"] >= 3, "eval"))
         rows.append(("5", f"... {name}: emitted / FactorizedTopK over a BruteForce index",
-                     f"{ratios['FactorizedTopK, BruteForce index']:.2f}x",
+                     f"{ratios['FactorizedTopK, BruteForce index']:.2f}x", ">= 3x",
                      ratios["FactorizedTopK, BruteForce index"] >= 3, "eval"))
     rows.append(("6", "quality parity, emitted vs reference (9 final metrics)",
                  f"{'all agree' if training['parity_ok'] else 'NOT all agree'} "
-                 f"({training['seeds']} seeds each)", training["parity_ok"], ""))
-    targets = {"warm": "<= 50 ms", "cli": "<= 1.0 s", "sweep": ">= 20 configs/s",
-               "passes": "<= 100 ms", "training": ">= 1.3x, with parity", "eval": ">= 3x",
-               "": ""}
+                 f"({training['seeds']} seeds each)", "within tolerance", training["parity_ok"],
+                 ""))
+    rows += [
+        ("7", "main job, cold (empty Transform cache), wall time", f"{job['cold_s']:.1f} s",
+         "<= 15 s", job["cold_s"] <= 15, "cold"),
+        ("7", "main job, warm (Transform cached), wall time", f"{job['warm_s']:.1f} s",
+         "<= 8 s", job["warm_s"] <= 8, "warm"),
+    ]
     lines = ["Machine: see the line above; **CPU only — this task had no GPU**, so every "
              "figure is a 2-core CPU figure. Each figure is a median of several runs, each "
              "comparison a ratio within one process or one interleaved run; details in the "
-             f"sections below. {'`--quick` run: fewer runs per figure.' if quick else ''}", "",
+             f"sections below. The compile figures are also given as ratios to the floor "
+             f"({floor}), which carry over between machines. "
+             f"{'`--quick` run: fewer runs per figure.' if quick else ''}", "",
              "| # | figure | result | target | met |", "|---|---|---|---|---|"]
     missed = []
-    for number, name, value, ok, key in rows:
-        target = targets[key] if key else ("within tolerance" if number == "6" else "—")
+    for number, name, value, target, ok, key in rows:
         met = "—" if ok is None else _met(ok)
         lines.append(f"| {number} | {name} | {value} | {target} | {met} |")
         if ok is False and key and key not in missed:
             missed.append(key)
     if missed:
         lines += ["", "What limits the figures that miss their target:", ""]
-        lines += [f"- **{key}**: {LIMITS[key]}" for key in missed]
+        lines += [f"- **{key}**: {limits[key]}" for key in missed]
     lines += ["", f"Total benchmark time: {seconds / 60:.1f} min. Highest 5-minute load average "
               f"after a step: {load:.1f} on {os.cpu_count()} cores (the benchmarks themselves "
               "keep one or two busy; more means other work shared the machine, and the "
               "figures are noisier)."]
-    update_section("summary", "Issue #8: all figures and their targets", "\n".join(lines),
+    update_section("summary", "All figures and their targets (issues #8 and #16)",
+                   "\n".join(lines),
                    "python benchmarks/run_all.py" + (" --quick" if quick else ""), first=True)
 
 
