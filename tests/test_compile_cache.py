@@ -171,3 +171,31 @@ def test_compiling_again_rewrites_only_files_whose_text_changed(tmp_path) -> Non
     assert trainer.stat().st_mtime_ns == stamps[trainer]  # the same text: left alone
     assert transform.read_text() == first.sources["transform_module.py"]  # restored
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in stamps)
+
+
+def test_a_file_parsed_again_after_edits_is_the_tree_a_full_parse_gives() -> None:
+    import libcst as cst
+
+    from compiler.passes import incremental
+
+    variants = [CONFIG, [*CONFIG, "model.learning_rate=0.0021"],
+                [*CONFIG, "model.learning_rate=0.0021", "model.batch_size=64"],
+                [*CONFIG, "model.batch_size=96"], ["model=retrieval_v1"]]
+    texts = [compile_overrides(v, write=False).sources["trainer_module.py"] for v in variants]
+    # By hand too: a statement added at the end, one removed, a comment before a changed one.
+    edited = texts[0].replace("LEARNING_RATE = 0.001\n", "# tuned\nLEARNING_RATE = 0.5\n")
+    assert edited != texts[0]
+    texts += [texts[0] + "\n\nEXTRA = 1\n", edited, texts[0]]
+    incremental.clear()
+    incremental.remember("t.py", texts[0], cst.parse_module(texts[0]))
+    reused = 0
+    for text in texts[1:]:
+        tree = incremental.reparse("t.py", text)
+        full = cst.parse_module(text)
+        if tree is None:
+            incremental.remember("t.py", text, full)
+            continue
+        reused += 1
+        assert tree.deep_equals(full) and tree.code == text
+    assert reused >= 5  # every small edit; the other model's file is parsed whole
+    assert incremental.reparse("t.py", "def broken(:\n") is None

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 
+from compiler.passes import incremental
 from compiler.passes.findings import Location, SourceError
 
 N = TypeVar("N", bound=cst.CSTNode)
@@ -344,7 +345,16 @@ BUILTIN_NAMES = frozenset(vars(builtins))
 def _parse(path: str, source: str) -> cst.Module:
     # Parsing is most of a compile's pass time; trees are immutable and every SourceFile keeps
     # its own index, so one parse per distinct text serves every compile of it (in a sweep the
-    # Transform module is the same for every point).
+    # Transform module is the same for every point), and a text that differs from the last one
+    # of its file in a few statements parses only those (``incremental``).
+    module = incremental.reparse(path, source)
+    if module is None:
+        module = _parse_whole(path, source)
+        incremental.remember(path, source, module)
+    return module
+
+
+def _parse_whole(path: str, source: str) -> cst.Module:
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
