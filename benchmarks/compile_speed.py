@@ -180,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", f"Sweep: `{' '.join(SWEEP)}` (100 points, 75 distinct; each distinct point is "
               "compiled, in one forked worker per core).",
               f"Load average (1 min) at the end: {figures['load_average_1m']:.2f} on "
-              f"{os.cpu_count()} cores; the ratios divide out a uniform slowdown."]
+              f"{os.cpu_count()} cores. The ratios of the one-process figures divide out a uniform "
+              "slowdown; the sweep's workers use every core, so other load slows it more than "
+              "the floor."]
     update_section("compile-speed", "Compile speed (issues #8 and #16)", "\n".join(lines),
                    "python benchmarks/compile_speed.py")
     if args.summary:
