@@ -137,6 +137,24 @@ def test_a_changed_config_file_or_a_damaged_cache_composes_again(cache_dir, tmp_
     assert compose(CONFIG, config_dir=conf).model.learning_rate == 0.125
 
 
+def test_a_cache_file_others_can_write_is_never_loaded(cache_dir) -> None:
+    from hydra.core.global_hydra import GlobalHydra
+
+    from compiler.core.compose import release
+
+    compose(CONFIG)
+    (kept,) = (cache_dir / "compose").glob("*.pkl")
+    assert (kept.parent.stat().st_mode & 0o777) == 0o700
+    kept.chmod(0o666)  # a pickle anyone could have replaced
+    release()
+    compose(CONFIG)
+    assert GlobalHydra.instance().is_initialized()  # composed again, not read
+    kept.chmod(0o600)
+    release()
+    compose(CONFIG)
+    assert not GlobalHydra.instance().is_initialized()  # private again: read
+
+
 def test_findings_kept_on_disk_are_a_fresh_runs_and_a_changed_text_misses(
         cache_dir, compiled) -> None:
     from compiler.core.disk_cache import cached_findings

@@ -20,7 +20,8 @@ schemas and the pass framework are in ``compiler/``) and the Python, Hydra and O
 versions. Only a result that was computed without error is written (atomically: a temporary
 file renamed into place), and findings only when they survive pickling unchanged (a fix made
 of libcst nodes does not); a cache that cannot be read or written is skipped, never an error.
-The directory must be writable by its user alone: the files are pickles.
+The files are pickles, so a file is read only when it and its directory belong to this user
+and no one else can write them (the directories are made ``0700``).
 """
 
 from __future__ import annotations
@@ -124,8 +125,20 @@ def _package_digest(module: str) -> str:
     return digest.hexdigest()
 
 
+def _private(path: Path) -> bool:
+    """True when ``path`` and its directory belong to this user and no one else can write
+    them: a pickle anyone else could have written is never loaded."""
+    for item in (path.parent, path):
+        info = item.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return False
+    return True
+
+
 def _read(path: Path) -> bytes | None:
     try:
+        if not _private(path):
+            return None
         kept = path.read_bytes()
         pickle.loads(kept)  # noqa: S301 - a pickle this user's recforge wrote; checks it whole
     except Exception:  # noqa: BLE001 - missing, unreadable or damaged: computed again
@@ -135,7 +148,7 @@ def _read(path: Path) -> bytes | None:
 
 def _write(path: Path, blob: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=".new-")
         with os.fdopen(handle, "wb") as file:
             file.write(blob)
