@@ -86,6 +86,26 @@ def _retrieval_loss():
     )
 '''
 
+#: model.retrieval.sparse_labels: the TFRS Retrieval task's default loss, its labels as indices.
+SPARSE_LABELS_RETRIEVAL_TASK = '''
+class SparseLabelRetrieval(tf.keras.layers.Layer):
+    """Softmax cross-entropy over in-batch negatives: the loss of ``tfrs.tasks.Retrieval``
+    with its defaults, each buyer's positive being the product on its own line.
+
+    The positive is given as its column index
+    (``tf.nn.sparse_softmax_cross_entropy_with_logits``) rather than as the identity matrix of
+    labels that TFRS fills on every step and the dense cross-entropy then reads: the same
+    loss, without a batch x batch matrix of labels.
+    """
+
+    def call(self, buyer_embeddings, product_embeddings, compute_metrics=False):
+        # No metrics: Recall@K is computed after training, over deduplicated candidates.
+        scores = tf.linalg.matmul(buyer_embeddings, product_embeddings, transpose_b=True)
+        positives = tf.range(tf.shape(scores)[0])
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positives, logits=scores)
+        return tf.math.{reduce}(losses)
+'''
+
 #: ``InBatchSoftmax``: the loss over a score matrix, for what the TFRS Retrieval task's
 #: embeddings-only call cannot take (a history score) or that reads train frequencies (logQ).
 #: Assembled from the fixed pieces below, each emitted only when its knob is on; config values
@@ -164,6 +184,17 @@ def uses_score_loss(params: Mapping[str, Any]) -> bool:
                 or float(params.get("temperature", 1.0)) != 1.0)
 
 
+def uses_sparse_labels(params: Mapping[str, Any]) -> bool:
+    """Whether the retrieval task is ``SparseLabelRetrieval`` (model.retrieval.sparse_labels)
+    rather than the TFRS Retrieval task: where that task would be used, on one device."""
+    return bool(params.get("sparse_labels") and not uses_score_loss(params)
+                and not params.get("distribution"))
+
+
+#: model.retrieval.loss_reduction -> the reduction of SparseLabelRetrieval's per-buyer losses.
+SPARSE_REDUCTIONS = {"sum": "reduce_sum", "mean": "reduce_mean"}
+
+
 def join_pieces(pieces: list[str]) -> str:
     """One source text from fixed template pieces: a class's methods, or a method's
     statements, each piece only when its knob is on. Pieces join without blank lines between
@@ -191,6 +222,10 @@ class SoftmaxRetrievalLoss(Fragment):
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")
         params = use.params
+        if uses_sparse_labels(params):
+            out.add(Section.LOSSES, statements(SPARSE_LABELS_RETRIEVAL_TASK, reduce=cst.Name(
+                SPARSE_REDUCTIONS[params.get("loss_reduction", "sum")])))
+            return
         reduction = REDUCTIONS[params.get("loss_reduction", "sum")]
         template = SOFTMAX_RETRIEVAL_LOSS_DISTRIBUTED if params.get("distribution") \
             else SOFTMAX_RETRIEVAL_LOSS

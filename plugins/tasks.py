@@ -18,7 +18,12 @@ from compiler.fragments import (
     Section,
     statements,
 )
-from plugins.losses import join_pieces, uses_score_loss
+from plugins.losses import (
+    SoftmaxRetrievalLoss,
+    join_pieces,
+    uses_score_loss,
+    uses_sparse_labels,
+)
 
 RANKING_METRICS = '''
 def _ranking_metrics():
@@ -284,6 +289,9 @@ def tuned_model_source(model_type: str, params: Mapping[str, Any]) -> str | None
 
 
 
+#: The TFRS Retrieval task as the default models create it.
+TFRS_RETRIEVAL_TASK = "tfrs.tasks.Retrieval(loss=_retrieval_loss())"
+
 #: model.distribution: the TFRS Retrieval task scores each replica's buyers against the
 #: products of every replica's share of the batch (``_all_replica_rows``), as on one device.
 LOCAL_CANDIDATES = "buyer_embeddings, product_embeddings, compute_metrics=not training"
@@ -308,6 +316,10 @@ class _Task(Fragment):
         if use.params.get("normalize_embeddings"):
             out.add(Section.TOWERS, statements(UNIT_NORMALIZED))
         source = tuned or self.template
+        # model.retrieval.sparse_labels: the softmax loss fragment emits SparseLabelRetrieval.
+        if (ctx.config.model.retrieval_loss == SoftmaxRetrievalLoss.name
+                and uses_sparse_labels(use.params)):
+            source = source.replace(TFRS_RETRIEVAL_TASK, "SparseLabelRetrieval()")
         if use.params.get("distribution"):  # negatives from the whole global batch
             source = source.replace(LOCAL_CANDIDATES, GLOBAL_CANDIDATES)
         out.add(Section.MODEL, statements(

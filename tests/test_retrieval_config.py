@@ -33,12 +33,30 @@ def test_an_override_under_a_null_group_turns_it_on_with_its_defaults() -> None:
         is None
 
 
-def test_the_defaults_emit_the_tfrs_retrieval_task_unchanged() -> None:
+def test_the_defaults_emit_the_tfrs_retrieval_loss_with_sparse_labels() -> None:
     code = trainer(["model=hybrid_v1"])
+    assert "self.retrieval_task = SparseLabelRetrieval()" in code
+    assert "tf.math.reduce_sum(losses)" in code
+    for absent in ("tfrs.tasks.Retrieval(", "_retrieval_loss", "InBatchSoftmax",
+                   "PurchaseHistory", "UnitNormalized", "logQ"):
+        assert absent not in code
+
+
+def test_sparse_labels_off_emits_the_tfrs_retrieval_task_unchanged() -> None:
+    code = trainer(["model=hybrid_v1", "model.retrieval.sparse_labels=false"])
     assert "tfrs.tasks.Retrieval(loss=_retrieval_loss())" in code
     assert "Reduction.SUM\n" in code
-    for absent in ("InBatchSoftmax", "PurchaseHistory", "UnitNormalized", "logQ"):
+    for absent in ("SparseLabelRetrieval", "InBatchSoftmax", "PurchaseHistory"):
         assert absent not in code
+
+
+@pytest.mark.parametrize("override", [
+    "model.retrieval.temperature=0.5", "model.retrieval.remove_accidental_hits=true",
+])
+def test_sparse_labels_give_way_to_the_score_loss(override: str) -> None:
+    code = trainer(["model=hybrid_v1", override])
+    assert "InBatchSoftmax(tf_transform_output)" in code
+    assert "SparseLabelRetrieval" not in code
 
 
 @pytest.mark.parametrize(("override", "present", "absent"), [
@@ -50,8 +68,8 @@ def test_the_defaults_emit_the_tfrs_retrieval_task_unchanged() -> None:
      ["SamplingProbablityCorrection"]),
     ("model.retrieval.normalize_embeddings=true", ["UnitNormalized(_build_buyer_tower"],
      ["InBatchSoftmax"]),
-    ("model.retrieval.loss_reduction=mean", ["Reduction.SUM_OVER_BATCH_SIZE"],
-     ["InBatchSoftmax"]),
+    ("model.retrieval.loss_reduction=mean", ["tf.math.reduce_mean(losses)"],
+     ["InBatchSoftmax", "reduce_sum(losses)"]),
 ])
 def test_each_retrieval_knob_emits_only_its_own_code(override: str, present: list[str],
                                                      absent: list[str]) -> None:
