@@ -48,6 +48,8 @@ RANKING_WEIGHT = 1.0
 KS = (5, 10, 50, 100)
 
 # Embedded features: name -> (vocabulary file, or number of buckets; embedding width).
+# cherng_v3 (the default); ``custom_config["features"] = "online_retail"`` selects
+# conf/features/online_retail.yaml's instead (FEATURES below).
 BUYER_EMBEDDED = {
     "customer_id_id": ("customer_id_vocab", 64),
     "date_bucket": (100, 8),
@@ -64,6 +66,17 @@ PRODUCT_EMBEDDED = {
 }
 PRODUCT_ID = "product_id_id"
 TARGET = "sales_target"
+#: feature config -> (buyer embedded, buyer dense, product embedded)
+FEATURES = {
+    "cherng_v3": (BUYER_EMBEDDED, BUYER_DENSE, PRODUCT_EMBEDDED),
+    "online_retail": (
+        {"customer_id_id": ("customer_id_vocab", 64), "country_id": ("country_vocab", 8),
+         "date_bucket": (50, 8), "country_x_date": (5000, 8)},
+        ("date_weekly_sin", "date_weekly_cos", "date_monthly_sin", "date_monthly_cos",
+         "date_yearly_sin", "date_yearly_cos", "date_norm"),
+        {"product_id_id": ("product_id_vocab", 32)},
+    ),
+}
 
 
 def _dataset(files: list[str], feature_spec: dict[str, Any], shuffle: bool) -> tf.data.Dataset:
@@ -118,11 +131,13 @@ class HybridModel(tfrs.models.Model):
     """Retrieval + ranking over shared towers (the "Multi-task recommenders" tutorial)."""
 
     def __init__(self, tf_transform_output: tft.TFTransformOutput,
-                 products: tf.data.Dataset, top_k_in_training: bool = True) -> None:
+                 products: tf.data.Dataset, top_k_in_training: bool = True,
+                 features: str = "cherng_v3") -> None:
         super().__init__()
         self.top_k_in_training = top_k_in_training
-        self.buyer_model = Tower(Features(BUYER_EMBEDDED, BUYER_DENSE, tf_transform_output))
-        self.product_model = Tower(Features(PRODUCT_EMBEDDED, (), tf_transform_output))
+        buyer_embedded, buyer_dense, product_embedded = FEATURES[features]
+        self.buyer_model = Tower(Features(buyer_embedded, buyer_dense, tf_transform_output))
+        self.product_model = Tower(Features(product_embedded, (), tf_transform_output))
         self.rating_model = tf.keras.Sequential(
             [tf.keras.layers.Dense(width, activation="relu") for width in RATING_LAYERS[:-1]]
             + [tf.keras.layers.Dense(RATING_LAYERS[-1])]
@@ -167,9 +182,10 @@ class HybridModel(tfrs.models.Model):
         return RANKING_WEIGHT * rating_loss + RETRIEVAL_WEIGHT * retrieval_loss
 
 
-def unique_products(datasets: list[tf.data.Dataset]) -> dict[str, np.ndarray]:
+def unique_products(datasets: list[tf.data.Dataset], product_embedded: dict[str, Any]
+                    ) -> dict[str, np.ndarray]:
     """The product features of each distinct product id, from every split (the candidates)."""
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in PRODUCT_EMBEDDED}
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in product_embedded}
     for dataset in datasets:
         for batch in dataset.as_numpy_iterator():
             for name in columns:
@@ -192,10 +208,13 @@ def run_fn(fn_args: Any) -> dict[str, Any]:
     evaluation = _dataset(fn_args.eval_files, spec, shuffle=False)
     test_pattern = fn_args.train_files[0].replace("Split-train", "Split-test")
     test = _dataset([test_pattern], spec, shuffle=False)
-    products = tf.data.Dataset.from_tensor_slices(unique_products([train, evaluation, test]))
+    features = str(custom.get("features", "cherng_v3"))
+    products = tf.data.Dataset.from_tensor_slices(
+        unique_products([train, evaluation, test], FEATURES[features][2]))
 
     model = HybridModel(tf_transform_output, products,
-                        top_k_in_training=bool(custom.get("top_k_in_training", True)))
+                        top_k_in_training=bool(custom.get("top_k_in_training", True)),
+                        features=features)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=LEARNING_RATE))
     fit_started = time.perf_counter()
     history = model.fit(train, epochs=epochs, verbose=0)

@@ -1,13 +1,16 @@
 """Training throughput (issue #8, figure 4) and quality parity (figure 6).
 
     python benchmarks/training_speed.py [--rounds 5] [--tutorial-rounds 3] [--switch-rounds 3]
+    python benchmarks/training_speed.py --dataset online_retail --epochs 4 --rounds 3 \
+        --tutorial-rounds 0 --switch-rounds 0
 
 The emitted hybrid_v1 trainer (``run_fn`` exactly as compiled, default performance switches)
 against ``reference_trainer.py``, a hand-written TFRS multitask trainer in the tutorials'
 style with the same towers, head, loss weights, optimizer, batch size and epochs, reading the
-same transformed TFRecords of the default dataset. The reference runs in two forms: as the
-tutorial writes it (the retrieval task's FactorizedTopK metric on every training batch) and
-tuned (``compute_metrics=not training``, as TFRS' docs advise).
+same transformed TFRecords of the default dataset (or, with ``--dataset online_retail``, of
+the Online Retail log, where ``--epochs`` keeps the runs affordable). The reference runs in
+two forms: as the tutorial writes it (the retrieval task's FactorizedTopK metric on every
+training batch) and tuned (``compute_metrics=not training``, as TFRS' docs advise).
 
 Each run is a fresh process (as a training job is). A hook on ``tf.keras.Model.fit`` times
 every epoch's training phase apart from its validation. Runs are interleaved round by round,
@@ -38,6 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import ROOT, compile_modules, transformed  # noqa: E402
 from results import update_section, write_summary  # noqa: E402
+from trainer_variants import SOURCE_VARIANTS  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parent / "reference_trainer.py"
 METRICS = ("loss", "val_rmse", "val_mae", "test_rmse", "test_mae",
@@ -49,7 +53,13 @@ SWITCH_VARIANTS = {
     "jit_compile=true": ["model.performance.jit_compile=true"],
     # Not a speed switch: a new order every epoch (issue #14), which must keep the cache's speed.
     "reshuffle_each_epoch=true": ["model.reshuffle_each_epoch=true"],
+    # The TFRS Retrieval task with its identity matrix of labels (the emitted code before #16).
+    "retrieval.sparse_labels=false": ["model.retrieval.sparse_labels=false"],
 }
+#: Tried variants whose run failed in this benchmark: name -> the error's last line.
+FAILED: dict[str, str] = {}
+#: --dataset -> the feature config the reference trainer reads (reference_trainer.FEATURES)
+REFERENCE_FEATURES = {"default": "cherng_v3", "online_retail": "online_retail"}
 #: k in the tolerance k * s * sqrt(2/n): with 9 metrics and few seeds, 4 keeps the chance of
 #: a false alarm on identical trainers below ~5% in all (t-quantile with Bonferroni).
 TOLERANCE_K = 4.0
@@ -169,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--switch-rounds", type=int, default=3,
                         help="rounds that also run each switch variant")
     parser.add_argument("--summary", help="also write the figures as JSON here")
+    parser.add_argument("--dataset", choices=sorted(REFERENCE_FEATURES), default="default",
+                        help="the transformed data both trainers read")
+    parser.add_argument("--variants", nargs="+", metavar="NAME",
+                        help="run only these switch / tried variants (default: all)")
+    parser.add_argument("--epochs", type=int,
+                        help="epochs of every run (default: hybrid_v1's 20); at least 3")
     parser.add_argument("--reshuffle-rounds", type=int, default=0,
                         help="only compare model.reshuffle_each_epoch=true with the defaults, "
                         "this many rounds (the reshuffle-speed section)")
@@ -187,25 +203,38 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="recforge_training_speed_") as tmp:
         scratch = Path(tmp)
-        transform_dir, _ = transformed("default", scratch)
+        transform_dir, _ = transformed(args.dataset, scratch)
+        epochs = {"epochs": args.epochs} if args.epochs else {}
+        reference = {"features": REFERENCE_FEATURES[args.dataset], **epochs}
         for r in range(args.rounds):
             seed = 42 + r
-            modules = {"emitted": _compiled(scratch, f"emitted-{seed}", [f"model.seed={seed}"])}
+            modules = {"emitted": _compiled(scratch, f"emitted-{seed}", [f"model.seed={seed}"],
+                                            args.dataset)}
             if r < args.switch_rounds:
-                for name, overrides in SWITCH_VARIANTS.items():
+                for name, overrides in _selected(SWITCH_VARIANTS, args.variants).items():
                     modules[name] = _compiled(scratch, f"{name}-{seed}",
-                                              [f"model.seed={seed}", *overrides])
+                                              [f"model.seed={seed}", *overrides], args.dataset)
+                for name, edits in _selected(SOURCE_VARIANTS, args.variants).items():
+                    modules[name] = _compiled(scratch, f"{name}-{seed}", [f"model.seed={seed}"],
+                                              args.dataset, edits)
             plan: list[tuple[str, Path, dict[str, Any]]] = [
-                (name, module, {}) for name, module in modules.items()]
+                (name, module, epochs) for name, module in modules.items()]
             plan.append(("reference (tuned)", REFERENCE,
-                         {"seed": seed, "top_k_in_training": False}))
+                         {"seed": seed, "top_k_in_training": False, **reference}))
             if r < args.tutorial_rounds:
                 plan.append(("reference (tutorial)", REFERENCE,
-                             {"seed": seed, "top_k_in_training": True}))
+                             {"seed": seed, "top_k_in_training": True, **reference}))
             plan = plan[r % len(plan):] + plan[:r % len(plan)]  # rotate the order per round
             for name, module, custom_config in plan:
-                result = run_worker(module, transform_dir, scratch / "runs" / f"{name}-{r}",
-                                    custom_config)
+                try:
+                    result = run_worker(module, transform_dir,
+                                        scratch / "runs" / f"{name}-{r}", custom_config)
+                except RuntimeError as error:  # a tried variant may not run: say so, go on
+                    if name not in SOURCE_VARIANTS:
+                        raise
+                    print(f"round {r} {name}: FAILED {str(error)[-300:]}", flush=True)
+                    FAILED[name] = str(error).strip().splitlines()[-1][:200]
+                    continue
                 result["round"] = r
                 runs.setdefault(name, []).append(result)
                 print(f"round {r} {name}: {steady_rate(result):,.0f} ex/s steady, "
@@ -252,9 +281,18 @@ def reshuffle_speed(rounds: int) -> int:
     return 0
 
 
-def _compiled(scratch: Path, name: str, overrides: list[str]) -> Path:
-    compile_modules(scratch / name, "default", tuple(overrides))
-    return scratch / name / "trainer_module.py"
+def _compiled(scratch: Path, name: str, overrides: list[str], dataset: str = "default",
+              edits: list[tuple[str, str]] = ()) -> Path:
+    """The trainer module compiled with ``overrides``, then each (old, new) edit applied."""
+    compile_modules(scratch / name, dataset, tuple(overrides))
+    module = scratch / name / "trainer_module.py"
+    text = module.read_text()
+    for old, new in edits:
+        if old not in text:
+            raise ValueError(f"variant {name}: {old!r} is not in the compiled module")
+        text = text.replace(old, new)
+    module.write_text(text)
+    return module
 
 
 def _ratios(runs: dict[str, list[dict[str, Any]]], a: str, b: str, figure: Any
@@ -271,10 +309,25 @@ def _paired(runs: dict[str, list[dict[str, Any]]], a: str, b: str, figure: Any) 
     return statistics.median(ratios) if ratios else math.nan
 
 
+def _selected(variants: dict[str, Any], names: list[str] | None) -> dict[str, Any]:
+    """The variants named on the command line (all without --variants)."""
+    unknown = set(names or ()) - set(SWITCH_VARIANTS) - set(SOURCE_VARIANTS)
+    if unknown:
+        raise SystemExit(f"error: --variants: unknown {sorted(unknown)}")
+    return {name: value for name, value in variants.items() if names is None or name in names}
+
+
+def _tutorial_verdict(runs: dict[str, list[dict[str, Any]]], same: bool) -> str:
+    if "reference (tutorial)" not in runs:
+        return "not run (--tutorial-rounds 0)"
+    return "yes" if same else "NO"
+
+
 def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> dict[str, Any]:
     rows = runs["emitted"][0]["train_rows"]
     epochs = len(runs["emitted"][0]["epoch_seconds"])
-    lines = [f"Default dataset: {rows:,} training examples, batch 1024, {epochs} epochs "
+    data = "Default dataset" if args.dataset == "default" else "Online Retail log"
+    lines = [f"{data}: {rows:,} training examples, batch 1024, {epochs} epochs "
              "(hybrid_v1). Medians over runs; each run a fresh process; CPU only (no GPU).", "",
              "| trainer | runs | steady-state examples/s | first epoch | all epochs, "
              "examples/s | run_fn start -> fit end | run_fn total |",
@@ -305,11 +358,11 @@ def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> d
         each = ", ".join(f"{r:.2f}" for r in _ratios(runs, "emitted", ref, steady_rate))
         lines.append(f"| {ref} | **{ratio[(ref, 'steady')]:.2f}x** | "
                      f"{ratio[(ref, 'fit')]:.2f}x | {each} |")
-    lines += ["", "What the default switches buy (each variant against the defaults in the "
-              "same round; >1 = the variant is faster):", "",
+    lines += ["", "What the default switches buy, and the variants tried for issue #16 (each "
+              "against the defaults in the same round; >1 = the variant is faster):", "",
               "| variant | steady-state | first epoch, seconds more | all epochs | metrics "
               "vs defaults (same seed) |", "|---|---|---|---|---|"]
-    for name in SWITCH_VARIANTS:
+    for name in [*SWITCH_VARIANTS, *SOURCE_VARIANTS]:
         if name not in runs:
             continue
         steady = _paired(runs, name, "emitted", steady_rate)
@@ -322,8 +375,18 @@ def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> d
                     for k in METRICS)
         same = "identical" if drift == 0 else f"max relative difference {drift:.1e}"
         lines.append(f"| {name} | {steady:.2f}x | {extra:+.2f} s | {whole:.2f}x | {same} |")
-    update_section("training-speed", "Training throughput (issue #8, figure 4)",
-                   "\n".join(lines), "python benchmarks/training_speed.py")
+    lines += [f"| {name} | failed to run: {error} | | | |" for name, error in FAILED.items()
+              if name not in runs]
+    suffix, title = ("", "") if args.dataset == "default" else (
+        "-online-retail", ", Online Retail log")
+    command = "python benchmarks/training_speed.py" + (
+        "" if args.dataset == "default" else
+        f" --dataset {args.dataset} --epochs {epochs} --rounds {args.rounds} "
+        f"--tutorial-rounds {args.tutorial_rounds} --switch-rounds {args.switch_rounds}"
+        + ("" if not args.variants else " --variants " + " ".join(
+            repr(name) for name in args.variants)))
+    update_section("training-speed" + suffix, f"Training throughput (issue #8, figure 4{title})",
+                   "\n".join(lines), command)
 
     table = parity([r["final"] for r in runs["emitted"]],
                    [r["final"] for r in runs["reference (tuned)"]])
@@ -332,12 +395,13 @@ def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> d
         t["final"] == u["final"] for t in runs.get("reference (tutorial)", [])
         for u in runs["reference (tuned)"] if t["round"] == u["round"])
     plines = [f"Final metrics of the emitted trainer and the reference (tuned form) on the "
-              f"default dataset, seeds 42..{41 + n} (one run per seed each). A metric agrees "
+              f"{data.lower()}, {epochs} epochs, seeds 42..{41 + n} (one run per seed each). "
+              "A metric agrees "
               f"when |mean difference| <= {TOLERANCE_K:g} * s * sqrt(2/n), s the pooled "
               "seed-to-seed standard deviation of that metric, n = "
               f"{n}: the spread two trainers that differ only by seed would show. The "
               "tutorial-form reference trained identically to the tuned one at every seed: "
-              f"{'yes' if tutorial_same else 'NO'}.", "",
+              f"{_tutorial_verdict(runs, tutorial_same)}.", "",
               "| metric | emitted (mean ± sd) | reference (mean ± sd) | difference | "
               "tolerance | agrees |", "|---|---|---|---|---|---|"]
     for row in table:
@@ -345,9 +409,15 @@ def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> d
             f"| {row['metric']} | {row['emitted']:.4f} ± {row['emitted_sd']:.4f} | "
             f"{row['reference']:.4f} ± {row['reference_sd']:.4f} | {row['difference']:+.4f} | "
             f"{row['tolerance']:.4f} | {'yes' if row['ok'] else '**NO**'} |")
-    update_section("quality-parity", "Quality parity (issue #8, figure 6)", "\n".join(plines),
-                   "python benchmarks/training_speed.py")
+    update_section("quality-parity" + suffix, f"Quality parity (issue #8, figure 6{title})",
+                   "\n".join(plines), command)
     return {
+        "dataset": args.dataset,
+        "epochs": epochs,
+        "target_steady_ratio_tuned": 1.3,
+        "switch_steady_ratio": {name: _paired(runs, name, "emitted", steady_rate)
+                                for name in [*SWITCH_VARIANTS, *SOURCE_VARIANTS]
+                                if name in runs},
         "steady_ratio_tutorial": ratio[("reference (tutorial)", "steady")],
         "steady_ratio_tuned": ratio[("reference (tuned)", "steady")],
         "fit_ratio_tutorial": ratio[("reference (tutorial)", "fit")],

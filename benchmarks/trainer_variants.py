@@ -1,0 +1,64 @@
+"""Trainer variants tried for issue #16 that no recforge knob emits (benchmarks/training_speed.py).
+
+Each is the compiled hybrid_v1 trainer module with textual edits (old, new), measured side by
+side with the module as compiled, and not adopted: RESULTS.md, "Training throughput", has the
+figures.
+"""
+
+from __future__ import annotations
+
+#: One embedding table per tower and embedding width instead of one per feature (the ids of a
+#: width's features offset into their shared table and looked up with one gather): fewer
+#: gathers, gradients and optimizer variables per step. Same model up to the order of the
+#: encoder's output columns and the tables' random initialisation.
+FUSED_ENCODER_CALL = '''    def call(self, inputs):
+        encoded = []
+        for spec in self.features:
+            value = inputs[spec["name"]]
+            if spec["name"] in self.embeddings:
+                encoded.append(self.embeddings[spec["name"]](tf.reshape(value, [-1])))
+            else:
+                encoded.append(tf.reshape(tf.cast(value, tf.float32), [-1, 1]))
+        return tf.concat(encoded, axis=1)
+'''
+
+FUSED_ENCODER_NEW = '''    def build(self, input_shape):
+        # Fused variant: one table per embedding width, each feature's ids at its offset. The
+        # per-feature layers of __init__ are never called, so they never make variables.
+        widths = {}
+        for spec in self.features:
+            if spec["name"] in self.embeddings:
+                layer = self.embeddings[spec["name"]]
+                names, offsets = widths.setdefault(layer.output_dim, ([], [0]))
+                names.append(spec["name"])
+                offsets.append(offsets[-1] + layer.input_dim)
+        self.fused = [
+            (tuple(names), tuple(offsets[:-1]),
+             tf.keras.layers.Embedding(offsets[-1], width, name="fused_embedding_%d" % width))
+            for width, (names, offsets) in widths.items()
+        ]
+        super().build(input_shape)
+
+    def call(self, inputs):
+        encoded = []
+        for names, offsets, table in self.fused:
+            ids = tf.stack([tf.reshape(inputs[name], [-1]) for name in names], axis=1)
+            vectors = table(ids + tf.constant(offsets, tf.int64))
+            encoded.append(tf.reshape(vectors, [-1, len(names) * table.output_dim]))
+        for spec in self.features:
+            if spec["encoding"] == "dense":
+                value = inputs[spec["name"]]
+                encoded.append(tf.reshape(tf.cast(value, tf.float32), [-1, 1]))
+        return tf.concat(encoded, axis=1)
+'''
+
+SOURCE_VARIANTS: dict[str, list[tuple[str, str]]] = {
+    # Keras 2's legacy Adam applies dense gradients with one fused ResourceApplyAdam kernel.
+    "optimizer: legacy Adam": [
+        ("tf.keras.optimizers.Adam(", "tf.keras.optimizers.legacy.Adam("),
+        # The legacy optimizer creates its slots with _create_all_weights, not build.
+        ("model.optimizer.build(model.trainable_variables)",
+         "model.optimizer._create_all_weights(model.trainable_variables)"),
+    ],
+    "one embedding table per tower and width": [(FUSED_ENCODER_CALL, FUSED_ENCODER_NEW)],
+}
