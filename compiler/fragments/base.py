@@ -371,23 +371,28 @@ def statements(template: str, **values: Any) -> cst.Module:
     parsed = _parsed_template(template, frozenset(nodes), "module")
     if parsed is None:
         return parse_template_module(template, **nodes)
-    if not nodes:
-        return parsed
-    # Filling placeholders walks the whole template, the larger part of a build; most
-    # templates get the same values in every compile (and every point of a sweep). The same
-    # text in gives the same tree out, and trees are immutable, so each filling is kept.
-    key = (template, tuple((name, _EMPTY.code_for_node(node)) for name, node in nodes.items()))
-    filled = _FILLED.get(key)
-    if filled is None:
-        if len(_FILLED) >= _FILLED_MAX:
-            _FILLED.clear()
-        filled = _FILLED[key] = _unmangle(parsed, nodes)
-    return filled
+    return _filled(_FILLED, template, parsed, nodes) if nodes else parsed
 
 
 _EMPTY = cst.Module(body=[])
-_FILLED: dict[tuple[str, tuple[tuple[str, str], ...]], cst.Module] = {}
+_FILLED: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+_FILLED_EXPRESSIONS: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
 _FILLED_MAX = 4096
+
+
+def _filled(kept: dict[tuple[str, tuple[tuple[str, str], ...]], Any], template: str,
+            parsed: Any, nodes: dict[str, cst.CSTNode]) -> Any:
+    """``parsed`` with ``nodes`` filled in, kept in ``kept``. Filling placeholders walks the
+    whole template, the larger part of a build; most templates get the same values in every
+    compile (and every point of a sweep). The same text in gives the same tree out, and trees
+    are immutable, so each filling is kept."""
+    key = (template, tuple((name, _EMPTY.code_for_node(node)) for name, node in nodes.items()))
+    filled = kept.get(key)
+    if filled is None:
+        if len(kept) >= _FILLED_MAX:
+            kept.clear()
+        filled = kept[key] = _unmangle(parsed, nodes)
+    return filled
 
 
 def expression(template: str, **values: Any) -> cst.BaseExpression:
@@ -395,19 +400,7 @@ def expression(template: str, **values: Any) -> cst.BaseExpression:
     parsed = _parsed_template(template, frozenset(nodes), "expression")
     if parsed is None:
         return parse_template_expression(template, **nodes)
-    if not nodes:
-        return parsed
-    # As in ``statements``: the same text in gives the same (immutable) tree out.
-    key = (template, tuple((name, _EMPTY.code_for_node(node)) for name, node in nodes.items()))
-    filled = _FILLED_EXPRESSIONS.get(key)
-    if filled is None:
-        if len(_FILLED_EXPRESSIONS) >= _FILLED_MAX:
-            _FILLED_EXPRESSIONS.clear()
-        filled = _FILLED_EXPRESSIONS[key] = _unmangle(parsed, nodes)
-    return filled
-
-
-_FILLED_EXPRESSIONS: dict[tuple[str, tuple[tuple[str, str], ...]], cst.BaseExpression] = {}
+    return _filled(_FILLED_EXPRESSIONS, template, parsed, nodes) if nodes else parsed
 
 
 @functools.lru_cache(maxsize=1024)
