@@ -60,6 +60,8 @@ VALUES: dict[str, tuple[str, ...]] = {
     "rating_head": ("_build_rating_head",),
     "ranking_loss": ("_ranking_loss",),
     "retrieval_loss": ("_retrieval_loss",),
+    # model.retrieval.sparse_labels: the softmax loss as the retrieval task's layer itself.
+    "sparse_label_retrieval": ("SparseLabelRetrieval",),
     "optimizer": ("_make_optimizer",),
     "MeanLossModel": ("MeanLossModel",),
     "RecommenderModel": ("RecommenderModel", "MODEL_TYPE"),

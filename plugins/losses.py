@@ -17,7 +17,7 @@ from compiler.fragments import (
     Section,
     statements,
 )
-from compiler.model import embedding_column, vocabulary_file
+from compiler.model import ResolvedConfig, embedding_column, vocabulary_file
 from plugins.history import PRODUCT_FREQUENCY_VOCAB, add_frequency_reader
 
 RANKING_LOSS = '''
@@ -213,11 +213,20 @@ class SoftmaxRetrievalLoss(Fragment):
     name: ClassVar[str] = "softmax"
     description: ClassVar[str] = "in-batch softmax cross-entropy"
     EXAMPLES: ClassVar[list[list[str]]] = [
-        [], ["model=retrieval_v1"],
+        [], ["model=retrieval_v1"], ["model.retrieval.sparse_labels=false"],
         ["model.retrieval.temperature=0.1", "model.retrieval.logq_correction=true",
          "model.retrieval.remove_accidental_hits=true", "model.retrieval.loss_reduction=mean"],
     ]
-    provides: ClassVar[tuple[str, ...]] = ("retrieval_loss",)
+    # Either value, by use (declare): the class lists both for the docs and for error messages.
+    provides: ClassVar[tuple[str, ...]] = ("retrieval_loss", "sparse_label_retrieval")
+
+    @classmethod
+    def declare(cls, use: FragmentUse, config: ResolvedConfig) -> dict[str, tuple[str, ...]]:
+        """With sparse labels the loss is the task layer ``SparseLabelRetrieval``, and no
+        ``_retrieval_loss`` is emitted."""
+        if uses_sparse_labels(use.params):
+            return {"provides": ("sparse_label_retrieval",)}
+        return {"provides": ("retrieval_loss",)}
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")

@@ -18,6 +18,7 @@ from compiler.fragments import (
     Section,
     statements,
 )
+from compiler.model import ResolvedConfig
 from plugins.losses import (
     SoftmaxRetrievalLoss,
     join_pieces,
@@ -300,10 +301,24 @@ GLOBAL_CANDIDATES = (
 )
 
 
+def _sparse_label_task(config: ResolvedConfig, params: Mapping[str, Any]) -> bool:
+    """Whether the softmax loss fragment emits SparseLabelRetrieval as the retrieval task."""
+    return config.model.retrieval_loss == SoftmaxRetrievalLoss.name and uses_sparse_labels(params)
+
+
 class _Task(Fragment):
     kind: ClassVar[str] = "task"
     template: ClassVar[str]
     ranking: ClassVar[bool]
+
+    @classmethod
+    def declare(cls, use: FragmentUse, config: ResolvedConfig) -> dict[str, tuple[str, ...]]:
+        """With sparse labels the retrieval task is the loss fragment's SparseLabelRetrieval."""
+        requires = cls.requires
+        if _sparse_label_task(config, use.params):
+            requires = tuple("sparse_label_retrieval" if value == "retrieval_loss" else value
+                             for value in requires)
+        return {"provides": cls.provides, "requires": requires}
 
     def contribute(self, use: FragmentUse, ctx: BuildContext, out: Contributions) -> None:
         out.require_import("tensorflow", alias="tf")
@@ -317,8 +332,7 @@ class _Task(Fragment):
             out.add(Section.TOWERS, statements(UNIT_NORMALIZED))
         source = tuned or self.template
         # model.retrieval.sparse_labels: the softmax loss fragment emits SparseLabelRetrieval.
-        if (ctx.config.model.retrieval_loss == SoftmaxRetrievalLoss.name
-                and uses_sparse_labels(use.params)):
+        if _sparse_label_task(ctx.config, use.params):
             source = source.replace(TFRS_RETRIEVAL_TASK, "SparseLabelRetrieval()")
         if use.params.get("distribution"):  # negatives from the whole global batch
             source = source.replace(LOCAL_CANDIDATES, GLOBAL_CANDIDATES)
