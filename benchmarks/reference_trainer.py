@@ -79,12 +79,13 @@ FEATURES = {
 }
 
 
-def _dataset(files: list[str], feature_spec: dict[str, Any], shuffle: bool) -> tf.data.Dataset:
+def _dataset(files: list[str], feature_spec: dict[str, Any],
+             shuffle_buffer: int = 0) -> tf.data.Dataset:
     records = tf.data.TFRecordDataset(tf.io.gfile.glob(files[0]) if len(files) == 1 else files,
                                       compression_type="GZIP")
     examples = records.map(lambda record: tf.io.parse_single_example(record, feature_spec))
-    if shuffle:
-        examples = examples.shuffle(100_000, seed=SEED, reshuffle_each_iteration=False)
+    if shuffle_buffer:
+        examples = examples.shuffle(shuffle_buffer, seed=SEED, reshuffle_each_iteration=False)
     return examples.batch(BATCH_SIZE).cache()
 
 
@@ -204,10 +205,11 @@ def run_fn(fn_args: Any) -> dict[str, Any]:
     started = time.perf_counter()
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     spec = tf_transform_output.transformed_feature_spec()
-    train = _dataset(fn_args.train_files, spec, shuffle=True)
-    evaluation = _dataset(fn_args.eval_files, spec, shuffle=False)
+    # The tutorials' buffer; ``custom_config["shuffle_buffer"]`` sets another (rows).
+    train = _dataset(fn_args.train_files, spec, int(custom.get("shuffle_buffer", 100_000)))
+    evaluation = _dataset(fn_args.eval_files, spec)
     test_pattern = fn_args.train_files[0].replace("Split-train", "Split-test")
-    test = _dataset([test_pattern], spec, shuffle=False)
+    test = _dataset([test_pattern], spec)
     features = str(custom.get("features", "cherng_v3"))
     products = tf.data.Dataset.from_tensor_slices(
         unique_products([train, evaluation, test], FEATURES[features][2]))
