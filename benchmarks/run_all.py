@@ -48,17 +48,17 @@ STEPS = {
 #: What limits a figure when it misses its target (measured; see each section).
 LIMITS = {
     "warm_compile": "the static passes, ~45 ms even with the parse of an unchanged text cached: "
-            "indexing and analysing ~650 lines of emitted code in Python; then codegen "
+            "indexing and analysing hybrid_v1's ~940 lines of emitted code in Python; then codegen "
             "(~13 ms), writing the files (~5 ms), compose and validate (~7 ms) and build "
             "(~5 ms, from ~30 ms, by keeping filled templates): ~75 ms on a quiet machine.",
-    "cli": "the first build in a new process parses and fills ~56 fragment templates (about "
-           "half the command when profiled); then plugin loading (~0.1 s), validate (~0.1 s) "
-           "and compiler.cloud imports (~0.13 s). SQLAlchemy is off this path (stdlib sqlite3 "
-           "records the compile) and the disk cache keeps the composition and pass findings.",
+    "cli": "profiled (cProfile, which inflates it to 1.5 s): the first build in a new "
+           "process is 0.58 s, 0.40 s of it parsing and filling fragment templates; then "
+           "validate (0.12 s), compiler.cloud imports (0.11 s) and plugin loading (0.09 s). "
+           "SQLAlchemy is off this path (stdlib sqlite3 records the compile) and the disk "
+           "cache keeps the composition and pass findings.",
     "sweep": "the static passes are ~85% of each distinct point (~111 of 131 ms): the 75 "
              "distinct points have 75 different trainer texts, so every pass runs on each; "
              "pyflakes, transform-trainer drift and the dataflow passes cost the most.",
-    "passes": "parsing and analysing ~540 lines of trainer with libcst in Python.",
     "parity": "see the quality-parity sections: a metric outside its tolerance is a "
               "difference between the trainers to find before any speed figure counts.",
 }
@@ -67,13 +67,26 @@ LIMITS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs of every figure")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="keep each step's figures (JSON) in DIR, not a temporary folder")
+    parser.add_argument("--summary-only", metavar="DIR",
+                        help="run nothing: write the summary again from the figures that an "
+                        "earlier run kept in DIR (--keep)")
     args = parser.parse_args(argv)
+    if args.summary_only:
+        kept = Path(args.summary_only)
+        run = json.loads((kept / "run.json").read_text())
+        write_summary({step: json.loads((kept / f"{step}.json").read_text()) for step in STEPS},
+                      run["quick"], run["seconds"], run["load"])
+        return 0
     started = time.perf_counter()
     summaries: dict[str, dict] = {}
     loads: list[float] = []
     with tempfile.TemporaryDirectory(prefix="recforge_benchmarks_") as tmp:
+        folder = Path(args.keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         for step, (script, full, quick) in STEPS.items():
-            summary = Path(tmp) / f"{step}.json"
+            summary = folder / f"{step}.json"
             step_started = time.perf_counter()
             print(f"== {step}", flush=True)
             subprocess.run([sys.executable, str(HERE / script), *(quick if args.quick else full),
@@ -81,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
             summaries[step] = json.loads(summary.read_text())
             loads.append(os.getloadavg()[1])  # 5-minute load: this benchmark's own and others'
             print(f"== {step}: {time.perf_counter() - step_started:.0f} s", flush=True)
-    write_summary(summaries, args.quick, time.perf_counter() - started, max(loads))
+    seconds, load = time.perf_counter() - started, max(loads)
+    if args.keep:
+        (folder / "run.json").write_text(json.dumps(
+            {"quick": args.quick, "seconds": seconds, "load": load}))
+    write_summary(summaries, args.quick, seconds, load)
     return 0
 
 
@@ -180,7 +197,9 @@ def write_summary(s: dict[str, dict], quick: bool, seconds: float, load: float) 
     retail_training = s["training_speed.py online_retail"]
     limits = {**LIMITS, **_main_job_limit(job, transform),
               "training": _training_limit(training, retail_training),
-              "eval": _eval_limit(evaluation)}
+              "eval": _eval_limit(evaluation),
+              "passes": f"parsing and analysing the {passes['lines']:,} lines of "
+                        f"`{passes['file']}` with libcst in Python, a fresh parse each run."}
     floor = f"`import hydra, libcst, pluggy`, {compile_['floor_ms']:.0f} ms here"
     rows: list[tuple[str, str, str, str, bool | None, str]] = [
         ("1", "compile hybrid_v1 in-process, warm",
